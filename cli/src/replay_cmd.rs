@@ -1,0 +1,155 @@
+//! `vigil replay`: captures through the compiled filter, as JSON lines or for a person.
+
+use std::path::{Path, PathBuf};
+use vigil_host::replay::{replay_file, ReplayResult};
+use vigil_host::Plugin;
+
+pub fn run(json: bool, wasm: Option<PathBuf>, show_logs: bool, captures: &[PathBuf]) -> u8 {
+    let wasm = match wasm
+        .map(Ok)
+        .unwrap_or_else(|| vigil_host::artifacts::wasm("vigil_filter"))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("vigil replay: {e}");
+            return 2;
+        }
+    };
+    let plugin = match Plugin::load(&wasm) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("vigil replay: {e}");
+            return 2;
+        }
+    };
+    let mut code = 0;
+    let mut results = Vec::new();
+    for path in captures {
+        let result = replay_file(&plugin, path);
+        code = code.max(exit_code(&result));
+        if json {
+            match serde_json::to_string(&result) {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("{}: cannot print result: {e}", path.display()),
+            }
+            for failure in &result.expect_failures {
+                eprintln!("{}: expectation failed: {failure}", path.display());
+            }
+        } else {
+            print_readable(path, &result, show_logs);
+        }
+        results.push(result);
+    }
+    if !json {
+        print_summary(&results);
+    }
+    code
+}
+
+/// 2 for a capture that cannot be used, 1 for a failed run or expectation, else 0.
+fn exit_code(r: &ReplayResult) -> u8 {
+    if r.unusable {
+        2
+    } else if r.error.is_some() || r.expect_ok == Some(false) {
+        1
+    } else {
+        0
+    }
+}
+
+fn header<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn print_readable(path: &Path, r: &ReplayResult, show_logs: bool) {
+    println!("● {}  ({})", r.name, path.display());
+    if r.unusable {
+        println!("  unusable  {}", r.error.as_deref().unwrap_or(""));
+        println!();
+        return;
+    }
+    match &r.upstream_request {
+        Some(up) => println!(
+            "  upstream  {} {} reached the model server ({} body bytes)",
+            header(&up.headers, ":method").unwrap_or("?"),
+            header(&up.headers, ":path").unwrap_or("?"),
+            up.body.len()
+        ),
+        None => println!("  upstream  nothing reached the model server"),
+    }
+    println!(
+        "  client    {} {} ({} body bytes)",
+        r.status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into()),
+        r.outcome.as_deref().unwrap_or("did not run"),
+        r.client_body.len()
+    );
+    if !r.callouts.is_empty() {
+        let clusters: Vec<&str> = r.callouts.iter().map(|c| c.cluster.as_str()).collect();
+        println!("  callouts  {}", clusters.join(", "));
+    }
+    let rec = &r.record;
+    if rec.is_null() {
+        println!("  record    none written");
+    } else {
+        let s = |p: &str| {
+            rec.pointer(p)
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .unwrap_or_default()
+        };
+        println!(
+            "  record    seq {} · decision {} ({}) · policy {} v{} · complete {}",
+            s("/seq"),
+            s("/decision/action"),
+            s("/decision/reason"),
+            s("/policy/id"),
+            s("/policy/version"),
+            s("/complete")
+        );
+        println!(
+            "            request {} bytes · response {} bytes · hash {}…",
+            s("/request/bytes"),
+            s("/response/bytes"),
+            s("/hash").chars().take(16).collect::<String>()
+        );
+    }
+    match r.expect_ok {
+        Some(true) => println!("  expect    ok"),
+        Some(false) => {
+            for f in &r.expect_failures {
+                println!("  expect    FAILED: {f}");
+            }
+        }
+        None => {}
+    }
+    if let Some(e) = &r.error {
+        println!("  error     {e}");
+    }
+    if show_logs {
+        for l in &r.logs {
+            println!("  log       [{}] {}", l.level.name(), l.message);
+        }
+    }
+    println!();
+}
+
+fn print_summary(results: &[ReplayResult]) {
+    let ran = results.iter().filter(|r| r.error.is_none()).count();
+    let with_expect = results.iter().filter(|r| r.expect_ok.is_some()).count();
+    let held = results.iter().filter(|r| r.expect_ok == Some(true)).count();
+    println!(
+        "{} captures: {} ran cleanly, {} of {} with expectations held",
+        results.len(),
+        ran,
+        held,
+        with_expect
+    );
+}

@@ -1,0 +1,194 @@
+//! The plugin configuration: what Envoy hands the filter in `on_configure`, and what
+//! `vigil policy check` validates. Both go through [`PluginConfig::parse`], so a file that
+//! passes the check is exactly a file the filter accepts.
+//!
+//! This first cut carries the policy's identity (`id`, `version`) and the session-record
+//! settings; identity providers, models, rules and masking join it in later issues. Unknown
+//! fields are errors, so a misspelt setting never silently falls back to a default.
+
+use crate::digest::sha256_hex;
+use crate::json_reader::{self, Errors, ObjectReader, PathError};
+
+/// Every problem found in one configuration, each with its JSON path.
+pub type ConfigError = Vec<PathError>;
+
+/// Envoy's filter state key is `wasm.` + this name; the access log reads it with
+/// `%FILTER_STATE(wasm.vigil_record:PLAIN)%`.
+pub const DEFAULT_RECORD_PROPERTY: &str = "vigil_record";
+pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A validated plugin configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginConfig {
+    /// The policy's id, e.g. `llm-gateway`.
+    pub id: String,
+    /// The policy's version as the security team writes it, e.g. `2026-11-01.1`.
+    pub version: String,
+    pub description: Option<String>,
+    pub record: RecordSettings,
+    /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
+    /// reformatting a policy does not change its hash but any edit of meaning does.
+    pub sha256: String,
+}
+
+/// Where and how session records are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordSettings {
+    /// The property (filter state) name the record is written to.
+    pub property: String,
+    /// The request header whose value identifies the request (Envoy sets `x-request-id`).
+    pub request_id_header: String,
+}
+
+impl PluginConfig {
+    /// Parses and validates configuration bytes, returning every error found.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let value = json_reader::parse(bytes).map_err(|e| vec![e])?;
+        let mut errors = Errors::default();
+        let config = read_config(&value, &mut errors);
+        match config {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(errors.into_vec()),
+        }
+    }
+}
+
+fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginConfig> {
+    let mut root = ObjectReader::new("$", value, errors)?;
+    let id = root.required_string("id", errors);
+    if let Some(id) = &id {
+        if !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            errors.push(
+                &root.field_path("id"),
+                format!("must use only letters, digits, '-', '_' and '.', found {id:?}"),
+            );
+        }
+    }
+    let version = root.required_string("version", errors);
+    let description = root.string("description", errors);
+    let record = match root.get("record") {
+        Some(v) => read_record(&root.field_path("record"), v, errors),
+        None => Some(RecordSettings::default()),
+    };
+    root.finish(errors);
+    Some(PluginConfig {
+        id: id?,
+        version: version?,
+        description,
+        record: record?,
+        sha256: sha256_hex(&serde_json::to_vec(value).unwrap_or_default()),
+    })
+}
+
+fn read_record(
+    path: &str,
+    value: &serde_json::Value,
+    errors: &mut Errors,
+) -> Option<RecordSettings> {
+    let mut obj = ObjectReader::new(path, value, errors)?;
+    let mut settings = RecordSettings::default();
+    if let Some(property) = obj.string("property", errors) {
+        // Envoy accepts any bytes, but access-log format strings and Istio's stats names do not.
+        if property.is_empty()
+            || !property
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c))
+        {
+            errors.push(
+                &obj.field_path("property"),
+                format!("must be letters, digits, '_' or '.', found {property:?}"),
+            );
+        } else {
+            settings.property = property;
+        }
+    }
+    if let Some(header) = obj.string("request_id_header", errors) {
+        if header.is_empty()
+            || header.starts_with(':')
+            || header
+                .chars()
+                .any(|c| c.is_ascii_uppercase() || c.is_whitespace())
+        {
+            errors.push(
+                &obj.field_path("request_id_header"),
+                format!("must be a lowercase header name, found {header:?}"),
+            );
+        } else {
+            settings.request_id_header = header;
+        }
+    }
+    obj.finish(errors);
+    Some(settings)
+}
+
+impl Default for RecordSettings {
+    fn default() -> Self {
+        Self {
+            property: DEFAULT_RECORD_PROPERTY.into(),
+            request_id_header: DEFAULT_REQUEST_ID_HEADER.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors_of(text: &str) -> Vec<String> {
+        PluginConfig::parse(text.as_bytes())
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn minimal_config_gets_record_defaults() {
+        let c = PluginConfig::parse(br#"{"id":"p","version":"1"}"#).unwrap();
+        assert_eq!(c.record.property, "vigil_record");
+        assert_eq!(c.record.request_id_header, "x-request-id");
+        assert_eq!(c.sha256.len(), 64);
+    }
+
+    #[test]
+    fn hash_ignores_formatting_but_not_meaning() {
+        let a = PluginConfig::parse(br#"{"id":"p","version":"1"}"#).unwrap();
+        let b = PluginConfig::parse(b"{ \"version\" : \"1\",\n \"id\": \"p\" }").unwrap();
+        let c = PluginConfig::parse(br#"{"id":"p","version":"2"}"#).unwrap();
+        assert_eq!(a.sha256, b.sha256);
+        assert_ne!(a.sha256, c.sha256);
+    }
+
+    #[test]
+    fn every_error_is_reported_at_once() {
+        assert_eq!(
+            errors_of(r#"{"version": 3, "record": {"property": "", "bogus": 1}, "rules": []}"#),
+            vec![
+                "$: missing required field \"id\"",
+                "$.version: expected a string, found number 3",
+                "$.record.property: must be letters, digits, '_' or '.', found \"\"",
+                "$.record.bogus: unknown field \"bogus\" (expected one of: property, request_id_header)",
+                "$.rules: unknown field \"rules\" (expected one of: description, id, record, version)",
+            ]
+        );
+    }
+
+    #[test]
+    fn not_an_object_is_one_clear_error() {
+        assert_eq!(
+            errors_of("[1,2]"),
+            vec!["$: expected an object, found an array of 2 items"]
+        );
+    }
+
+    #[test]
+    fn invalid_json_names_the_position() {
+        assert_eq!(
+            errors_of("{\"id\": \"p\",}"),
+            vec!["$: invalid JSON at line 1 column 12: trailing comma"]
+        );
+    }
+}

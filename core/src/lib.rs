@@ -1,0 +1,13 @@
+//! Vigil's pure logic, shared by the filter (`vigil.wasm`) and the tools (`vigil`, the host).
+//!
+//! Nothing here knows about proxy-wasm: the filter translates host events into calls on these
+//! types, and the CLI validates and reads the very same types, so the two never disagree.
+
+pub mod config;
+pub mod digest;
+pub mod json_reader;
+pub mod record;
+pub mod time;
+
+pub use config::{ConfigError, PluginConfig};
+pub use record::SessionRecord;

@@ -1,0 +1,51 @@
+//! A proxy-wasm host on wasmtime that runs `vigil.wasm` (or any proxy-wasm 0.2.x module)
+//! outside Envoy, with Envoy's semantics, so tests exercise the compiled artifact through the
+//! real ABI. Each [`Vm`] owns its state (clock, logs, streams, callouts); nothing is global,
+//! so tests run in parallel.
+
+pub mod abi;
+pub mod capture;
+pub mod filter_manager;
+mod guest;
+pub mod headers;
+pub mod imports;
+pub mod properties;
+pub mod replay;
+pub mod state;
+pub mod vm;
+pub mod wasi;
+
+pub use state::{CallAnswer, HostState, LogLine, PendingCall};
+pub use vm::{HostError, Plugin, Vm, VmOptions};
+
+/// Serializes bytes as UTF-8 text (U+FFFD for bad bytes), as the replay output shows bodies.
+pub mod bytes_as_text {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(bytes))
+    }
+}
+
+/// Where the built artifacts live, relative to the workspace root.
+pub mod artifacts {
+    use std::path::PathBuf;
+
+    /// The workspace root (the parent of `host/`).
+    pub fn workspace_root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default()
+    }
+
+    /// `target/wasm32-wasip1/release/<name>.wasm`, or an error that says how to build it.
+    pub fn wasm(crate_file: &str) -> Result<PathBuf, String> {
+        let path = workspace_root()
+            .join("target/wasm32-wasip1/release")
+            .join(format!("{crate_file}.wasm"));
+        if path.exists() {
+            Ok(path)
+        } else {
+            Err(format!("{} is missing; build it with: scripts/build (or cargo build --release --target wasm32-wasip1 -p vigil-filter -p vigil-probe)", path.display()))
+        }
+    }
+}

@@ -1,0 +1,400 @@
+//! Runs a capture through a plugin in the host and reports what happened in the replay
+//! output contract (DESIGN.md): what the client got, what reached the model server, the
+//! callouts, the session record as the access log saw it, and whether `expect` held.
+//!
+//! Body chunks are delivered one by one, as captured. Callouts are answered from the
+//! capture's script in the order they were dispatched; a callout the script cannot answer is
+//! an error of this capture, never a hang.
+
+use crate::abi::Pairs;
+use crate::capture::{self, LoadedCapture};
+use crate::state::CallAnswer;
+use crate::vm::{HostError, Plugin, Vm, VmOptions};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+/// What reached the model server.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct UpstreamRequest {
+    pub headers: Pairs,
+    pub body: String,
+}
+
+/// One callout the filter made.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CalloutSeen {
+    pub cluster: String,
+    pub headers: Pairs,
+    pub body: String,
+}
+
+/// One line of `vigil replay --json` (contract).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayResult {
+    pub name: String,
+    /// `forwarded` or `local_response`; null when the capture could not run at all.
+    pub outcome: Option<String>,
+    /// The status the client got; 0 when it got no response headers (reset), null when the
+    /// capture could not run.
+    pub status: Option<u16>,
+    pub client_headers: Pairs,
+    pub client_body: String,
+    pub upstream_request: Option<UpstreamRequest>,
+    pub callouts: Vec<CalloutSeen>,
+    pub record: serde_json::Value,
+    pub expect_ok: Option<bool>,
+    pub error: Option<String>,
+    #[serde(skip)]
+    pub expect_failures: Vec<String>,
+    #[serde(skip)]
+    pub unusable: bool,
+    #[serde(skip)]
+    pub logs: Vec<crate::LogLine>,
+}
+
+impl ReplayResult {
+    fn failed(name: String, error: String, unusable: bool) -> Self {
+        Self {
+            name,
+            outcome: None,
+            status: None,
+            client_headers: Vec::new(),
+            client_body: String::new(),
+            upstream_request: None,
+            callouts: Vec::new(),
+            record: serde_json::Value::Null,
+            expect_ok: None,
+            error: Some(error),
+            expect_failures: Vec::new(),
+            unusable,
+            logs: Vec::new(),
+        }
+    }
+}
+
+/// The filter-state key the session record is written under, from the capture's config
+/// (or the embedded default when the config is empty or not Vigil's).
+fn record_key(config: &[u8]) -> String {
+    let property = vigil_core::PluginConfig::parse(config)
+        .map(|c| c.record.property)
+        .unwrap_or_else(|_| vigil_core::config::DEFAULT_RECORD_PROPERTY.into());
+    format!("wasm.{property}")
+}
+
+/// Loads and runs one capture file.
+pub fn replay_file(plugin: &Plugin, path: &Path) -> ReplayResult {
+    match capture::load(path) {
+        Ok(loaded) => run(plugin, &loaded),
+        Err(e) => {
+            let name = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            ReplayResult::failed(name, e.0, true)
+        }
+    }
+}
+
+/// Runs a loaded capture.
+pub fn run(plugin: &Plugin, loaded: &LoadedCapture) -> ReplayResult {
+    let c = &loaded.capture;
+    let options = VmOptions {
+        plugin_config: loaded.config_bytes.clone(),
+        env: c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        now_nanos: loaded.now_nanos,
+        clusters: loaded.callouts.keys().cloned().collect(),
+        ..VmOptions::default()
+    };
+    let mut vm = match Vm::start(plugin, options) {
+        Ok(vm) => vm,
+        Err(e) => return ReplayResult::failed(c.name.clone(), e.to_string(), false),
+    };
+    let mut exchange = Exchange {
+        script: loaded
+            .callouts
+            .iter()
+            .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+            .collect(),
+        errors: Vec::new(),
+        stopped: false,
+    };
+    let outcome = exchange.drive(&mut vm, loaded);
+    let mut result = collect(
+        &vm,
+        c.name.clone(),
+        outcome.as_ref().ok().copied(),
+        &record_key(&loaded.config_bytes),
+    );
+    if let Err(e) = outcome {
+        // Envoy fails the stream closed when the VM traps: a 503 local reply
+        // (context.cc failStream), and the filter is not called again.
+        result.outcome = Some("local_response".into());
+        result.status = Some(503);
+        result.client_headers = vec![(":status".into(), "503".into())];
+        result.client_body = String::new();
+        exchange.errors.insert(0, e.to_string());
+    }
+    if !exchange.errors.is_empty() {
+        result.error = Some(exchange.errors.join("; "));
+    }
+    if let Some(expect) = &c.expect {
+        result.expect_failures = check_expectations(expect, &result, vm.logs());
+        result.expect_ok = Some(result.expect_failures.is_empty());
+    }
+    result.logs = vm.logs().to_vec();
+    result
+}
+
+struct Exchange {
+    script: BTreeMap<String, VecDeque<CallAnswer>>,
+    errors: Vec<String>,
+    stopped: bool,
+}
+
+impl Exchange {
+    /// Plays the capture; returns the stream's context id.
+    fn drive(&mut self, vm: &mut Vm, loaded: &LoadedCapture) -> Result<u32, HostError> {
+        let c = &loaded.capture;
+        let id = vm.create_stream()?;
+        let req = &c.request;
+        let n = loaded.request_body.len();
+        vm.request_headers(id, &req.headers, n == 0 && req.trailers.is_none())?;
+        self.pump(vm)?;
+        for (i, chunk) in loaded.request_body.iter().enumerate() {
+            vm.request_body(id, chunk, i + 1 == n && req.trailers.is_none())?;
+            self.pump(vm)?;
+        }
+        if let Some(t) = &req.trailers {
+            vm.request_trailers(id, t)?;
+            self.pump(vm)?;
+        }
+        let stream = vm
+            .stream(id)
+            .ok_or_else(|| HostError::Usage("stream vanished".into()))?;
+        let answered_locally = stream.local_reply_started || stream.reset.is_some();
+        if !answered_locally && !self.stopped {
+            if !stream.request.sent_end {
+                self.errors.push("the filter held the request and neither forwarded it nor answered it, with no callout pending".into());
+            } else if let Some(up) = &c.upstream {
+                let n = loaded.upstream_body.len();
+                vm.response_headers(id, &up.headers, n == 0 && up.trailers.is_none())?;
+                self.pump(vm)?;
+                for (i, chunk) in loaded.upstream_body.iter().enumerate() {
+                    vm.response_body(id, chunk, i + 1 == n && up.trailers.is_none())?;
+                    self.pump(vm)?;
+                }
+                if let Some(t) = &up.trailers {
+                    vm.response_trailers(id, t)?;
+                    self.pump(vm)?;
+                }
+                let stream = vm
+                    .stream(id)
+                    .ok_or_else(|| HostError::Usage("stream vanished".into()))?;
+                if !stream.response.sent_end && stream.reset.is_none() && !self.stopped {
+                    self.errors.push("the filter held the response and never released it, with no callout pending".into());
+                }
+            } else {
+                self.errors.push(
+                    "the request reached the model server but the capture has no `upstream` answer"
+                        .into(),
+                );
+            }
+        }
+        vm.complete_stream(id)?;
+        Ok(id)
+    }
+
+    /// Answers pending callouts from the script until none is pending.
+    fn pump(&mut self, vm: &mut Vm) -> Result<(), HostError> {
+        for cluster in std::mem::take(&mut vm.state_mut().unknown_cluster_calls) {
+            self.errors.push(format!("the filter called cluster {cluster:?}, which the capture's `callouts` does not script (the filter got BadArgument)"));
+        }
+        while !self.stopped {
+            let Some(call) = vm.state().pending_calls.values().next().cloned() else {
+                break;
+            };
+            match self
+                .script
+                .get_mut(&call.cluster)
+                .and_then(VecDeque::pop_front)
+            {
+                Some(CallAnswer::Timeout) if call.timeout_ms > 0 => {
+                    vm.advance(call.timeout_ms as u64 * 1_000_000)?
+                }
+                Some(answer) => vm.answer_call(call.token, answer)?,
+                None => {
+                    let path = call
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k == ":path")
+                        .map(|(_, v)| v.as_str())
+                        .unwrap_or("");
+                    self.errors.push(format!("unscripted callout to cluster {:?} ({path}): callouts.{} has no answer left", call.cluster, call.cluster));
+                    self.stopped = true;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn collect(vm: &Vm, name: String, id: Option<u32>, record_key: &str) -> ReplayResult {
+    let mut result = ReplayResult::failed(name, String::new(), false);
+    result.error = None;
+    result.callouts = vm
+        .state()
+        .calls_made
+        .iter()
+        .map(|c| CalloutSeen {
+            cluster: c.cluster.clone(),
+            headers: c.headers.clone(),
+            body: String::from_utf8_lossy(&c.body).into_owned(),
+        })
+        .collect();
+    let Some(stream) = id
+        .and_then(|id| vm.stream(id))
+        .or_else(|| vm.state().streams.values().next())
+    else {
+        return result;
+    };
+    let response = &stream.response;
+    result.client_headers = response.sent_headers.clone().unwrap_or_default();
+    result.client_body = String::from_utf8_lossy(&response.sent_body).into_owned();
+    result.status = Some(
+        response
+            .sent_headers
+            .as_ref()
+            .and_then(|h| h.iter().find(|(k, _)| k == ":status"))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0),
+    );
+    result.outcome = Some(
+        if stream.local_reply_started {
+            "local_response"
+        } else {
+            "forwarded"
+        }
+        .into(),
+    );
+    result.upstream_request = stream
+        .request
+        .sent_headers
+        .as_ref()
+        .map(|h| UpstreamRequest {
+            headers: h.clone(),
+            body: String::from_utf8_lossy(&stream.request.sent_body).into_owned(),
+        });
+    result.record = match stream
+        .access_log
+        .as_ref()
+        .and_then(|state| state.get(record_key))
+    {
+        Some(bytes) => serde_json::from_slice(bytes).unwrap_or_else(|_| {
+            serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned())
+        }),
+        None => serde_json::Value::Null,
+    };
+    result
+}
+
+fn header<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn check_headers(
+    what: &str,
+    pairs: &Pairs,
+    want: &BTreeMap<String, Option<String>>,
+    failures: &mut Vec<String>,
+) {
+    for (name, expected) in want {
+        let got = header(pairs, name);
+        if got != expected.as_deref() {
+            failures.push(format!(
+                "{what} header {name}: expected {expected:?}, got {got:?}"
+            ));
+        }
+    }
+}
+
+/// Every expectation that did not hold, as a sentence.
+pub fn check_expectations(
+    expect: &capture::Expect,
+    r: &ReplayResult,
+    logs: &[crate::LogLine],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    if let Some(outcome) = &expect.outcome {
+        if r.outcome.as_deref() != Some(outcome) {
+            failures.push(format!(
+                "outcome: expected {outcome:?}, got {:?}",
+                r.outcome
+            ));
+        }
+    }
+    if let Some(status) = expect.status {
+        if r.status != Some(status) {
+            failures.push(format!("status: expected {status}, got {:?}", r.status));
+        }
+    }
+    check_headers(
+        "client",
+        &r.client_headers,
+        &expect.client_headers,
+        &mut failures,
+    );
+    for needle in &expect.client_body_contains {
+        if !r.client_body.contains(needle) {
+            failures.push(format!("client body does not contain {needle:?}"));
+        }
+    }
+    for needle in &expect.client_body_excludes {
+        if r.client_body.contains(needle) {
+            failures.push(format!("client body contains {needle:?}"));
+        }
+    }
+    let upstream = r.upstream_request.clone();
+    if !expect.upstream_headers.is_empty() || !expect.upstream_body_contains.is_empty() {
+        match &upstream {
+            None => failures.push("nothing reached the model server".into()),
+            Some(up) => {
+                check_headers(
+                    "upstream",
+                    &up.headers,
+                    &expect.upstream_headers,
+                    &mut failures,
+                );
+                for needle in &expect.upstream_body_contains {
+                    if !up.body.contains(needle) {
+                        failures.push(format!("upstream body does not contain {needle:?}"));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(n) = expect.callouts {
+        if r.callouts.len() != n {
+            failures.push(format!("callouts: expected {n}, got {}", r.callouts.len()));
+        }
+    }
+    for (pointer, want) in &expect.record {
+        let got = r.record.pointer(pointer);
+        if got != Some(want) {
+            failures.push(format!(
+                "record {pointer}: expected {want}, got {}",
+                got.map(ToString::to_string)
+                    .unwrap_or_else(|| "nothing".into())
+            ));
+        }
+    }
+    for needle in &expect.log_contains {
+        if !logs.iter().any(|l| l.message.contains(needle)) {
+            failures.push(format!("no log line contains {needle:?}"));
+        }
+    }
+    failures
+}
