@@ -384,6 +384,18 @@ impl Vm {
         Ok(())
     }
 
+    /// Tears the plugin down as Envoy does when it removes a plugin: the root context's
+    /// `proxy_on_done`, then `proxy_on_delete` once it returned true or called `proxy_done`.
+    pub fn shutdown(&mut self) -> Result<(), HostError> {
+        let root = self.root_context_id();
+        let finished = self.call(root, "proxy_on_done", &[Val::I32(root as i32)])?;
+        self.drain_deferred()?;
+        if finished != Some(0) || self.store.data().done_called {
+            self.call(root, "proxy_on_delete", &[Val::I32(root as i32)])?;
+        }
+        Ok(())
+    }
+
     /// Sets the wall clock (the monotonic clock moves by the same amount when it goes forward).
     pub fn set_time(&mut self, now_nanos: u64) {
         let state = self.store.data_mut();

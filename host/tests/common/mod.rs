@@ -1,0 +1,66 @@
+//! Shared helpers for host tests: the built probe and filter modules, and log parsing.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use vigil_host::{artifacts, Plugin, Vm, VmOptions};
+
+fn load(name: &str) -> Plugin {
+    let path = artifacts::wasm(name).unwrap_or_else(|e| panic!("{e}"));
+    Plugin::load(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The probe module, compiled once per test binary (compilation is the slow part).
+pub fn probe_plugin() -> &'static Plugin {
+    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
+    PLUGIN.get_or_init(|| load("vigil_probe"))
+}
+
+/// vigil.wasm, compiled once per test binary.
+pub fn vigil_plugin() -> &'static Plugin {
+    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
+    PLUGIN.get_or_init(|| load("vigil_filter"))
+}
+
+/// A VM running one probe, with the cluster `svc` known.
+pub fn probe(name: &str) -> Vm {
+    Vm::start(
+        probe_plugin(),
+        VmOptions {
+            plugin_config: name.as_bytes().to_vec(),
+            clusters: vec!["svc".into()],
+            ..VmOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Every value the probe reported for `key`, in order.
+pub fn reports(vm: &Vm, key: &str) -> Vec<String> {
+    let prefix = format!("probe {key}=");
+    vm.logs()
+        .iter()
+        .filter_map(|l| l.message.strip_prefix(&prefix).map(str::to_string))
+        .collect()
+}
+
+/// The last value the probe reported for `key`.
+pub fn report(vm: &Vm, key: &str) -> String {
+    reports(vm, key)
+        .pop()
+        .unwrap_or_else(|| panic!("probe reported nothing for {key}; logs: {:#?}", vm.logs()))
+}
+
+pub fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub fn get_request() -> Vec<(String, String)> {
+    pairs(&[
+        (":method", "GET"),
+        (":path", "/v1/models?x=1"),
+        (":authority", "models"),
+        ("x-request-id", "rid-1"),
+    ])
+}
