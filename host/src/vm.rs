@@ -178,6 +178,9 @@ pub struct VmOptions {
     /// Share data and queues with other VMs (Envoy workers); a fresh store when `None`.
     pub shared: Option<Arc<Mutex<SharedData>>>,
     pub log_level: LogLevel,
+    /// Seeds WASI `random_get`. Fixed by default so replays print the same records every
+    /// run; give each VM its own seed to model Envoy workers with independent randomness.
+    pub random_seed: u64,
 }
 
 impl Default for VmOptions {
@@ -192,6 +195,7 @@ impl Default for VmOptions {
             plugin: PluginInfo::default(),
             shared: None,
             log_level: LogLevel::Trace,
+            random_seed: 0x5EED_0F_5161,
         }
     }
 }
@@ -214,6 +218,7 @@ impl Vm {
         state.clusters = options.clusters.into_iter().collect();
         state.plugin = options.plugin;
         state.log_level = options.log_level;
+        state.rng = options.random_seed;
         let mut store = Store::new(&plugin.engine, state);
         let instance = plugin
             .linker

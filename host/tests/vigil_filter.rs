@@ -1,0 +1,265 @@
+//! vigil.wasm itself, through the host: configuration, logging, and session records.
+
+mod common;
+use common::*;
+use vigil_core::record::{SessionRecord, GENESIS_HASH};
+use vigil_host::{HostError, Vm, VmOptions};
+
+fn vigil(config: &str) -> Result<Vm, HostError> {
+    Vm::start(
+        vigil_plugin(),
+        VmOptions {
+            plugin_config: config.as_bytes().to_vec(),
+            ..VmOptions::default()
+        },
+    )
+}
+
+fn chat_request() -> Vec<(String, String)> {
+    pairs(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "models"),
+        ("x-request-id", "req-7"),
+    ])
+}
+
+/// Runs one complete exchange and returns the record the access log saw.
+fn exchange(vm: &mut Vm, body: &[&str], response: &[&str]) -> SessionRecord {
+    let id = vm.create_stream().unwrap();
+    vm.request_headers(id, &chat_request(), body.is_empty())
+        .unwrap();
+    for (i, chunk) in body.iter().enumerate() {
+        vm.request_body(id, chunk.as_bytes(), i + 1 == body.len())
+            .unwrap();
+    }
+    vm.response_headers(id, &pairs(&[(":status", "200")]), response.is_empty())
+        .unwrap();
+    for (i, chunk) in response.iter().enumerate() {
+        vm.response_body(id, chunk.as_bytes(), i + 1 == response.len())
+            .unwrap();
+    }
+    vm.complete_stream(id).unwrap();
+    let logged = vm.stream(id).unwrap().access_log.clone().unwrap();
+    serde_json::from_slice(
+        logged
+            .get("wasm.vigil_record")
+            .expect("record in the access log's filter state"),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_vm_logs_version_and_git_hash_at_start() {
+    let vm = vigil("").unwrap();
+    let first = &vm.logs()[0].message;
+    assert!(
+        first.starts_with(&format!("#1 vigil {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{first}"
+    );
+    assert!(!first.contains("(git )"), "{first}");
+}
+
+#[test]
+fn an_empty_configuration_uses_the_embedded_default_policy() {
+    let vm = vigil("   ").unwrap();
+    assert!(vm.logs().iter().any(|l| l
+        .message
+        .starts_with("#1 on_configure: embedded default policy vigil-default version 1")));
+}
+
+#[test]
+fn invalid_json_stops_the_plugin_with_one_line_naming_the_position() {
+    let err = vigil("{\"id\": \"p\",").err().unwrap();
+    let HostError::Rejected {
+        function,
+        last_logs,
+    } = err
+    else {
+        panic!("expected a refusal")
+    };
+    assert_eq!(function, "proxy_on_configure");
+    assert_eq!(last_logs.last().unwrap().message, "#1 on_configure: invalid plugin configuration: $: invalid JSON at line 1 column 11: EOF while parsing a value");
+}
+
+#[test]
+fn unknown_fields_and_bad_values_stop_the_plugin_naming_path_and_value() {
+    let err =
+        vigil(r#"{"id": "p", "version": "1", "record": {"property": "bad name!"}, "rulez": []}"#)
+            .err()
+            .unwrap();
+    let HostError::Rejected { last_logs, .. } = err else {
+        panic!("expected a refusal")
+    };
+    assert_eq!(
+        last_logs.last().unwrap().message,
+        "#1 on_configure: invalid plugin configuration: $.record.property: must be letters, digits, '_' or '.', found \"bad name!\"; $.rulez: unknown field \"rulez\" (expected one of: description, id, record, version)"
+    );
+}
+
+#[test]
+fn every_log_line_starts_with_the_context_id() {
+    let mut vm = vigil("").unwrap();
+    exchange(&mut vm, &["{}"], &["ok"]);
+    for line in vm.logs() {
+        let id = line
+            .message
+            .strip_prefix('#')
+            .and_then(|m| m.split_once(' '))
+            .map(|(id, _)| id);
+        assert!(id.is_some_and(|id| id.parse::<u32>().is_ok()), "{line:?}");
+    }
+}
+
+#[test]
+fn each_request_gets_a_record_chained_to_the_previous_one() {
+    let mut vm = vigil("").unwrap();
+    let records: Vec<SessionRecord> = (0..3)
+        .map(|_| exchange(&mut vm, &["{\"model\":", "\"m\"}"], &["data: x\n\n"]))
+        .collect();
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(records[0].prev_hash, GENESIS_HASH);
+    for pair in records.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    for r in &records {
+        assert_eq!(
+            r.hash,
+            r.compute_hash(),
+            "the hash covers the canonical record"
+        );
+        assert_eq!(r.vm_id, records[0].vm_id);
+        assert!(r.complete);
+    }
+}
+
+#[test]
+fn the_record_describes_the_exchange_without_raw_bodies() {
+    let mut vm = vigil("").unwrap();
+    vm.set_time(vigil_core::time::parse_rfc3339("2026-11-22T10:00:00Z").unwrap());
+    let r = exchange(&mut vm, &["{\"prompt\":\"SSN 078-05-1120\"}"], &["fine"]);
+    assert_eq!(r.v, 1);
+    assert_eq!(r.request_id, "req-7");
+    assert_eq!(
+        (
+            r.route.method.as_str(),
+            r.route.path.as_str(),
+            r.route.authority.as_str()
+        ),
+        ("POST", "/v1/chat/completions", "models")
+    );
+    assert_eq!(r.client_address.as_deref(), Some("127.0.0.1:51000"));
+    assert_eq!(r.started_at, "2026-11-22T10:00:00.000Z");
+    assert_eq!(r.request.bytes, 28);
+    assert_eq!(
+        r.request.sha256,
+        vigil_core::digest::sha256_hex(b"{\"prompt\":\"SSN 078-05-1120\"}")
+    );
+    assert_eq!(r.response.status, Some(200));
+    assert_eq!(r.policy.id, "vigil-default");
+    assert_eq!(r.decision.action, "allow");
+    let text = serde_json::to_string(&r).unwrap();
+    assert!(
+        !text.contains("078-05-1120"),
+        "raw bodies never reach a record"
+    );
+}
+
+#[test]
+fn a_headers_only_response_seals_the_record_at_response_headers() {
+    let mut vm = vigil("").unwrap();
+    let r = exchange(&mut vm, &[], &[]);
+    assert!(r.complete);
+    assert_eq!(r.response.bytes, 0);
+}
+
+#[test]
+fn a_client_that_goes_away_gets_an_incomplete_record_written_in_on_log() {
+    let mut vm = vigil("").unwrap();
+    let id = vm.create_stream().unwrap();
+    vm.request_headers(id, &chat_request(), true).unwrap();
+    vm.complete_stream(id).unwrap();
+    let s = vm.stream(id).unwrap();
+    // The HCM access log ran before on_log, so it saw no record (Envoy's order); the record
+    // written in on_log reaches loggers that run after the filter's handler.
+    assert!(s
+        .access_log
+        .as_ref()
+        .unwrap()
+        .get("wasm.vigil_record")
+        .is_none());
+    let r: SessionRecord =
+        serde_json::from_slice(s.filter_state.get("wasm.vigil_record").unwrap()).unwrap();
+    assert!(!r.complete);
+    assert_eq!(r.response.status, None);
+    assert!(vm.logs().iter().any(|l| l
+        .message
+        .contains("on_log: exchange ended before the response did")));
+}
+
+#[test]
+fn the_record_property_name_comes_from_the_configuration() {
+    let mut vm =
+        vigil(r#"{"id": "gw", "version": "7", "record": {"property": "audit.session"}}"#).unwrap();
+    let id = vm.create_stream().unwrap();
+    vm.request_headers(id, &chat_request(), true).unwrap();
+    vm.response_headers(id, &pairs(&[(":status", "204")]), true)
+        .unwrap();
+    vm.complete_stream(id).unwrap();
+    let logged = vm.stream(id).unwrap().access_log.clone().unwrap();
+    let r: SessionRecord =
+        serde_json::from_slice(logged.get("wasm.audit.session").unwrap()).unwrap();
+    assert_eq!(
+        (
+            r.policy.id.as_str(),
+            r.policy.version.as_str(),
+            r.response.status
+        ),
+        ("gw", "7", Some(204))
+    );
+}
+
+#[test]
+fn workers_with_their_own_randomness_keep_separate_chains() {
+    let start = |seed| {
+        Vm::start(
+            vigil_plugin(),
+            VmOptions {
+                random_seed: seed,
+                ..VmOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let (mut a, mut b) = (start(1), start(2));
+    let (ra, rb) = (exchange(&mut a, &[], &["x"]), exchange(&mut b, &[], &["x"]));
+    assert_ne!(ra.vm_id, rb.vm_id);
+    assert!(ra.vm_id.starts_with("vigil#"));
+    assert_eq!((ra.seq, rb.seq), (1, 1));
+}
+
+#[test]
+fn traffic_passes_through_untouched() {
+    let mut vm = vigil("").unwrap();
+    let id = vm.create_stream().unwrap();
+    vm.request_headers(id, &chat_request(), false).unwrap();
+    vm.request_body(id, b"hello", true).unwrap();
+    vm.response_headers(
+        id,
+        &pairs(&[(":status", "200"), ("content-length", "2")]),
+        false,
+    )
+    .unwrap();
+    vm.response_body(id, b"ok", true).unwrap();
+    let s = vm.stream(id).unwrap();
+    assert_eq!(s.request.sent_headers.as_ref().unwrap(), &chat_request());
+    assert_eq!(s.request.sent_body, b"hello");
+    assert_eq!(
+        s.response.sent_headers.as_ref().unwrap(),
+        &pairs(&[(":status", "200"), ("content-length", "2")])
+    );
+    assert_eq!(s.response.sent_body, b"ok");
+}
