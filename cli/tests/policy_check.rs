@@ -1,0 +1,71 @@
+//! `vigil policy check`: every error with its JSON path; exit 0, 1 or 2.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn check(files: &[&str]) -> (Option<i32>, String, String) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(root)
+        .arg("policy")
+        .arg("check")
+        .args(files)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn the_shipped_default_policy_is_valid() {
+    let (code, out, _) = check(&["policies/default.json"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("policies/default.json: ok: policy vigil-default version 1 (sha256 "),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_invalid_policy_lists_every_error_with_path_and_exits_1() {
+    let (code, out, _) = check(&["cli/tests/data/invalid-policy.json"]);
+    assert_eq!(code, Some(1));
+    let f = "cli/tests/data/invalid-policy.json";
+    assert_eq!(
+        out,
+        format!(
+            "{f}: $.id: must use only letters, digits, '-', '_' and '.', found \"bad id!\"\n\
+             {f}: $.version: expected a string, found number 2\n\
+             {f}: $.record.request_id_header: must be a lowercase header name, found \"X-Request-Id\"\n\
+             {f}: $.record.colour: unknown field \"colour\" (expected one of: property, request_id_header)\n\
+             {f}: invalid: 4 errors\n"
+        )
+    );
+}
+
+#[test]
+fn an_unreadable_file_exits_2_even_next_to_invalid_ones() {
+    let (code, out, err) = check(&["cli/tests/data/invalid-policy.json", "no/such/policy.json"]);
+    assert_eq!(code, Some(2));
+    assert!(out.contains("invalid: 4 errors"));
+    assert!(
+        err.starts_with("no/such/policy.json: cannot read:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_json_is_invalid_with_its_position() {
+    let (code, out, _) = check(&["README.md"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        out.starts_with("README.md: $: invalid JSON at line 1 column"),
+        "{out}"
+    );
+}
