@@ -481,6 +481,12 @@ impl Vm {
         self.drain_deferred()
     }
 
+    /// Forgets a finished stream (Envoy frees the context after `on_delete`); the host keeps
+    /// streams until then so tests can inspect them.
+    pub fn remove_stream(&mut self, id: u32) -> Option<Stream> {
+        self.store.data_mut().streams.remove(&id)
+    }
+
     /// Ends the exchange: the access log reads the filter state, then `on_log`, `on_done`
     /// and `on_delete` run (Envoy: HCM access logs, the filter's log handler, onDestroy).
     pub fn complete_stream(&mut self, id: u32) -> Result<(), HostError> {

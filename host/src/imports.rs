@@ -414,7 +414,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmtime::Err
                 .map_err(|_| wasmtime::Error::msg("shared data lock poisoned"))?;
             match shared.set(&key, &value, cas as u32) {
                 Ok(()) => ok(Status::Ok),
-                Err(()) => ok(Status::CasMismatch),
+                Err(_) => ok(Status::CasMismatch),
             }
         },
     )?;

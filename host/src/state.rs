@@ -23,6 +23,10 @@ pub struct SharedData {
     queues: Vec<SharedQueue>,
 }
 
+/// The entry changed since the caller read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CasMismatch;
+
 #[derive(Debug)]
 pub struct SharedQueue {
     pub vm_id: String,
@@ -47,11 +51,11 @@ impl SharedData {
     }
 
     /// `cas` 0 writes unconditionally; otherwise it must equal the entry's current CAS.
-    pub fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), ()> {
+    pub fn set(&mut self, key: &str, value: &[u8], cas: u32) -> Result<(), CasMismatch> {
         if cas != 0 {
             match self.entries.get(key) {
                 Some((_, current)) if *current == cas => {}
-                _ => return Err(()),
+                _ => return Err(CasMismatch),
             }
         }
         let cas = self.next_cas();

@@ -195,7 +195,7 @@ impl Default for VmOptions {
             plugin: PluginInfo::default(),
             shared: None,
             log_level: LogLevel::Trace,
-            random_seed: 0x5EED_0F_5161,
+            random_seed: 0x005E_ED0F_5161,
         }
     }
 }
