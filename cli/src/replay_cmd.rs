@@ -142,6 +142,46 @@ fn print_readable(path: &Path, r: &ReplayResult, show_logs: bool) {
 }
 
 fn print_summary(results: &[ReplayResult]) {
+    let width = results
+        .iter()
+        .map(|r| r.name.chars().count())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    println!(
+        "{:<width$}  {:<15} {:>6}  {:<8} {:>8}  {:<7}  {}",
+        "CAPTURE", "OUTCOME", "STATUS", "UPSTREAM", "CALLOUTS", "RECORD", "EXPECT"
+    );
+    for r in results {
+        let record = r
+            .record
+            .get("seq")
+            .map(|s| format!("seq {s}"))
+            .unwrap_or_else(|| "-".into());
+        let expect = match (r.expect_ok, &r.error) {
+            (_, Some(_)) if r.unusable => "unusable",
+            (_, Some(_)) => "error",
+            (Some(true), None) => "ok",
+            (Some(false), None) => "FAILED",
+            (None, None) => "-",
+        };
+        println!(
+            "{:<width$}  {:<15} {:>6}  {:<8} {:>8}  {:<7}  {}",
+            r.name,
+            r.outcome.as_deref().unwrap_or("-"),
+            r.status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            if r.upstream_request.is_some() {
+                "yes"
+            } else {
+                "no"
+            },
+            r.callouts.len(),
+            record,
+            expect
+        );
+    }
     let ran = results.iter().filter(|r| r.error.is_none()).count();
     let with_expect = results.iter().filter(|r| r.expect_ok.is_some()).count();
     let held = results.iter().filter(|r| r.expect_ok == Some(true)).count();

@@ -48,6 +48,11 @@ impl Context for VigilRoot {}
 
 impl RootContext for VigilRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        // Follow Envoy's log level (info by default) so debug lines are not formatted and sent
+        // across the ABI only to be dropped there.
+        if let Ok(level) = proxy_wasm::hostcalls::get_log_level() {
+            proxy_wasm::set_log_level(level);
+        }
         self.vm_id = Rc::from(self.chain_id());
         ctx_log!(
             info,

@@ -5,10 +5,13 @@
 //! Usage: scripts/bench [REQUESTS]   (default 20000 per module)
 
 use std::time::{Duration, Instant};
+use vigil_host::abi::LogLevel;
 use vigil_host::{artifacts, Plugin, Vm, VmOptions};
 
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 struct Exchange {
@@ -22,10 +25,13 @@ struct Exchange {
 fn run_one(vm: &mut Vm, x: &Exchange) -> Duration {
     let start = Instant::now();
     let id = vm.create_stream().expect("create stream");
-    vm.request_headers(id, &x.request, false).expect("request headers");
+    vm.request_headers(id, &x.request, false)
+        .expect("request headers");
     vm.request_body(id, &x.body, true).expect("request body");
-    vm.response_headers(id, &x.response, false).expect("response headers");
-    vm.response_body(id, &x.answer, true).expect("response body");
+    vm.response_headers(id, &x.response, false)
+        .expect("response headers");
+    vm.response_body(id, &x.answer, true)
+        .expect("response body");
     vm.complete_stream(id).expect("complete");
     let took = start.elapsed();
     vm.remove_stream(id);
@@ -41,14 +47,22 @@ fn micros(d: Duration) -> f64 {
 }
 
 fn main() {
-    let requests: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let requests: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
     let vigil_path = artifacts::wasm("vigil_filter").unwrap_or_else(|e| panic!("{e}"));
     let empty_path = artifacts::workspace_root().join("host/testdata/empty.wat");
     let vigil = Plugin::load(&vigil_path).unwrap_or_else(|e| panic!("{e}"));
     let empty = Plugin::load(&empty_path).unwrap_or_else(|e| panic!("{e}"));
+    // Envoy's default log level: debug lines are not sent.
+    let options = VmOptions {
+        log_level: LogLevel::Info,
+        ..VmOptions::default()
+    };
     let mut vms = [
-        Vm::start(&empty, VmOptions::default()).unwrap_or_else(|e| panic!("{e}")),
-        Vm::start(&vigil, VmOptions::default()).unwrap_or_else(|e| panic!("{e}")),
+        Vm::start(&empty, options.clone()).unwrap_or_else(|e| panic!("{e}")),
+        Vm::start(&vigil, options).unwrap_or_else(|e| panic!("{e}")),
     ];
     let x = Exchange {
         request: pairs(&[(":method", "POST"), (":path", "/v1/chat/completions"), (":authority", "models.bank.internal"), ("content-type", "application/json"), ("x-request-id", "bench")]),
@@ -75,10 +89,21 @@ fn main() {
     }
     let (empty_t, vigil_t) = (&times[0], &times[1]);
     let size = std::fs::metadata(&vigil_path).map(|m| m.len()).unwrap_or(0);
-    println!("vigil.wasm size: {:.1} KiB ({})", size as f64 / 1024.0, vigil_path.display());
+    println!(
+        "vigil.wasm size: {:.1} KiB ({})",
+        size as f64 / 1024.0,
+        vigil_path.display()
+    );
     println!("pass-through request (headers + 1 body chunk each way + log), {requests} requests per module, interleaved in blocks of {BLOCK}:");
-    for (name, t) in [("empty proxy-wasm module", empty_t), ("vigil.wasm", vigil_t)] {
-        println!("  {name:<24} median {:>8.2} µs   p99 {:>8.2} µs", micros(percentile(t, 0.5)), micros(percentile(t, 0.99)));
+    for (name, t) in [
+        ("empty proxy-wasm module", empty_t),
+        ("vigil.wasm", vigil_t),
+    ] {
+        println!(
+            "  {name:<24} median {:>8.2} µs   p99 {:>8.2} µs",
+            micros(percentile(t, 0.5)),
+            micros(percentile(t, 0.99))
+        );
     }
     println!(
         "  ratio vigil/empty        median {:>8.2}x    p99 {:>8.2}x",

@@ -95,6 +95,17 @@ fn map_type(code: i32) -> Result<MapType, Status> {
     MapType::from_code(code).ok_or(Status::BadArgument)
 }
 
+/// Applies an edit to a header map the filter may write now, or answers why it may not.
+fn edit_map(c: &mut Caller<'_, HostState>, map: i32, edit: impl FnOnce(&mut HeaderMap)) -> Ret {
+    match map_type(map).and_then(|m| header_map(c.data_mut(), m, true)) {
+        Ok(m) => {
+            edit(m);
+            ok(Status::Ok)
+        }
+        Err(s) => ok(s),
+    }
+}
+
 /// The bytes a buffer type holds now, per context.cc `getBuffer`.
 fn buffer_bytes(state: &mut HostState, kind: BufferType) -> Option<Vec<u8>> {
     match kind {
@@ -253,14 +264,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmtime::Err
             let Some(pairs) = decode_pairs(&bytes) else {
                 return ok(Status::BadArgument);
             };
-            let result = map_type(map).and_then(|m| header_map(c.data_mut(), m, true));
-            match result {
-                Ok(m) => {
-                    m.set_all(&pairs);
-                    ok(Status::Ok)
-                }
-                Err(s) => ok(s),
-            }
+            edit_map(&mut c, map, |m| m.set_all(&pairs))
         },
     )?;
 
@@ -293,13 +297,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmtime::Err
         |mut c: Caller<'_, HostState>, map: i32, kp: i32, kl: i32| -> Ret {
             seen(&mut c, "proxy_remove_header_map_value");
             let key = mem!(guest::read_string(&mut c, kp, kl));
-            match map_type(map).and_then(|m| header_map(c.data_mut(), m, true)) {
-                Ok(m) => {
-                    m.remove(&key);
-                    ok(Status::Ok)
-                }
-                Err(s) => ok(s),
-            }
+            edit_map(&mut c, map, |m| m.remove(&key))
         },
     )?;
 
@@ -310,13 +308,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmtime::Err
             seen(&mut c, "proxy_replace_header_map_value");
             let key = mem!(guest::read_string(&mut c, kp, kl));
             let value = mem!(guest::read_string(&mut c, vp, vl));
-            match map_type(map).and_then(|m| header_map(c.data_mut(), m, true)) {
-                Ok(m) => {
-                    m.replace(&key, &value);
-                    ok(Status::Ok)
-                }
-                Err(s) => ok(s),
-            }
+            edit_map(&mut c, map, |m| m.replace(&key, &value))
         },
     )?;
 
@@ -327,13 +319,7 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmtime::Err
             seen(&mut c, "proxy_add_header_map_value");
             let key = mem!(guest::read_string(&mut c, kp, kl));
             let value = mem!(guest::read_string(&mut c, vp, vl));
-            match map_type(map).and_then(|m| header_map(c.data_mut(), m, true)) {
-                Ok(m) => {
-                    m.add(&key, &value);
-                    ok(Status::Ok)
-                }
-                Err(s) => ok(s),
-            }
+            edit_map(&mut c, map, |m| m.add(&key, &value))
         },
     )?;
 

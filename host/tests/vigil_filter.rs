@@ -263,3 +263,24 @@ fn traffic_passes_through_untouched() {
     );
     assert_eq!(s.response.sent_body, b"ok");
 }
+
+#[test]
+fn the_filter_follows_the_hosts_log_level() {
+    let mut vm = Vm::start(
+        vigil_plugin(),
+        VmOptions {
+            log_level: vigil_host::abi::LogLevel::Info,
+            ..VmOptions::default()
+        },
+    )
+    .unwrap();
+    exchange(&mut vm, &["{}"], &["ok"]);
+    assert!(
+        vm.logs()
+            .iter()
+            .all(|l| l.level >= vigil_host::abi::LogLevel::Info),
+        "{:?}",
+        vm.logs()
+    );
+    assert!(vm.logs().iter().any(|l| l.message.contains("vigil 0.1.0")));
+}
