@@ -149,8 +149,8 @@ fn print_summary(results: &[ReplayResult]) {
         .unwrap_or(7)
         .max(7);
     println!(
-        "{:<width$}  {:<15} {:>6}  {:<8} {:>8}  {:<7}  {}",
-        "CAPTURE", "OUTCOME", "STATUS", "UPSTREAM", "CALLOUTS", "RECORD", "EXPECT"
+        "{:<width$}  {:<15} {:>6}  {:<8} {:>8}  {:<7}  EXPECT",
+        "CAPTURE", "OUTCOME", "STATUS", "UPSTREAM", "CALLOUTS", "RECORD"
     );
     for r in results {
         let record = r

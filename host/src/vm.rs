@@ -297,9 +297,11 @@ impl Vm {
             Ok(()) => Ok(results.first().and_then(Val::i32)),
             Err(e) => {
                 self.failed = true;
+                // A host function's own error (proc_exit) is the root cause; the outer message
+                // is only wasmtime's backtrace.
                 let message = match e.downcast_ref::<wasmtime::Trap>() {
                     Some(trap) => format!("wasm trap: {trap}"),
-                    None => e.to_string(),
+                    None => e.root_cause().to_string(),
                 };
                 Err(HostError::Trap {
                     function: export.to_string(),

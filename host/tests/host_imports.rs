@@ -347,6 +347,21 @@ fn imports_exercised() -> BTreeSet<&'static str> {
     let mut vm = probe("done");
     vm.shutdown().unwrap();
     seen.extend(vm.state().calls_seen.iter().copied());
+    // proc_exit ends the VM; its call is reported as a trap.
+    let err = Vm::start(
+        probe_plugin(),
+        VmOptions {
+            plugin_config: b"exit".to_vec(),
+            ..VmOptions::default()
+        },
+    )
+    .err()
+    .unwrap();
+    assert!(
+        err.to_string().contains("the module called proc_exit(3)"),
+        "{err}"
+    );
+    seen.insert("proc_exit");
     seen
 }
 

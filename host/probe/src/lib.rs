@@ -59,6 +59,7 @@ impl RootContext for ProbeRoot {
         match self.probe.as_str() {
             "refuse" => return false,
             "raw" => report("root_set_property", raw::set_property_status("x")),
+            "exit" => std::process::exit(3),
             "tick" => self.set_tick_period(std::time::Duration::from_millis(100)),
             "queue" => {
                 self.queue = self.register_shared_queue("probe_q");
