@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod digest;
+pub mod exchange;
 pub mod json_reader;
 pub mod record;
 pub mod time;

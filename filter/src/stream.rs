@@ -18,15 +18,10 @@ use crate::logging::ctx_log;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
-use vigil_core::digest::StreamDigest;
-use vigil_core::record::{
-    BodySummary, Decision, PolicyRef, RecordChain, ResponseSummary, Route, SessionRecord,
-    RECORD_VERSION,
-};
-use vigil_core::time::format_rfc3339_millis;
+use vigil_core::exchange::ExchangeLog;
+use vigil_core::record::{RecordChain, Route};
 use vigil_core::PluginConfig;
 
 pub struct VigilStream {
@@ -34,13 +29,8 @@ pub struct VigilStream {
     config: Rc<PluginConfig>,
     chain: Rc<RefCell<RecordChain>>,
     vm_id: Rc<str>,
-    started_nanos: u64,
-    request_id: String,
-    client_address: Option<String>,
-    route: Route,
-    request_body: StreamDigest,
-    response_body: StreamDigest,
-    status: Option<u16>,
+    /// Set at request headers; every later callback feeds it.
+    exchange: Option<ExchangeLog>,
     sealed: bool,
 }
 
@@ -56,17 +46,7 @@ impl VigilStream {
             config,
             chain,
             vm_id,
-            started_nanos: 0,
-            request_id: String::new(),
-            client_address: None,
-            route: Route {
-                method: String::new(),
-                path: String::new(),
-                authority: String::new(),
-            },
-            request_body: StreamDigest::default(),
-            response_body: StreamDigest::default(),
-            status: None,
+            exchange: None,
             sealed: false,
         }
     }
@@ -83,57 +63,38 @@ impl VigilStream {
             .and_then(|b| String::from_utf8(b).ok())
     }
 
-    /// Builds, chains and writes the record. `complete` is false when the exchange ended
-    /// before the response did.
+    /// Seals the record and writes it to filter state, once. `complete` is false when the
+    /// exchange ended before the response did.
     fn seal_record(&mut self, complete: bool) {
         if self.sealed {
             return;
         }
         self.sealed = true;
-        let ended = self.now_nanos();
-        let config = &self.config;
-        let mut record = SessionRecord {
-            v: RECORD_VERSION,
-            request_id: self.request_id.clone(),
-            vm_id: self.vm_id.to_string(),
-            seq: 0,
-            prev_hash: String::new(),
-            started_at: format_rfc3339_millis(self.started_nanos),
-            ended_at: format_rfc3339_millis(ended),
-            duration_ms: ended.saturating_sub(self.started_nanos) / 1_000_000,
-            client_address: self.client_address.clone(),
-            route: self.route.clone(),
-            identity: None,
-            model: None,
-            decision: Decision {
-                action: "allow".into(),
-                rule_id: None,
-                reason: "pass-through: no rules configured".into(),
-            },
-            approval: None,
-            outcome: "forwarded".into(),
+        let now = self.now_nanos();
+        // An exchange Envoy ended before request headers reached the filter still gets a
+        // record: one with an empty route.
+        let exchange = self.exchange.take().unwrap_or_else(|| {
+            ExchangeLog::new(
+                now,
+                Route {
+                    method: String::new(),
+                    path: String::new(),
+                    authority: String::new(),
+                },
+                String::new(),
+                None,
+            )
+        });
+        let record = exchange.seal(
+            now,
             complete,
-            request: BodySummary {
-                bytes: self.request_body.bytes(),
-                sha256: self.request_body.hex(),
-            },
-            response: ResponseSummary {
-                status: self.status,
-                bytes: self.response_body.bytes(),
-                sha256: self.response_body.hex(),
-            },
-            masked: BTreeMap::new(),
-            policy: PolicyRef {
-                id: config.id.clone(),
-                version: config.version.clone(),
-                sha256: config.sha256.clone(),
-            },
-            hash: String::new(),
-        };
-        self.chain.borrow_mut().seal(&mut record);
+            &self.vm_id,
+            &self.config,
+            &mut self.chain.borrow_mut(),
+        );
         match serde_json::to_vec(&record) {
             Ok(bytes) => {
-                self.set_property(vec![config.record.property.as_str()], Some(&bytes));
+                self.set_property(vec![self.config.record.property.as_str()], Some(&bytes));
                 ctx_log!(
                     debug,
                     self.context_id,
@@ -156,46 +117,54 @@ impl Context for VigilStream {}
 
 impl HttpContext for VigilStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        self.started_nanos = self.now_nanos();
         let header = |name: &str| self.get_http_request_header(name).unwrap_or_default();
-        self.route = Route {
+        let route = Route {
             method: header(":method"),
             path: header(":path"),
             authority: header(":authority"),
         };
-        self.request_id = self
+        let request_id = self
             .get_http_request_header(&self.config.record.request_id_header)
             .or_else(|| self.property_string("request.id"))
             .unwrap_or_default();
-        self.client_address = self.property_string("source.address");
         ctx_log!(
             debug,
             self.context_id,
             "on_http_request_headers: {} {} request_id={}",
-            self.route.method,
-            self.route.path,
-            self.request_id
+            route.method,
+            route.path,
+            request_id
         );
+        self.exchange = Some(ExchangeLog::new(
+            self.now_nanos(),
+            route,
+            request_id,
+            self.property_string("source.address"),
+        ));
         Action::Continue
     }
 
     fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
         // With Continue, each callback's buffer holds only this chunk (Envoy's decodeData).
-        if let Some(chunk) = self.get_http_request_body(0, body_size) {
-            self.request_body.update(&chunk);
+        if let (Some(chunk), Some(exchange)) = (
+            self.get_http_request_body(0, body_size),
+            self.exchange.as_mut(),
+        ) {
+            exchange.request_chunk(&chunk);
         }
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.status = self
-            .get_http_response_header(":status")
-            .and_then(|s| s.parse().ok());
+        let status = self.get_http_response_header(":status");
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.response_status(status.as_deref());
+        }
         ctx_log!(
             debug,
             self.context_id,
             "on_http_response_headers: status {:?}",
-            self.status
+            status
         );
         if end_of_stream {
             self.seal_record(true);
@@ -204,8 +173,11 @@ impl HttpContext for VigilStream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if let Some(chunk) = self.get_http_response_body(0, body_size) {
-            self.response_body.update(&chunk);
+        if let (Some(chunk), Some(exchange)) = (
+            self.get_http_response_body(0, body_size),
+            self.exchange.as_mut(),
+        ) {
+            exchange.response_chunk(&chunk);
         }
         if end_of_stream {
             self.seal_record(true);
@@ -229,7 +201,6 @@ impl HttpContext for VigilStream {
         self.seal_record(false);
     }
 }
-
 /// Stands in for a stream when the plugin has no valid configuration: fails closed.
 pub struct Unconfigured {
     pub context_id: u32,

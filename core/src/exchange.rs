@@ -1,0 +1,170 @@
+//! What the filter observes of one exchange (route, client, bodies as they stream, status),
+//! and the sealing of those observations into a chained [`SessionRecord`]. The filter only
+//! feeds events in; everything that decides what a record says lives here.
+
+use crate::config::PluginConfig;
+use crate::digest::StreamDigest;
+use crate::record::{
+    BodySummary, Decision, PolicyRef, RecordChain, ResponseSummary, Route, SessionRecord,
+    RECORD_VERSION,
+};
+use crate::time::format_rfc3339_millis;
+use std::collections::BTreeMap;
+
+/// Observations of one exchange, from request headers to its end.
+#[derive(Clone)]
+pub struct ExchangeLog {
+    started_nanos: u64,
+    request_id: String,
+    client_address: Option<String>,
+    route: Route,
+    request_body: StreamDigest,
+    response_body: StreamDigest,
+    status: Option<u16>,
+}
+
+impl ExchangeLog {
+    /// Starts the log at request headers.
+    pub fn new(
+        started_nanos: u64,
+        route: Route,
+        request_id: String,
+        client_address: Option<String>,
+    ) -> Self {
+        Self {
+            started_nanos,
+            request_id,
+            client_address,
+            route,
+            request_body: StreamDigest::default(),
+            response_body: StreamDigest::default(),
+            status: None,
+        }
+    }
+
+    pub fn request_chunk(&mut self, chunk: &[u8]) {
+        self.request_body.update(chunk);
+    }
+
+    pub fn response_chunk(&mut self, chunk: &[u8]) {
+        self.response_body.update(chunk);
+    }
+
+    /// The `:status` the response headers carried (`None` when missing or not a number).
+    pub fn response_status(&mut self, status: Option<&str>) {
+        self.status = status.and_then(|s| s.parse().ok());
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// Seals the observations into the next record of `chain`. `complete` is false when the
+    /// exchange ended before the response did.
+    pub fn seal(
+        &self,
+        ended_nanos: u64,
+        complete: bool,
+        vm_id: &str,
+        policy: &PluginConfig,
+        chain: &mut RecordChain,
+    ) -> SessionRecord {
+        let mut record = SessionRecord {
+            v: RECORD_VERSION,
+            request_id: self.request_id.clone(),
+            vm_id: vm_id.to_string(),
+            seq: 0,
+            prev_hash: String::new(),
+            started_at: format_rfc3339_millis(self.started_nanos),
+            ended_at: format_rfc3339_millis(ended_nanos),
+            duration_ms: ended_nanos.saturating_sub(self.started_nanos) / 1_000_000,
+            client_address: self.client_address.clone(),
+            route: self.route.clone(),
+            identity: None,
+            model: None,
+            decision: Decision {
+                action: "allow".into(),
+                rule_id: None,
+                reason: "pass-through: no rules configured".into(),
+            },
+            approval: None,
+            outcome: "forwarded".into(),
+            complete,
+            request: BodySummary {
+                bytes: self.request_body.bytes(),
+                sha256: self.request_body.hex(),
+            },
+            response: ResponseSummary {
+                status: self.status,
+                bytes: self.response_body.bytes(),
+                sha256: self.response_body.hex(),
+            },
+            masked: BTreeMap::new(),
+            policy: PolicyRef {
+                id: policy.id.clone(),
+                version: policy.version.clone(),
+                sha256: policy.sha256.clone(),
+            },
+            hash: String::new(),
+        };
+        chain.seal(&mut record);
+        record
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::sha256_hex;
+
+    fn route() -> Route {
+        Route {
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            authority: "models".into(),
+        }
+    }
+
+    #[test]
+    fn a_sealed_exchange_carries_sizes_digests_times_and_policy() {
+        let policy = PluginConfig::parse(br#"{"id":"p","version":"3"}"#).unwrap();
+        let mut log = ExchangeLog::new(
+            1_000_000_000,
+            route(),
+            "r".into(),
+            Some("10.0.0.1:1".into()),
+        );
+        log.request_chunk(b"hel");
+        log.request_chunk(b"lo");
+        log.response_status(Some("201"));
+        log.response_chunk(b"ok");
+        let r = log.seal(
+            1_250_000_000,
+            true,
+            "vm#1",
+            &policy,
+            &mut RecordChain::default(),
+        );
+        assert_eq!(
+            (r.request.bytes, r.request.sha256.as_str()),
+            (5, sha256_hex(b"hello").as_str())
+        );
+        assert_eq!((r.response.status, r.response.bytes), (Some(201), 2));
+        assert_eq!(
+            (r.started_at.as_str(), r.duration_ms),
+            ("1970-01-01T00:00:01.000Z", 250)
+        );
+        assert_eq!(
+            (r.policy.id.as_str(), r.policy.version.as_str()),
+            ("p", "3")
+        );
+        assert_eq!(r.hash, r.compute_hash());
+    }
+
+    #[test]
+    fn a_status_that_is_not_a_number_is_recorded_as_absent() {
+        let mut log = ExchangeLog::new(0, route(), String::new(), None);
+        log.response_status(Some("2OO"));
+        assert_eq!(log.status(), None);
+    }
+}
