@@ -7,6 +7,7 @@
 //! fields are errors, so a misspelt setting never silently falls back to a default.
 
 use crate::digest::sha256_hex;
+use crate::identity::provider::{read_identity, Provider};
 use crate::json_reader::{self, Errors, ObjectReader, PathError};
 
 /// Every problem found in one configuration, each with its JSON path.
@@ -18,7 +19,7 @@ pub const DEFAULT_RECORD_PROPERTY: &str = "vigil_record";
 pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// A validated plugin configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct PluginConfig {
     /// The policy's id, e.g. `llm-gateway`.
     pub id: String,
@@ -26,6 +27,10 @@ pub struct PluginConfig {
     pub version: String,
     pub description: Option<String>,
     pub record: RecordSettings,
+    /// Identity providers; when empty, requests are not authenticated (pass-through).
+    pub providers: Vec<Provider>,
+    /// The service credential added to requests that go upstream.
+    pub upstream_credential: Option<UpstreamCredential>,
     /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
     /// reformatting a policy does not change its hash but any edit of meaning does.
     pub sha256: String,
@@ -38,6 +43,15 @@ pub struct RecordSettings {
     pub property: String,
     /// The request header whose value identifies the request (Envoy sets `x-request-id`).
     pub request_id_header: String,
+}
+
+/// The upstream credential: read from the VM environment (Envoy's
+/// `vm_config.environment_variables`) and sent in `header` as `prefix` + value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamCredential {
+    pub env: String,
+    pub header: String,
+    pub prefix: String,
 }
 
 impl PluginConfig {
@@ -73,12 +87,22 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         Some(v) => read_record(&root.field_path("record"), v, errors),
         None => Some(RecordSettings::default()),
     };
+    let providers = match root.get("identity") {
+        Some(v) => read_identity(&root.field_path("identity"), v, errors),
+        None => Some(Vec::new()),
+    };
+    let upstream_credential = match root.get("upstream_credential") {
+        Some(v) => read_credential(&root.field_path("upstream_credential"), v, errors).map(Some),
+        None => Some(None),
+    };
     root.finish(errors);
     Some(PluginConfig {
         id: id?,
         version: version?,
         description,
         record: record?,
+        providers: providers?,
+        upstream_credential: upstream_credential?,
         sha256: sha256_hex(&serde_json::to_vec(value).unwrap_or_default()),
     })
 }
@@ -122,6 +146,36 @@ fn read_record(
     }
     obj.finish(errors);
     Some(settings)
+}
+
+fn read_credential(
+    path: &str,
+    value: &serde_json::Value,
+    errors: &mut Errors,
+) -> Option<UpstreamCredential> {
+    let mut obj = ObjectReader::new(path, value, errors)?;
+    let env = obj.required_string("env", errors);
+    if let Some(env) = &env {
+        if !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            errors.push(
+                &obj.field_path("env"),
+                format!("must be an environment variable name, found {env:?}"),
+            );
+        }
+    }
+    let header = obj
+        .string("header", errors)
+        .unwrap_or_else(|| "authorization".into())
+        .to_ascii_lowercase();
+    let prefix = obj
+        .string("prefix", errors)
+        .unwrap_or_else(|| "Bearer ".into());
+    obj.finish(errors);
+    Some(UpstreamCredential {
+        env: env?,
+        header,
+        prefix,
+    })
 }
 
 impl Default for RecordSettings {
@@ -171,7 +225,7 @@ mod tests {
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
                 "$.record.bogus: unknown field \"bogus\" (expected one of: property, request_id_header)",
-                "$.rules: unknown field \"rules\" (expected one of: description, id, record, version)",
+                "$.rules: unknown field \"rules\" (expected one of: description, id, identity, record, upstream_credential, version)",
             ]
         );
     }

@@ -4,6 +4,7 @@
 
 use crate::config::PluginConfig;
 use crate::digest::StreamDigest;
+use crate::identity::Identity;
 use crate::record::{
     BodySummary, Decision, PolicyRef, RecordChain, ResponseSummary, Route, SessionRecord,
     RECORD_VERSION,
@@ -21,6 +22,9 @@ pub struct ExchangeLog {
     request_body: StreamDigest,
     response_body: StreamDigest,
     status: Option<u16>,
+    identity: Option<Identity>,
+    decision: Decision,
+    outcome: &'static str,
 }
 
 impl ExchangeLog {
@@ -39,7 +43,37 @@ impl ExchangeLog {
             request_body: StreamDigest::default(),
             response_body: StreamDigest::default(),
             status: None,
+            identity: None,
+            decision: Decision {
+                action: "allow".into(),
+                rule_id: None,
+                reason: "pass-through: no rules configured".into(),
+            },
+            outcome: "forwarded",
         }
+    }
+
+    /// The caller, once a token verified.
+    pub fn identify(&mut self, identity: Identity) {
+        self.identity = Some(identity);
+    }
+
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// Records that Vigil answered the request itself, refusing it for `reason`.
+    pub fn refuse(&mut self, rule_id: Option<String>, reason: String) {
+        self.decision = Decision {
+            action: "block".into(),
+            rule_id,
+            reason,
+        };
+        self.outcome = "local_response";
     }
 
     pub fn request_chunk(&mut self, chunk: &[u8]) {
@@ -80,15 +114,11 @@ impl ExchangeLog {
             duration_ms: ended_nanos.saturating_sub(self.started_nanos) / 1_000_000,
             client_address: self.client_address.clone(),
             route: self.route.clone(),
-            identity: None,
+            identity: self.identity.clone(),
             model: None,
-            decision: Decision {
-                action: "allow".into(),
-                rule_id: None,
-                reason: "pass-through: no rules configured".into(),
-            },
+            decision: self.decision.clone(),
             approval: None,
-            outcome: "forwarded".into(),
+            outcome: self.outcome.into(),
             complete,
             request: BodySummary {
                 bytes: self.request_body.bytes(),

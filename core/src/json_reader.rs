@@ -153,6 +153,24 @@ impl<'v> ObjectReader<'v> {
         }
     }
 
+    /// An optional list of strings.
+    pub fn string_list(&mut self, name: &'static str, errors: &mut Errors) -> Option<Vec<String>> {
+        let value = self.get(name)?;
+        let path = self.field_path(name);
+        let Value::Array(items) = value else {
+            errors.push(
+                &path,
+                format!("expected a list of strings, found {}", describe(value)),
+            );
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            out.push(read_string(&format!("{path}[{i}]"), item, errors)?);
+        }
+        Some(out)
+    }
+
     /// Reports every field that no reader asked for, naming the fields that are allowed.
     pub fn finish(self, errors: &mut Errors) {
         let mut unknown: Vec<&String> = self

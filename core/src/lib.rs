@@ -6,6 +6,7 @@
 pub mod config;
 pub mod digest;
 pub mod exchange;
+pub mod identity;
 pub mod json_reader;
 pub mod record;
 pub mod time;

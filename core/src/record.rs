@@ -28,8 +28,9 @@ pub struct SessionRecord {
     pub duration_ms: u64,
     pub client_address: Option<String>,
     pub route: Route,
-    /// The verified caller; null until identity verification is configured.
-    pub identity: Option<serde_json::Value>,
+    /// The verified caller; null when the policy configures no identity providers or the
+    /// request was refused before a token verified.
+    pub identity: Option<crate::identity::Identity>,
     pub model: Option<String>,
     pub decision: Decision,
     pub approval: Option<serde_json::Value>,

@@ -5,6 +5,7 @@
 //! session record. The decisions themselves live in `vigil-core`.
 
 mod logging;
+pub mod refusal;
 pub mod root;
 pub mod stream;
 

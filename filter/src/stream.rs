@@ -15,37 +15,29 @@
 //! `on_log` when the exchange never got there (client gone, upstream reset).
 
 use crate::logging::ctx_log;
+use crate::refusal::Refusal;
+use crate::root::Shared;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 use vigil_core::exchange::ExchangeLog;
-use vigil_core::record::{RecordChain, Route};
-use vigil_core::PluginConfig;
+use vigil_core::identity::authenticate::authenticate;
+use vigil_core::record::Route;
 
 pub struct VigilStream {
     context_id: u32,
-    config: Rc<PluginConfig>,
-    chain: Rc<RefCell<RecordChain>>,
-    vm_id: Rc<str>,
+    shared: Rc<Shared>,
     /// Set at request headers; every later callback feeds it.
     exchange: Option<ExchangeLog>,
     sealed: bool,
 }
 
 impl VigilStream {
-    pub fn new(
-        context_id: u32,
-        config: Rc<PluginConfig>,
-        chain: Rc<RefCell<RecordChain>>,
-        vm_id: Rc<str>,
-    ) -> Self {
+    pub fn new(context_id: u32, shared: Rc<Shared>) -> Self {
         Self {
             context_id,
-            config,
-            chain,
-            vm_id,
+            shared,
             exchange: None,
             sealed: false,
         }
@@ -61,6 +53,69 @@ impl VigilStream {
     fn property_string(&self, path: &str) -> Option<String> {
         self.get_property(path.split('.').collect())
             .and_then(|b| String::from_utf8(b).ok())
+    }
+
+    /// Verifies the caller when the policy configures identity providers; on success the
+    /// caller's token is removed and the upstream credential added.
+    fn check_identity(&mut self) -> Result<(), Refusal> {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        if !config.providers.is_empty() {
+            let now = (self.now_nanos() / 1_000_000_000) as i64;
+            let result = authenticate(
+                &config.providers,
+                |name| self.get_http_request_header(name),
+                |p| p.inline_keys(),
+                &mut shared.tokens.borrow_mut(),
+                now,
+            );
+            let identity = result.map_err(Refusal::unauthenticated)?;
+            ctx_log!(
+                debug,
+                self.context_id,
+                "identity: {:?} via provider {}",
+                identity.subject,
+                identity.provider
+            );
+            // The caller's token never reaches the model server.
+            for provider in &config.providers {
+                self.set_http_request_header(&provider.from_header.name, None);
+            }
+            if let Some(exchange) = self.exchange.as_mut() {
+                exchange.identify(identity);
+            }
+        }
+        if let (Some(c), Some(value)) = (&config.upstream_credential, &shared.credential) {
+            self.set_http_request_header(&c.header, Some(value));
+        }
+        Ok(())
+    }
+
+    /// Answers the request with the refusal and records why.
+    fn refuse(&mut self, refusal: Refusal) -> Action {
+        let request_id = self
+            .exchange
+            .as_ref()
+            .map(|e| e.request_id().to_string())
+            .unwrap_or_default();
+        ctx_log!(
+            info,
+            self.context_id,
+            "refused with {}: {}",
+            refusal.status,
+            refusal.reason()
+        );
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.refuse(None, refusal.reason());
+        }
+        let body = refusal.body(&request_id);
+        let headers: Vec<(&str, &str)> = refusal
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.send_http_response(refusal.status, headers, Some(body.as_bytes()));
+        Action::Pause
     }
 
     /// Seals the record and writes it to filter state, once. `complete` is false when the
@@ -85,16 +140,17 @@ impl VigilStream {
                 None,
             )
         });
+        let shared = &self.shared;
         let record = exchange.seal(
             now,
             complete,
-            &self.vm_id,
-            &self.config,
-            &mut self.chain.borrow_mut(),
+            &shared.vm_id,
+            &shared.config,
+            &mut shared.chain.borrow_mut(),
         );
         match serde_json::to_vec(&record) {
             Ok(bytes) => {
-                self.set_property(vec![self.config.record.property.as_str()], Some(&bytes));
+                self.set_property(vec![shared.config.record.property.as_str()], Some(&bytes));
                 ctx_log!(
                     debug,
                     self.context_id,
@@ -124,7 +180,7 @@ impl HttpContext for VigilStream {
             authority: header(":authority"),
         };
         let request_id = self
-            .get_http_request_header(&self.config.record.request_id_header)
+            .get_http_request_header(&self.shared.config.record.request_id_header)
             .or_else(|| self.property_string("request.id"))
             .unwrap_or_default();
         ctx_log!(
@@ -141,7 +197,10 @@ impl HttpContext for VigilStream {
             request_id,
             self.property_string("source.address"),
         ));
-        Action::Continue
+        match self.check_identity() {
+            Ok(()) => Action::Continue,
+            Err(refusal) => self.refuse(refusal),
+        }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
@@ -201,6 +260,7 @@ impl HttpContext for VigilStream {
         self.seal_record(false);
     }
 }
+
 /// Stands in for a stream when the plugin has no valid configuration: fails closed.
 pub struct Unconfigured {
     pub context_id: u32,

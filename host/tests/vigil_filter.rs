@@ -93,7 +93,7 @@ fn unknown_fields_and_bad_values_stop_the_plugin_naming_path_and_value() {
     };
     assert_eq!(
         last_logs.last().unwrap().message,
-        "#1 on_configure: invalid plugin configuration: $.record.property: must be letters, digits, '_' or '.', found \"bad name!\"; $.rulez: unknown field \"rulez\" (expected one of: description, id, record, version)"
+        "#1 on_configure: invalid plugin configuration: $.record.property: must be letters, digits, '_' or '.', found \"bad name!\"; $.rulez: unknown field \"rulez\" (expected one of: description, id, identity, record, upstream_credential, version)"
     );
 }
 
@@ -283,4 +283,141 @@ fn the_filter_follows_the_hosts_log_level() {
         vm.logs()
     );
     assert!(vm.logs().iter().any(|l| l.message.contains("vigil 0.1.0")));
+}
+
+const RSA_JWKS: &str = r#"{"keys":[{"kty":"RSA","alg":"RS256","use":"sig","kid":"62a93512c9ee4c7f8067b5a216dade2763d32a47","n":"0YWnm_eplO9BFtXszMRQNL5UtZ8HJdTH2jK7vjs4XdLkPW7YBkkm_2xNgcaVpkW0VT2l4mU3KftR-6s3Oa5Rnz5BrWEUkCTVVolR7VYksfqIB2I_x5yZHdOiomMTcm3DheUUCgbJRv5OKRnNqszA4xHn3tA3Ry8VO3X7BgKZYAUh9fyZTFLlkeAh0-bLK5zvqCmKW5QgDIXSxUTJxPjZCgfx1vmAfGqaJb-nvmrORXQ6L284c73DUL7mnt6wj3H6tVqPKA27j56N0TB1Hfx4ja6Slr8S4EB3F1luYhATa1PKUSH8mYDW11HolzZmTQpRoLV8ZoHbHEaTfqX_aYahIw","e":"AQAB"}]}"#;
+
+fn identity_config(extra: &str) -> String {
+    format!(
+        r#"{{"id": "gw", "version": "1", "identity": {{"providers": [{{"name": "corp", "jwks": {RSA_JWKS}}}]}}{extra}}}"#
+    )
+}
+
+#[test]
+fn a_request_without_a_token_gets_401_with_a_plain_bearer_challenge_and_a_record() {
+    let mut vm = vigil(&identity_config("")).unwrap();
+    let id = vm.create_stream().unwrap();
+    vm.request_headers(id, &chat_request(), true).unwrap();
+    vm.complete_stream(id).unwrap();
+    let s = vm.stream(id).unwrap();
+    assert!(
+        s.request.sent_headers.is_none(),
+        "nothing reaches the model server"
+    );
+    let headers = s.response.sent_headers.clone().unwrap();
+    assert!(headers.contains(&(":status".into(), "401".into())));
+    assert!(headers.contains(&("www-authenticate".into(), "Bearer realm=\"vigil\"".into())));
+    let body: serde_json::Value = serde_json::from_slice(&s.response.sent_body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"error": {"code": "token_missing", "message": "no bearer token in the authorization header", "request_id": "req-7"}})
+    );
+    let r: SessionRecord = serde_json::from_slice(
+        s.access_log
+            .as_ref()
+            .unwrap()
+            .get("wasm.vigil_record")
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (
+            r.decision.action.as_str(),
+            r.outcome.as_str(),
+            r.response.status
+        ),
+        ("block", "local_response", Some(401))
+    );
+    assert_eq!(
+        r.decision.reason,
+        "token_missing: no bearer token in the authorization header"
+    );
+}
+
+#[test]
+fn a_garbage_token_is_refused_without_being_echoed() {
+    let mut vm = vigil(&identity_config("")).unwrap();
+    let id = vm.create_stream().unwrap();
+    let mut req = chat_request();
+    req.push((
+        "authorization".into(),
+        "Bearer not.a-valid.token-SECRETISH".into(),
+    ));
+    vm.request_headers(id, &req, true).unwrap();
+    let s = vm.stream(id).unwrap();
+    let body = String::from_utf8(s.response.sent_body.clone()).unwrap();
+    assert!(body.contains("\"code\":\"token_malformed\""), "{body}");
+    assert!(!body.contains("SECRETISH"));
+    let challenge = s
+        .response
+        .sent_headers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k == "www-authenticate")
+        .unwrap()
+        .1
+        .clone();
+    assert!(
+        challenge
+            .starts_with("Bearer realm=\"vigil\", error=\"invalid_token\", error_description=\""),
+        "{challenge}"
+    );
+}
+
+#[test]
+fn a_missing_credential_variable_stops_the_plugin_without_naming_a_value() {
+    let config = identity_config(r#", "upstream_credential": {"env": "VIGIL_UPSTREAM_TOKEN"}"#);
+    let err = vigil(&config).err().unwrap();
+    let HostError::Rejected { last_logs, .. } = err else {
+        panic!("expected a refusal")
+    };
+    assert_eq!(
+        last_logs.last().unwrap().message,
+        "#1 on_configure: cannot start with plugin configuration: $.upstream_credential.env: the VM environment has no VIGIL_UPSTREAM_TOKEN (hand it to the VM with vm_config.environment_variables)"
+    );
+}
+
+#[test]
+fn the_credential_is_injected_even_without_identity_and_never_logged() {
+    let config = r#"{"id": "gw", "version": "1", "upstream_credential": {"env": "MODEL_KEY", "header": "x-api-key", "prefix": ""}}"#;
+    let mut vm = Vm::start(
+        vigil_plugin(),
+        VmOptions {
+            plugin_config: config.as_bytes().to_vec(),
+            env: vec![("MODEL_KEY".into(), "k-123".into())],
+            ..VmOptions::default()
+        },
+    )
+    .unwrap();
+    let id = vm.create_stream().unwrap();
+    let mut req = chat_request();
+    req.push(("x-api-key".into(), "caller-supplied".into()));
+    vm.request_headers(id, &req, true).unwrap();
+    let sent = vm.stream(id).unwrap().request.sent_headers.clone().unwrap();
+    assert_eq!(
+        sent.iter()
+            .filter(|(k, _)| k == "x-api-key")
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>(),
+        vec!["k-123"],
+        "the caller's value is replaced"
+    );
+    assert!(vm.logs().iter().all(|l| !l.message.contains("k-123")));
+}
+
+#[test]
+fn remote_key_sets_are_refused_until_supported_with_the_path() {
+    let config = r#"{"id": "gw", "version": "1", "identity": {"providers": [{"name": "corp", "remote_jwks": {"cluster": "idp", "uri": "https://idp/jwks"}}]}}"#;
+    let HostError::Rejected { last_logs, .. } = vigil(config).err().unwrap() else {
+        panic!("expected a refusal")
+    };
+    assert!(
+        last_logs
+            .last()
+            .unwrap()
+            .message
+            .contains("$.identity.providers[0].remote_jwks: remote key sets are not supported"),
+        "{last_logs:?}"
+    );
 }

@@ -1,0 +1,93 @@
+//! From a request's headers to a verified [`Identity`]: find the token in the header each
+//! provider names, choose the provider by the token's issuer, verify (or find the token in
+//! the verified-token cache), and say precisely why when it fails.
+
+use super::cache::TokenCache;
+use super::jwks::KeySet;
+use super::provider::Provider;
+use super::token::{self, UnverifiedToken};
+use super::{AuthError, Identity};
+
+/// Verifies the caller of a request. `header` reads a request header; `keys_for` gives a
+/// provider's current key set (`None` while a remote set is not loaded: fail closed).
+pub fn authenticate<'p>(
+    providers: &'p [Provider],
+    header: impl Fn(&str) -> Option<String>,
+    keys_for: impl Fn(&'p Provider) -> Option<&'p KeySet>,
+    cache: &mut TokenCache,
+    now: i64,
+) -> Result<Identity, AuthError> {
+    let mut found = Vec::new();
+    for provider in providers {
+        if let Some(value) = header(&provider.from_header.name) {
+            let prefix = &provider.from_header.prefix;
+            // The scheme in `Authorization: Bearer` is case-insensitive (RFC 7235 2.1).
+            if value.len() >= prefix.len()
+                && value.is_char_boundary(prefix.len())
+                && value[..prefix.len()].eq_ignore_ascii_case(prefix)
+            {
+                found.push((provider, value[prefix.len()..].trim().to_string()));
+            }
+        }
+    }
+    let Some((_, first)) = found.first() else {
+        let names: Vec<&str> = providers
+            .iter()
+            .map(|p| p.from_header.name.as_str())
+            .collect();
+        return Err(AuthError::new(
+            "token_missing",
+            format!("no bearer token in the {} header", names.join(" or ")),
+        ));
+    };
+    if first.is_empty() {
+        return Err(AuthError::new("token_missing", "the bearer token is empty"));
+    }
+    if let Some(identity) = cache.get(first, now) {
+        return Ok(identity);
+    }
+    let mut last_error = None;
+    for (provider, token) in &found {
+        let parsed = match UnverifiedToken::parse(token, provider.max_token_bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let issuer = parsed.unverified_issuer();
+        let fits = match (&provider.issuer, &issuer) {
+            (Some(want), Some(got)) => want == got,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if !fits {
+            last_error = Some(AuthError::new(
+                "unknown_issuer",
+                format!(
+                    "no identity provider is configured for issuer {}",
+                    issuer
+                        .as_deref()
+                        .map(|i| format!("{i:?}"))
+                        .unwrap_or_else(|| "(none)".into())
+                ),
+            ));
+            continue;
+        }
+        let Some(keys) = keys_for(provider) else {
+            return Err(AuthError::new(
+                "keys_unavailable",
+                format!(
+                    "the keys of identity provider {:?} are not available",
+                    provider.name
+                ),
+            ));
+        };
+        let identity = token::verify(token, provider, keys, now)?;
+        cache.insert(token, &identity, now);
+        return Ok(identity);
+    }
+    Err(last_error.unwrap_or_else(|| {
+        AuthError::new("unknown_issuer", "no identity provider accepts this token")
+    }))
+}

@@ -1,0 +1,324 @@
+//! Verifying one compact JWS/JWT against a provider and its key set.
+//!
+//! Order matters: the header is read only to pick the algorithm and key; the signature is
+//! checked before the claims are parsed and trusted. Key selection is strict: a token that
+//! names a key (`kid`) verifies under that key only; one that names none may try every key
+//! whose type, `alg`, `use` and `key_ops` allow its algorithm. `none` never verifies, and an
+//! HMAC algorithm only ever verifies with a symmetric key its provider explicitly allows.
+
+use super::jwks::{Jwk, KeyMaterial, KeySet};
+use super::provider::Provider;
+use super::{AuthError, Identity};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa};
+use jwt_compact::{Algorithm, AlgorithmSignature};
+use serde_json::{Map, Value};
+
+fn b64(part: &str, what: &str) -> Result<Vec<u8>, AuthError> {
+    URL_SAFE_NO_PAD.decode(part).map_err(|_| {
+        AuthError::new(
+            "token_malformed",
+            format!("the token's {what} is not base64url"),
+        )
+    })
+}
+
+/// The parts of a compact token, header parsed, nothing verified.
+pub struct UnverifiedToken<'a> {
+    pub alg: String,
+    pub kid: Option<String>,
+    signed: &'a [u8],
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl<'a> UnverifiedToken<'a> {
+    /// Splits and decodes a token; checks the header's form (alg, kid, crit).
+    pub fn parse(token: &'a str, max_bytes: usize) -> Result<Self, AuthError> {
+        if token.len() > max_bytes {
+            return Err(AuthError::new(
+                "token_too_large",
+                format!(
+                    "the token is {} bytes, over the {max_bytes}-byte limit",
+                    token.len()
+                ),
+            ));
+        }
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::new(
+                "token_malformed",
+                "the token is not three dot-separated parts",
+            ));
+        };
+        let header: Value = serde_json::from_slice(&b64(h, "header")?)
+            .map_err(|_| AuthError::new("token_malformed", "the token's header is not JSON"))?;
+        let header = header.as_object().ok_or_else(|| {
+            AuthError::new("header_invalid", "the token's header is not a JSON object")
+        })?;
+        let alg = match header.get("alg") {
+            Some(Value::String(a)) => a.clone(),
+            Some(_) => {
+                return Err(AuthError::new(
+                    "header_invalid",
+                    "the token's alg is not a string",
+                ))
+            }
+            None => {
+                return Err(AuthError::new(
+                    "header_invalid",
+                    "the token's header has no alg",
+                ))
+            }
+        };
+        let kid = match header.get("kid") {
+            None => None,
+            Some(Value::String(k)) => Some(k.clone()),
+            Some(_) => {
+                return Err(AuthError::new(
+                    "header_invalid",
+                    "the token's kid is not a string",
+                ))
+            }
+        };
+        // RFC 7515 4.1.11: a recipient must reject a token whose crit names an extension it
+        // does not understand; Vigil understands none.
+        if let Some(crit) = header.get("crit") {
+            return Err(AuthError::new(
+                "crit_unsupported",
+                format!("the token requires header extensions Vigil does not support: {crit}"),
+            ));
+        }
+        let signed_len = h.len() + 1 + p.len();
+        Ok(Self {
+            alg,
+            kid,
+            signed: &token.as_bytes()[..signed_len],
+            payload: b64(p, "payload")?,
+            signature: b64(s, "signature")?,
+        })
+    }
+
+    /// The `iss` claim, read without verification, only to choose a provider.
+    pub fn unverified_issuer(&self) -> Option<String> {
+        let claims: Value = serde_json::from_slice(&self.payload).ok()?;
+        claims.get("iss")?.as_str().map(str::to_string)
+    }
+}
+
+fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, signature: &[u8], data: &[u8]) -> bool {
+    A::Signature::try_from_slice(signature)
+        .map(|s| alg.verify_signature(&s, key, data))
+        .unwrap_or(false)
+}
+
+/// Whether `signature` over `data` verifies under `key` with `alg`.
+pub fn signature_verifies(key: &Jwk, alg: &str, data: &[u8], signature: &[u8]) -> bool {
+    if !key.allows(alg) {
+        return false;
+    }
+    match (&key.material, alg) {
+        (KeyMaterial::Rsa(k), "RS256") => check(&Rsa::rs256(), k, signature, data),
+        (KeyMaterial::Rsa(k), "RS384") => check(&Rsa::rs384(), k, signature, data),
+        (KeyMaterial::Rsa(k), "RS512") => check(&Rsa::rs512(), k, signature, data),
+        (KeyMaterial::Rsa(k), "PS256") => check(&Rsa::ps256(), k, signature, data),
+        (KeyMaterial::Rsa(k), "PS384") => check(&Rsa::ps384(), k, signature, data),
+        (KeyMaterial::Rsa(k), "PS512") => check(&Rsa::ps512(), k, signature, data),
+        (KeyMaterial::P256(k), "ES256") => check(&Es256, k, signature, data),
+        (KeyMaterial::Ed25519(k), "EdDSA") => check(&Ed25519, k, signature, data),
+        (KeyMaterial::Hmac(k), "HS256") => check(&Hs256, &Hs256Key::new(k), signature, data),
+        (KeyMaterial::Hmac(k), "HS384") => check(&Hs384, &Hs384Key::new(k), signature, data),
+        (KeyMaterial::Hmac(k), "HS512") => check(&Hs512, &Hs512Key::new(k), signature, data),
+        _ => false,
+    }
+}
+
+/// Checks the signature of a parsed token against an allow-list and a key set.
+pub fn verify_signature(
+    token: &UnverifiedToken<'_>,
+    allowed: &[String],
+    keys: &KeySet,
+) -> Result<(), AuthError> {
+    let alg = token.alg.as_str();
+    if alg.eq_ignore_ascii_case("none") || !allowed.iter().any(|a| a == alg) {
+        return Err(AuthError::new(
+            "algorithm_not_allowed",
+            format!("algorithm {alg:?} is not allowed for this provider"),
+        ));
+    }
+    let candidates: Vec<&Jwk> = match &token.kid {
+        Some(kid) => {
+            let named: Vec<&Jwk> = keys
+                .keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid.as_str()))
+                .collect();
+            if named.is_empty() {
+                return Err(AuthError::new(
+                    "unknown_key",
+                    format!("no key with kid {kid:?} in the provider's key set"),
+                ));
+            }
+            if !named.iter().any(|k| k.allows(alg)) {
+                return Err(AuthError::new(
+                    "key_not_for_algorithm",
+                    format!("key {kid:?} may not verify {alg} signatures"),
+                ));
+            }
+            named
+        }
+        None => keys.keys.iter().filter(|k| k.allows(alg)).collect(),
+    };
+    if candidates.is_empty() {
+        return Err(AuthError::new(
+            "unknown_key",
+            format!("no key in the provider's key set verifies {alg}"),
+        ));
+    }
+    if candidates
+        .iter()
+        .any(|k| signature_verifies(k, alg, token.signed, &token.signature))
+    {
+        Ok(())
+    } else {
+        Err(AuthError::new(
+            "bad_signature",
+            "the token's signature does not verify",
+        ))
+    }
+}
+
+fn integer_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v.as_i64().map(Some).ok_or_else(|| {
+            AuthError::new(
+                "claims_invalid",
+                format!("the {name} claim is not an integer"),
+            )
+        }),
+    }
+}
+
+fn string_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String>, AuthError> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(AuthError::new(
+            "claims_invalid",
+            format!("the {name} claim is not a string"),
+        )),
+    }
+}
+
+/// Follows a dotted path (`realm_access.roles`) to a list of groups: an array of strings,
+/// or one space-separated string.
+fn groups(claims: &Map<String, Value>, path: &str) -> Vec<String> {
+    let mut at = claims.get(path.split('.').next().unwrap_or_default());
+    for part in path.split('.').skip(1) {
+        at = at.and_then(|v| v.get(part));
+    }
+    match at {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Verifies a token for a provider at `now` (seconds since the epoch) and returns who it is.
+pub fn verify(
+    token: &str,
+    provider: &Provider,
+    keys: &KeySet,
+    now: i64,
+) -> Result<Identity, AuthError> {
+    let parsed = UnverifiedToken::parse(token, provider.max_token_bytes)?;
+    verify_signature(&parsed, &provider.algorithms, keys)?;
+    let claims: Value = serde_json::from_slice(&parsed.payload)
+        .map_err(|_| AuthError::new("claims_invalid", "the token's claims are not JSON"))?;
+    let Value::Object(claims) = claims else {
+        return Err(AuthError::new(
+            "claims_invalid",
+            "the token's claims are not a JSON object",
+        ));
+    };
+    let skew = provider.clock_skew_s as i64;
+    let exp = integer_claim(&claims, "exp")?;
+    let nbf = integer_claim(&claims, "nbf")?;
+    integer_claim(&claims, "iat")?;
+    let issuer = string_claim(&claims, "iss")?;
+    let subject = string_claim(&claims, "sub")?;
+    match exp {
+        Some(exp) if now > exp.saturating_add(skew) => {
+            return Err(AuthError::new(
+                "token_expired",
+                format!("the token expired at {exp}, now is {now}"),
+            ))
+        }
+        None if provider.require_exp => {
+            return Err(AuthError::new(
+                "exp_required",
+                "the token has no exp claim and this provider requires one",
+            ))
+        }
+        _ => {}
+    }
+    if let Some(nbf) = nbf {
+        if now.saturating_add(skew) < nbf {
+            return Err(AuthError::new(
+                "token_not_yet_valid",
+                format!("the token is not valid before {nbf}, now is {now}"),
+            ));
+        }
+    }
+    if let Some(expected) = &provider.issuer {
+        if issuer.as_deref() != Some(expected.as_str()) {
+            return Err(AuthError::new(
+                "wrong_issuer",
+                format!("the token's issuer is {issuer:?}, expected {expected:?}"),
+            ));
+        }
+    }
+    if !provider.audiences.is_empty() {
+        let audiences: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            Some(_) => {
+                return Err(AuthError::new(
+                    "claims_invalid",
+                    "the aud claim is neither a string nor an array",
+                ))
+            }
+            None => Vec::new(),
+        };
+        if !audiences
+            .iter()
+            .any(|a| provider.audiences.iter().any(|p| p == a))
+        {
+            return Err(AuthError::new(
+                "wrong_audience",
+                format!(
+                    "the token's audiences {audiences:?} include none of {:?}",
+                    provider.audiences
+                ),
+            ));
+        }
+    }
+    Ok(Identity {
+        provider: provider.name.clone(),
+        issuer,
+        subject,
+        email: claims
+            .get("email")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        groups: groups(&claims, &provider.groups_claim),
+        expires_at: exp,
+    })
+}
