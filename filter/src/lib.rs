@@ -4,6 +4,7 @@
 //! record chain); [`stream::VigilStream`] follows one HTTP exchange and turns it into a
 //! session record. The decisions themselves live in `vigil-core`.
 
+pub mod keys;
 mod logging;
 pub mod refusal;
 pub mod root;

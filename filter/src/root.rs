@@ -3,16 +3,19 @@
 //! names is missing from the VM environment) and owns what outlives a request: the
 //! configuration, the record chain and the verified-token cache, shared with every stream.
 
+use crate::keys::{self, Verdict, Waiting};
 use crate::logging::ctx_log;
 use crate::stream::{Unconfigured, VigilStream};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use std::cell::RefCell;
 use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
 use vigil_core::identity::cache::TokenCache;
 use vigil_core::identity::provider::KeySource;
+use vigil_core::identity::remote::RemoteKeys;
 use vigil_core::record::RecordChain;
 use vigil_core::PluginConfig;
 
@@ -24,6 +27,20 @@ pub struct Shared {
     pub vm_id: String,
     /// The header value carrying the upstream credential (prefix included). Never logged.
     pub credential: Option<String>,
+    /// Per provider index: the remote key set state (None for inline providers).
+    pub remote: RefCell<Vec<Option<RemoteKeys>>>,
+    /// Key-set fetches in flight, by callout token.
+    pub fetches: RefCell<HashMap<u32, usize>>,
+    /// Requests held until their provider's keys arrive.
+    pub waiting: RefCell<Vec<Waiting>>,
+    /// Decisions taken for held requests, until each stream records its own.
+    pub verdicts: RefCell<HashMap<u32, Verdict>>,
+}
+
+impl Shared {
+    pub fn has_remote_keys(&self) -> bool {
+        self.remote.borrow().iter().any(Option::is_some)
+    }
 }
 
 pub struct VigilRoot {
@@ -56,13 +73,14 @@ impl VigilRoot {
 
     /// Checks what the configuration needs from the VM, and builds the shared state.
     fn prepare(&self, config: PluginConfig) -> Result<Shared, String> {
-        for (i, provider) in config.providers.iter().enumerate() {
-            if matches!(provider.keys, KeySource::Remote(_)) {
-                return Err(format!(
-                    "$.identity.providers[{i}].remote_jwks: remote key sets are not supported by this build yet; give the provider an inline \"jwks\""
-                ));
-            }
-        }
+        let remote = config
+            .providers
+            .iter()
+            .map(|p| match &p.keys {
+                KeySource::Remote(settings) => Some(RemoteKeys::new(settings.clone())),
+                KeySource::Inline(_) => None,
+            })
+            .collect();
         let credential = match &config.upstream_credential {
             Some(c) => match std::env::var(&c.env) {
                 Ok(value) if !value.is_empty() => Some(format!("{}{}", c.prefix, value)),
@@ -81,11 +99,52 @@ impl VigilRoot {
             tokens: RefCell::default(),
             vm_id: self.vm_id.clone(),
             credential,
+            remote: RefCell::new(remote),
+            fetches: RefCell::default(),
+            waiting: RefCell::default(),
+            verdicts: RefCell::default(),
         })
     }
 }
 
-impl Context for VigilRoot {}
+impl VigilRoot {
+    fn now_secs(&self) -> i64 {
+        self.get_current_time()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+impl Context for VigilRoot {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let now = self.now_secs();
+        if let Some(shared) = self.shared.clone() {
+            if !keys::answered(
+                &shared,
+                token,
+                self,
+                self.context_id,
+                now,
+                num_headers,
+                body_size,
+            ) {
+                ctx_log!(
+                    warn,
+                    self.context_id,
+                    "answer to unknown callout {} ignored",
+                    token
+                );
+            }
+        }
+    }
+}
 
 impl RootContext for VigilRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -142,6 +201,10 @@ impl RootContext for VigilRoot {
         match self.prepare(config) {
             Ok(shared) => {
                 ctx_log!(info, self.context_id, "on_configure: {}", summary);
+                if shared.has_remote_keys() {
+                    // Remote key sets load and refresh on the tick, ahead of requests.
+                    self.set_tick_period(keys::SLOW_TICK);
+                }
                 self.shared = Some(Rc::new(shared));
                 true
             }
@@ -156,6 +219,26 @@ impl RootContext for VigilRoot {
                 false
             }
         }
+    }
+
+    fn on_tick(&mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let now = self.now_secs();
+        let due: Vec<usize> = shared
+            .remote
+            .borrow()
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.as_ref().is_some_and(|r| r.due(now)))
+            .map(|(i, _)| i)
+            .collect();
+        for index in due {
+            keys::fetch(&shared, index, self, self.context_id);
+        }
+        // A fetch the cluster refused leaves held requests to fail closed now.
+        keys::settle(&shared, self.context_id, now);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -14,6 +14,7 @@
 //! (end of the response, its trailers, or a headers-only response), and only written in
 //! `on_log` when the exchange never got there (client gone, upstream reset).
 
+use crate::keys::{self, Waiting};
 use crate::logging::ctx_log;
 use crate::refusal::Refusal;
 use crate::root::Shared;
@@ -23,7 +24,14 @@ use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 use vigil_core::exchange::ExchangeLog;
 use vigil_core::identity::authenticate::authenticate;
+use vigil_core::identity::AuthError;
 use vigil_core::record::Route;
+
+/// Why request headers cannot go on yet.
+enum Hold {
+    Refuse(Refusal),
+    ForKeys,
+}
 
 pub struct VigilStream {
     context_id: u32,
@@ -55,21 +63,36 @@ impl VigilStream {
             .and_then(|b| String::from_utf8(b).ok())
     }
 
+    fn now_secs(&self) -> i64 {
+        (self.now_nanos() / 1_000_000_000) as i64
+    }
+
     /// Verifies the caller when the policy configures identity providers; on success the
-    /// caller's token is removed and the upstream credential added.
-    fn check_identity(&mut self) -> Result<(), Refusal> {
+    /// caller's token is removed and the upstream credential added. A request whose provider
+    /// has no keys yet (or names a key a refetch may bring) is held for the fetch.
+    fn check_identity(&mut self) -> Result<(), Hold> {
         let shared = self.shared.clone();
         let config = &shared.config;
         if !config.providers.is_empty() {
-            let now = (self.now_nanos() / 1_000_000_000) as i64;
-            let result = authenticate(
-                &config.providers,
-                |name| self.get_http_request_header(name),
-                |p| p.inline_keys(),
-                &mut shared.tokens.borrow_mut(),
-                now,
-            );
-            let identity = result.map_err(Refusal::unauthenticated)?;
+            let now = self.now_secs();
+            let result = {
+                let remote = shared.remote.borrow();
+                authenticate(
+                    &config.providers,
+                    |name| self.get_http_request_header(name),
+                    |i| keys::keys_of(&shared, &remote, i),
+                    &mut shared.tokens.borrow_mut(),
+                    now,
+                )
+            };
+            let identity = match result {
+                Ok(identity) => identity,
+                Err(e) => {
+                    return Err(self
+                        .hold_for_keys(&e, now)
+                        .unwrap_or_else(|| Hold::Refuse(Refusal::unauthenticated(e))))
+                }
+            };
             ctx_log!(
                 debug,
                 self.context_id,
@@ -89,6 +112,68 @@ impl VigilStream {
             self.set_http_request_header(&c.header, Some(value));
         }
         Ok(())
+    }
+
+    /// Holds the request for a key-set fetch when that can help: the provider's remote keys
+    /// are not loaded yet, or the token names a key a (rate-limited) refetch may bring.
+    fn hold_for_keys(&mut self, e: &AuthError, now: i64) -> Option<Hold> {
+        let index = e.provider?;
+        let shared = self.shared.clone();
+        let worth_fetching = {
+            let mut remote = shared.remote.borrow_mut();
+            let r = remote.get_mut(index)?.as_mut()?;
+            match e.code {
+                "keys_unavailable" => true,
+                "unknown_key" => r.pending() || r.allow_kid_refetch(now),
+                _ => false,
+            }
+        };
+        if !worth_fetching {
+            return None;
+        }
+        keys::request_fetch(&shared, index);
+        let headers = shared
+            .config
+            .providers
+            .iter()
+            .map(|p| {
+                (
+                    p.from_header.name.clone(),
+                    self.get_http_request_header(&p.from_header.name),
+                )
+            })
+            .collect();
+        let request_id = self
+            .exchange
+            .as_ref()
+            .map(|x| x.request_id().to_string())
+            .unwrap_or_default();
+        shared.waiting.borrow_mut().push(Waiting {
+            context_id: self.context_id,
+            provider: index,
+            headers,
+            request_id,
+        });
+        ctx_log!(
+            debug,
+            self.context_id,
+            "held until the key set of provider {} arrives",
+            shared.config.providers[index].name
+        );
+        Some(Hold::ForKeys)
+    }
+
+    /// Records the decision taken for this request while it was held, once.
+    fn take_verdict(&mut self) {
+        let Some(verdict) = self.shared.verdicts.borrow_mut().remove(&self.context_id) else {
+            return;
+        };
+        if let Some(exchange) = self.exchange.as_mut() {
+            match verdict {
+                Ok(identity) => exchange.identify(identity),
+                Err(e) => exchange.refuse(None, Refusal::unauthenticated(e).reason()),
+            }
+        }
     }
 
     /// Answers the request with the refusal and records why.
@@ -169,7 +254,35 @@ impl VigilStream {
     }
 }
 
-impl Context for VigilStream {}
+impl Context for VigilStream {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let shared = self.shared.clone();
+        let now = self.now_secs();
+        if !keys::answered(
+            &shared,
+            token,
+            self,
+            self.context_id,
+            now,
+            num_headers,
+            body_size,
+        ) {
+            ctx_log!(
+                warn,
+                self.context_id,
+                "answer to unknown callout {} ignored",
+                token
+            );
+        }
+        self.take_verdict();
+    }
+}
 
 impl HttpContext for VigilStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -199,11 +312,13 @@ impl HttpContext for VigilStream {
         ));
         match self.check_identity() {
             Ok(()) => Action::Continue,
-            Err(refusal) => self.refuse(refusal),
+            Err(Hold::Refuse(refusal)) => self.refuse(refusal),
+            Err(Hold::ForKeys) => Action::Pause,
         }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+        self.take_verdict();
         // With Continue, each callback's buffer holds only this chunk (Envoy's decodeData).
         if let (Some(chunk), Some(exchange)) = (
             self.get_http_request_body(0, body_size),
@@ -215,6 +330,7 @@ impl HttpContext for VigilStream {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.take_verdict();
         let status = self.get_http_response_header(":status");
         if let Some(exchange) = self.exchange.as_mut() {
             exchange.response_status(status.as_deref());
@@ -250,6 +366,12 @@ impl HttpContext for VigilStream {
     }
 
     fn on_log(&mut self) {
+        self.take_verdict();
+        // A held request that ends (client gone) must not be acted on later.
+        self.shared
+            .waiting
+            .borrow_mut()
+            .retain(|w| w.context_id != self.context_id);
         if !self.sealed {
             ctx_log!(
                 info,

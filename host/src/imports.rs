@@ -756,7 +756,8 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmtime::Err
             seen(&mut c, "proxy_set_effective_context");
             let state = c.data_mut();
             let id = id as u32;
-            if id == state.root_context_id || state.streams.contains_key(&id) {
+            // A context whose stream ended is gone in Envoy, so switching to it is refused.
+            if id == state.root_context_id || state.streams.get(&id).is_some_and(|s| !s.ended) {
                 state.current_context = id;
                 ok(Status::Ok)
             } else {

@@ -407,17 +407,17 @@ fn the_credential_is_injected_even_without_identity_and_never_logged() {
 }
 
 #[test]
-fn remote_key_sets_are_refused_until_supported_with_the_path() {
+fn a_remote_key_set_behind_an_unknown_cluster_fails_requests_closed() {
     let config = r#"{"id": "gw", "version": "1", "identity": {"providers": [{"name": "corp", "remote_jwks": {"cluster": "idp", "uri": "https://idp/jwks"}}]}}"#;
-    let HostError::Rejected { last_logs, .. } = vigil(config).err().unwrap() else {
-        panic!("expected a refusal")
-    };
-    assert!(
-        last_logs
-            .last()
-            .unwrap()
-            .message
-            .contains("$.identity.providers[0].remote_jwks: remote key sets are not supported"),
-        "{last_logs:?}"
-    );
+    let mut vm = vigil(config).unwrap();
+    let id = vm.create_stream().unwrap();
+    let mut req = chat_request();
+    req.push(("authorization".into(), "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln".into()));
+    vm.request_headers(id, &req, true).unwrap();
+    assert!(vm.stream(id).unwrap().response.sent_headers.is_none(), "held for the fetch");
+    vm.advance(20_000_000).unwrap();
+    let s = vm.stream(id).unwrap();
+    assert_eq!(s.response.sent_headers.as_ref().unwrap()[0].1, "401");
+    assert!(String::from_utf8_lossy(&s.response.sent_body).contains("keys_unavailable"));
+    assert!(vm.logs().iter().any(|l| l.message.contains("cannot fetch key set of provider corp: cluster idp refused the call")));
 }

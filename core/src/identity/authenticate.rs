@@ -8,17 +8,18 @@ use super::provider::Provider;
 use super::token::{self, UnverifiedToken};
 use super::{AuthError, Identity};
 
-/// Verifies the caller of a request. `header` reads a request header; `keys_for` gives a
-/// provider's current key set (`None` while a remote set is not loaded: fail closed).
-pub fn authenticate<'p>(
-    providers: &'p [Provider],
+/// Verifies the caller of a request. `header` reads a request header; `keys_for` gives the
+/// current key set of the provider at an index (`None` while a remote set is not loaded: the
+/// request fails closed with `keys_unavailable`).
+pub fn authenticate<'k>(
+    providers: &[Provider],
     header: impl Fn(&str) -> Option<String>,
-    keys_for: impl Fn(&'p Provider) -> Option<&'p KeySet>,
+    keys_for: impl Fn(usize) -> Option<&'k KeySet>,
     cache: &mut TokenCache,
     now: i64,
 ) -> Result<Identity, AuthError> {
     let mut found = Vec::new();
-    for provider in providers {
+    for (index, provider) in providers.iter().enumerate() {
         if let Some(value) = header(&provider.from_header.name) {
             let prefix = &provider.from_header.prefix;
             // The scheme in `Authorization: Bearer` is case-insensitive (RFC 7235 2.1).
@@ -26,11 +27,11 @@ pub fn authenticate<'p>(
                 && value.is_char_boundary(prefix.len())
                 && value[..prefix.len()].eq_ignore_ascii_case(prefix)
             {
-                found.push((provider, value[prefix.len()..].trim().to_string()));
+                found.push((index, provider, value[prefix.len()..].trim().to_string()));
             }
         }
     }
-    let Some((_, first)) = found.first() else {
+    let Some((_, _, first)) = found.first() else {
         let names: Vec<&str> = providers
             .iter()
             .map(|p| p.from_header.name.as_str())
@@ -47,7 +48,7 @@ pub fn authenticate<'p>(
         return Ok(identity);
     }
     let mut last_error = None;
-    for (provider, token) in &found {
+    for (index, provider, token) in &found {
         let parsed = match UnverifiedToken::parse(token, provider.max_token_bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -74,16 +75,18 @@ pub fn authenticate<'p>(
             ));
             continue;
         }
-        let Some(keys) = keys_for(provider) else {
+        let Some(keys) = keys_for(*index) else {
             return Err(AuthError::new(
                 "keys_unavailable",
                 format!(
                     "the keys of identity provider {:?} are not available",
                     provider.name
                 ),
-            ));
+            )
+            .for_provider(*index));
         };
-        let identity = token::verify(token, provider, keys, now)?;
+        let identity =
+            token::verify(token, provider, keys, now).map_err(|e| e.for_provider(*index))?;
         cache.insert(token, &identity, now);
         return Ok(identity);
     }

@@ -6,6 +6,7 @@ pub mod authenticate;
 pub mod cache;
 pub mod jwks;
 pub mod provider;
+pub mod remote;
 pub mod token;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,8 @@ pub struct Identity {
 pub struct AuthError {
     pub code: &'static str,
     pub message: String,
+    /// Index of the provider the failure belongs to, once one was chosen.
+    pub provider: Option<usize>,
 }
 
 impl AuthError {
@@ -38,7 +41,13 @@ impl AuthError {
         Self {
             code,
             message: message.into(),
+            provider: None,
         }
+    }
+
+    pub(crate) fn for_provider(mut self, index: usize) -> Self {
+        self.provider = Some(index);
+        self
     }
 }
 
