@@ -7,7 +7,7 @@
 //! fields are errors, so a misspelt setting never silently falls back to a default.
 
 use crate::digest::sha256_hex;
-use crate::identity::provider::{read_identity, Provider};
+use crate::identity::provider::{read_identity, IdentitySettings, Provider};
 use crate::json_reader::{self, Errors, ObjectReader, PathError};
 
 /// Every problem found in one configuration, each with its JSON path.
@@ -29,6 +29,8 @@ pub struct PluginConfig {
     pub record: RecordSettings,
     /// Identity providers; when empty, requests are not authenticated (pass-through).
     pub providers: Vec<Provider>,
+    /// Verified tokens cached per VM; 0 turns the cache off.
+    pub token_cache_entries: usize,
     /// The service credential added to requests that go upstream.
     pub upstream_credential: Option<UpstreamCredential>,
     /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
@@ -87,9 +89,12 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         Some(v) => read_record(&root.field_path("record"), v, errors),
         None => Some(RecordSettings::default()),
     };
-    let providers = match root.get("identity") {
+    let identity = match root.get("identity") {
         Some(v) => read_identity(&root.field_path("identity"), v, errors),
-        None => Some(Vec::new()),
+        None => Some(IdentitySettings {
+            providers: Vec::new(),
+            token_cache_entries: 0,
+        }),
     };
     let upstream_credential = match root.get("upstream_credential") {
         Some(v) => read_credential(&root.field_path("upstream_credential"), v, errors).map(Some),
@@ -101,7 +106,8 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         version: version?,
         description,
         record: record?,
-        providers: providers?,
+        providers: identity.as_ref()?.providers.clone(),
+        token_cache_entries: identity?.token_cache_entries,
         upstream_credential: upstream_credential?,
         sha256: sha256_hex(&serde_json::to_vec(value).unwrap_or_default()),
     })

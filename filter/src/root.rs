@@ -93,10 +93,11 @@ impl VigilRoot {
             },
             None => None,
         };
+        let tokens = TokenCache::new(config.token_cache_entries);
         Ok(Shared {
             config,
             chain: RefCell::default(),
-            tokens: RefCell::default(),
+            tokens: RefCell::new(tokens),
             vm_id: self.vm_id.clone(),
             credential,
             remote: RefCell::new(remote),

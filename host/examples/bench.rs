@@ -1,10 +1,18 @@
-//! Host-side cost of a pass-through request through vigil.wasm, as a ratio to the same
-//! lifecycle through an empty proxy-wasm module measured in the same run (interleaved in
-//! blocks, so drift on a shared machine hits both alike), and the size of vigil.wasm.
+//! Host-side cost per request through vigil.wasm, as ratios to baselines measured in the
+//! same run (scenarios interleave in rounds, so drift on a shared machine hits all alike):
 //!
-//! Usage: scripts/bench [REQUESTS]   (default 20000 per module)
+//! - pass-through: vigil.wasm with no identity configured, against an empty proxy-wasm module;
+//! - identity: a valid RS256 and a valid ES256 token, with the verified-token cache warm and
+//!   with it off (every request verifies the signature), against the pass-through request;
+//! - the same verification natively (vigil-core on this machine), against the wasm cost.
+//!
+//! Tokens and keys are read from ../shared/conformance/jwt (jvl-rs256-kid-ok, rfc7515-a3-es256-ok).
+//! Usage: scripts/bench [REQUESTS]   (default 20000 for cheap scenarios; cold ones run a tenth)
 
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use vigil_core::identity::provider::{FromHeader, KeySource, Provider};
+use vigil_core::identity::{jwks::KeySet, token};
 use vigil_host::abi::LogLevel;
 use vigil_host::{artifacts, Plugin, Vm, VmOptions};
 
@@ -14,24 +22,37 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-struct Exchange {
+struct Scenario {
+    name: &'static str,
+    vm: Vm,
     request: Vec<(String, String)>,
-    body: Vec<u8>,
-    response: Vec<(String, String)>,
-    answer: Vec<u8>,
+    requests: usize,
+    times: Vec<Duration>,
 }
 
-/// One whole pass-through exchange; returns the host-side time it took.
-fn run_one(vm: &mut Vm, x: &Exchange) -> Duration {
+const BODY: &[u8] = br#"{"model":"llama-3.1-8b-instruct","messages":[{"role":"user","content":"Summarise our overdraft policy in one line."}]}"#;
+const ANSWER: &[u8] = br#"{"choices":[{"message":{"role":"assistant","content":"Overdrafts over $50 need approval."}}]}"#;
+
+/// One whole exchange; returns the host-side time it took.
+fn run_one(vm: &mut Vm, request: &[(String, String)]) -> Duration {
     let start = Instant::now();
     let id = vm.create_stream().expect("create stream");
-    vm.request_headers(id, &x.request, false)
+    vm.request_headers(id, request, false)
         .expect("request headers");
-    vm.request_body(id, &x.body, true).expect("request body");
-    vm.response_headers(id, &x.response, false)
-        .expect("response headers");
-    vm.response_body(id, &x.answer, true)
-        .expect("response body");
+    vm.request_body(id, BODY, true).expect("request body");
+    let forwarded = vm.stream(id).is_some_and(|s| s.request.sent_end);
+    assert!(
+        forwarded,
+        "the bench request was not forwarded: {:?}",
+        vm.logs().last()
+    );
+    vm.response_headers(
+        id,
+        &pairs(&[(":status", "200"), ("content-type", "application/json")]),
+        false,
+    )
+    .expect("response headers");
+    vm.response_body(id, ANSWER, true).expect("response body");
     vm.complete_stream(id).expect("complete");
     let took = start.elapsed();
     vm.remove_stream(id);
@@ -46,68 +67,208 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+fn vector(name: &str) -> Value {
+    let path = artifacts::workspace_root()
+        .join("../shared/conformance/jwt")
+        .join(format!("{name}.json"));
+    serde_json::from_str(
+        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .expect("vector JSON")
+}
+
+fn provider_config(v: &Value, cache_entries: u64) -> Value {
+    json!({"id": "bench", "version": "1", "identity": {"token_cache_entries": cache_entries, "providers": [{
+        "name": "corp", "issuer": v["policy"]["issuer"], "algorithms": v["policy"]["allowed_algs"], "jwks": v["jwks"]
+    }]}})
+}
+
+fn request(token: Option<&str>) -> Vec<(String, String)> {
+    let mut r = pairs(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "models.bank.internal"),
+        ("content-type", "application/json"),
+        ("x-request-id", "bench"),
+    ]);
+    if let Some(t) = token {
+        r.push(("authorization".into(), format!("Bearer {t}")));
+    }
+    r
+}
+
+/// Native verification of a vector's token: median time per verify.
+fn native_verify(v: &Value, rounds: usize) -> Duration {
+    let keys = KeySet::parse(&v["jwks"]).expect("key set");
+    let provider = Provider {
+        name: "corp".into(),
+        issuer: v["policy"]["issuer"].as_str().map(str::to_string),
+        audiences: vec![],
+        algorithms: v["policy"]["allowed_algs"]
+            .as_array()
+            .expect("algs")
+            .iter()
+            .map(|a| a.as_str().unwrap_or_default().to_string())
+            .collect(),
+        keys: KeySource::Inline(keys.clone()),
+        clock_skew_s: 60,
+        require_exp: false,
+        groups_claim: "groups".into(),
+        from_header: FromHeader {
+            name: "authorization".into(),
+            prefix: "Bearer ".into(),
+        },
+        max_token_bytes: 8192,
+    };
+    let now = v["policy"]["now"].as_i64().expect("now");
+    let token = v["token"].as_str().expect("token");
+    let mut times: Vec<Duration> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            token::verify(token, &provider, &keys, now).expect("the vector verifies natively");
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    percentile(&times, 0.5)
+}
+
 fn main() {
     let requests: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
     let vigil_path = artifacts::wasm("vigil_filter").unwrap_or_else(|e| panic!("{e}"));
-    let empty_path = artifacts::workspace_root().join("host/testdata/empty.wat");
     let vigil = Plugin::load(&vigil_path).unwrap_or_else(|e| panic!("{e}"));
-    let empty = Plugin::load(&empty_path).unwrap_or_else(|e| panic!("{e}"));
+    let empty = Plugin::load(&artifacts::workspace_root().join("host/testdata/empty.wat"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (rs, es) = (vector("jvl-rs256-kid-ok"), vector("rfc7515-a3-es256-ok"));
     // Envoy's default log level: debug lines are not sent.
-    let options = VmOptions {
-        log_level: LogLevel::Info,
-        ..VmOptions::default()
+    let start = |plugin: &Plugin, config: Option<&Value>, now_s: u64| {
+        let options = VmOptions {
+            log_level: LogLevel::Info,
+            plugin_config: config
+                .map(|c| c.to_string().into_bytes())
+                .unwrap_or_default(),
+            now_nanos: now_s * 1_000_000_000,
+            ..VmOptions::default()
+        };
+        Vm::start(plugin, options).unwrap_or_else(|e| panic!("{e}"))
     };
-    let mut vms = [
-        Vm::start(&empty, options.clone()).unwrap_or_else(|e| panic!("{e}")),
-        Vm::start(&vigil, options).unwrap_or_else(|e| panic!("{e}")),
+    let (rs_now, es_now) = (
+        rs["policy"]["now"].as_u64().unwrap_or(0),
+        es["policy"]["now"].as_u64().unwrap_or(0),
+    );
+    let cold = (requests / 10).max(200);
+    let mut scenarios = vec![
+        Scenario {
+            name: "empty proxy-wasm module",
+            vm: start(&empty, None, 0),
+            request: request(None),
+            requests,
+            times: vec![],
+        },
+        Scenario {
+            name: "vigil pass-through",
+            vm: start(&vigil, None, 0),
+            request: request(None),
+            requests,
+            times: vec![],
+        },
+        Scenario {
+            name: "RS256, token cache warm",
+            vm: start(&vigil, Some(&provider_config(&rs, 1024)), rs_now),
+            request: request(rs["token"].as_str()),
+            requests,
+            times: vec![],
+        },
+        Scenario {
+            name: "RS256, token cache off",
+            vm: start(&vigil, Some(&provider_config(&rs, 0)), rs_now),
+            request: request(rs["token"].as_str()),
+            requests: cold,
+            times: vec![],
+        },
+        Scenario {
+            name: "ES256, token cache warm",
+            vm: start(&vigil, Some(&provider_config(&es, 1024)), es_now),
+            request: request(es["token"].as_str()),
+            requests,
+            times: vec![],
+        },
+        Scenario {
+            name: "ES256, token cache off",
+            vm: start(&vigil, Some(&provider_config(&es, 0)), es_now),
+            request: request(es["token"].as_str()),
+            requests: cold,
+            times: vec![],
+        },
     ];
-    let x = Exchange {
-        request: pairs(&[(":method", "POST"), (":path", "/v1/chat/completions"), (":authority", "models.bank.internal"), ("content-type", "application/json"), ("x-request-id", "bench")]),
-        body: br#"{"model":"llama-3.1-8b-instruct","messages":[{"role":"user","content":"Summarise our overdraft policy in one line."}]}"#.to_vec(),
-        response: pairs(&[(":status", "200"), ("content-type", "application/json")]),
-        answer: br#"{"choices":[{"message":{"role":"assistant","content":"Overdrafts over $50 need approval."}}]}"#.to_vec(),
-    };
-    for vm in vms.iter_mut() {
-        for _ in 0..1_000 {
-            run_one(vm, &x);
+    for s in scenarios.iter_mut() {
+        for _ in 0..(s.requests / 20).max(50) {
+            run_one(&mut s.vm, &s.request);
         }
     }
-    let mut times = [Vec::with_capacity(requests), Vec::with_capacity(requests)];
-    const BLOCK: usize = 500;
-    while times[0].len() < requests {
-        for (vm, t) in vms.iter_mut().zip(times.iter_mut()) {
-            for _ in 0..BLOCK.min(requests - t.len()) {
-                t.push(run_one(vm, &x));
+    const ROUNDS: usize = 20;
+    for _ in 0..ROUNDS {
+        for s in scenarios.iter_mut() {
+            for _ in 0..s.requests / ROUNDS {
+                let t = run_one(&mut s.vm, &s.request);
+                s.times.push(t);
             }
         }
     }
-    for t in times.iter_mut() {
-        t.sort();
+    for s in scenarios.iter_mut() {
+        s.times.sort();
     }
-    let (empty_t, vigil_t) = (&times[0], &times[1]);
+    let median = |i: usize| micros(percentile(&scenarios[i].times, 0.5));
+    let p99 = |i: usize| micros(percentile(&scenarios[i].times, 0.99));
     let size = std::fs::metadata(&vigil_path).map(|m| m.len()).unwrap_or(0);
     println!(
         "vigil.wasm size: {:.1} KiB ({})",
         size as f64 / 1024.0,
         vigil_path.display()
     );
-    println!("pass-through request (headers + 1 body chunk each way + log), {requests} requests per module, interleaved in blocks of {BLOCK}:");
-    for (name, t) in [
-        ("empty proxy-wasm module", empty_t),
-        ("vigil.wasm", vigil_t),
-    ] {
+    println!("host-side time per request (headers + 1 body chunk each way + log), interleaved in {ROUNDS} rounds:");
+    for s in &scenarios {
         println!(
-            "  {name:<24} median {:>8.2} µs   p99 {:>8.2} µs",
-            micros(percentile(t, 0.5)),
-            micros(percentile(t, 0.99))
+            "  {:<26} {:>6} requests   median {:>9.2} us   p99 {:>9.2} us",
+            s.name,
+            s.times.len(),
+            micros(percentile(&s.times, 0.5)),
+            micros(percentile(&s.times, 0.99))
         );
     }
+    println!("ratios:");
     println!(
-        "  ratio vigil/empty        median {:>8.2}x    p99 {:>8.2}x",
-        micros(percentile(vigil_t, 0.5)) / micros(percentile(empty_t, 0.5)),
-        micros(percentile(vigil_t, 0.99)) / micros(percentile(empty_t, 0.99))
+        "  pass-through / empty module         median {:>7.2}x   p99 {:>7.2}x",
+        median(1) / median(0),
+        p99(1) / p99(0)
+    );
+    for (i, name) in [
+        (2, "RS256 warm"),
+        (3, "RS256 cold"),
+        (4, "ES256 warm"),
+        (5, "ES256 cold"),
+    ] {
+        println!(
+            "  {name:<10} / pass-through          median {:>7.2}x   p99 {:>7.2}x",
+            median(i) / median(1),
+            p99(i) / p99(1)
+        );
+    }
+    let (rs_native, es_native) = (
+        micros(native_verify(&rs, 500)),
+        micros(native_verify(&es, 500)),
+    );
+    let (rs_wasm, es_wasm) = (median(3) - median(1), median(5) - median(1));
+    println!("verification (cold minus pass-through in wasm, against native vigil-core):");
+    println!(
+        "  RS256  wasm {rs_wasm:>9.2} us   native {rs_native:>9.2} us   ratio {:>6.2}x",
+        rs_wasm / rs_native
+    );
+    println!(
+        "  ES256  wasm {es_wasm:>9.2} us   native {es_native:>9.2} us   ratio {:>6.2}x",
+        es_wasm / es_native
     );
 }

@@ -17,7 +17,6 @@
 //!   filter's `on_log` runs (conn_manager_impl.cc registers `config_.accessLogs()` first),
 //!   then `on_done` and `on_delete` follow.
 
-use crate::abi::Pairs;
 use crate::headers::HeaderMap;
 use crate::state::{CallAnswer, CallResponse, Deferred, Direction, Stream};
 use crate::vm::{HostError, Vm};
@@ -99,7 +98,7 @@ impl Vm {
     pub fn request_headers(
         &mut self,
         id: u32,
-        headers: &Pairs,
+        headers: &[(String, String)],
         end_of_stream: bool,
     ) -> Result<(), HostError> {
         self.headers(
@@ -117,13 +116,17 @@ impl Vm {
     ) -> Result<(), HostError> {
         self.data(id, Way::Request, chunk, end_of_stream)
     }
-    pub fn request_trailers(&mut self, id: u32, trailers: &Pairs) -> Result<(), HostError> {
+    pub fn request_trailers(
+        &mut self,
+        id: u32,
+        trailers: &[(String, String)],
+    ) -> Result<(), HostError> {
         self.trailers(id, Way::Request, HeaderMap::from_pairs(trailers))
     }
     pub fn response_headers(
         &mut self,
         id: u32,
-        headers: &Pairs,
+        headers: &[(String, String)],
         end_of_stream: bool,
     ) -> Result<(), HostError> {
         self.headers(
@@ -141,7 +144,11 @@ impl Vm {
     ) -> Result<(), HostError> {
         self.data(id, Way::Response, chunk, end_of_stream)
     }
-    pub fn response_trailers(&mut self, id: u32, trailers: &Pairs) -> Result<(), HostError> {
+    pub fn response_trailers(
+        &mut self,
+        id: u32,
+        trailers: &[(String, String)],
+    ) -> Result<(), HostError> {
         self.trailers(id, Way::Response, HeaderMap::from_pairs(trailers))
     }
 

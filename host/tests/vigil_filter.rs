@@ -412,12 +412,20 @@ fn a_remote_key_set_behind_an_unknown_cluster_fails_requests_closed() {
     let mut vm = vigil(config).unwrap();
     let id = vm.create_stream().unwrap();
     let mut req = chat_request();
-    req.push(("authorization".into(), "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln".into()));
+    req.push((
+        "authorization".into(),
+        "Bearer eyJhbGciOiJSUzI1NiJ9.e30.c2ln".into(),
+    ));
     vm.request_headers(id, &req, true).unwrap();
-    assert!(vm.stream(id).unwrap().response.sent_headers.is_none(), "held for the fetch");
+    assert!(
+        vm.stream(id).unwrap().response.sent_headers.is_none(),
+        "held for the fetch"
+    );
     vm.advance(20_000_000).unwrap();
     let s = vm.stream(id).unwrap();
     assert_eq!(s.response.sent_headers.as_ref().unwrap()[0].1, "401");
     assert!(String::from_utf8_lossy(&s.response.sent_body).contains("keys_unavailable"));
-    assert!(vm.logs().iter().any(|l| l.message.contains("cannot fetch key set of provider corp: cluster idp refused the call")));
+    assert!(vm.logs().iter().any(|l| l
+        .message
+        .contains("cannot fetch key set of provider corp: cluster idp refused the call")));
 }

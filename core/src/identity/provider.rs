@@ -1,6 +1,7 @@
 //! Identity providers as the policy configures them (`identity.providers[]`; the field names
 //! are a contract outside test suites write), validated with the JSON path of every problem.
 
+use super::cache::DEFAULT_CAPACITY;
 use super::jwks::KeySet;
 use crate::json_reader::{describe, Errors, ObjectReader};
 use serde_json::Value;
@@ -62,11 +63,22 @@ impl Provider {
     }
 }
 
-/// Reads `identity` (`{"providers": [...]}`).
-pub fn read_identity(path: &str, value: &Value, errors: &mut Errors) -> Option<Vec<Provider>> {
+/// The `identity` section: providers, and how many verified tokens each VM caches
+/// (0 turns the cache off).
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub providers: Vec<Provider>,
+    pub token_cache_entries: usize,
+}
+
+/// Reads `identity` (`{"providers": [...], "token_cache_entries": N}`).
+pub fn read_identity(path: &str, value: &Value, errors: &mut Errors) -> Option<IdentitySettings> {
     let mut obj = ObjectReader::new(path, value, errors)?;
     let providers_path = obj.field_path("providers");
     let list = obj.required("providers", errors);
+    let token_cache_entries = obj
+        .integer("token_cache_entries", 0, 100_000, errors)
+        .unwrap_or(DEFAULT_CAPACITY as u64) as usize;
     obj.finish(errors);
     let Some(Value::Array(items)) = list else {
         if let Some(other) = list {
@@ -94,7 +106,10 @@ pub fn read_identity(path: &str, value: &Value, errors: &mut Errors) -> Option<V
             providers.push(p);
         }
     }
-    Some(providers)
+    Some(IdentitySettings {
+        providers,
+        token_cache_entries,
+    })
 }
 
 fn read_provider(path: &str, value: &Value, errors: &mut Errors) -> Option<Provider> {
