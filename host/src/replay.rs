@@ -146,6 +146,9 @@ pub fn run(plugin: &Plugin, loaded: &LoadedCapture) -> ReplayResult {
     result
 }
 
+/// How many ticks a replay waits for a held exchange before calling it stuck.
+const MAX_TICKS: usize = 500;
+
 struct Exchange {
     script: BTreeMap<String, VecDeque<CallAnswer>>,
     errors: Vec<String>,
@@ -169,6 +172,7 @@ impl Exchange {
             vm.request_trailers(id, t)?;
             self.pump(vm)?;
         }
+        self.wait_on_ticks(vm, id, |s| s.request.sent_end)?;
         let stream = vm
             .stream(id)
             .ok_or_else(|| HostError::Usage("stream vanished".into()))?;
@@ -188,6 +192,7 @@ impl Exchange {
                     vm.response_trailers(id, t)?;
                     self.pump(vm)?;
                 }
+                self.wait_on_ticks(vm, id, |s| s.response.sent_end)?;
                 let stream = vm
                     .stream(id)
                     .ok_or_else(|| HostError::Usage("stream vanished".into()))?;
@@ -203,6 +208,32 @@ impl Exchange {
         }
         vm.complete_stream(id)?;
         Ok(id)
+    }
+
+    /// While the filter holds this direction with no callout pending but a tick running,
+    /// lets time pass tick by tick (Envoy's timer keeps firing), answering any callouts the
+    /// ticks start, until the direction is released, answered, or [`MAX_TICKS`] passed.
+    fn wait_on_ticks(
+        &mut self,
+        vm: &mut Vm,
+        id: u32,
+        released: impl Fn(&crate::state::Stream) -> bool,
+    ) -> Result<(), HostError> {
+        for _ in 0..MAX_TICKS {
+            let Some(s) = vm.stream(id) else { break };
+            let period = vm.state().tick_period_ms as u64;
+            if self.stopped
+                || released(s)
+                || s.local_reply_started
+                || s.reset.is_some()
+                || period == 0
+            {
+                break;
+            }
+            vm.advance(period * 1_000_000)?;
+            self.pump(vm)?;
+        }
+        Ok(())
     }
 
     /// Answers pending callouts from the script until none is pending.
