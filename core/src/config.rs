@@ -6,6 +6,7 @@
 //! settings; identity providers, models, rules and masking join it in later issues. Unknown
 //! fields are errors, so a misspelt setting never silently falls back to a default.
 
+use crate::access::{read_models, ModelAccess};
 use crate::digest::sha256_hex;
 use crate::identity::provider::{read_identity, IdentitySettings, Provider};
 use crate::json_reader::{self, Errors, ObjectReader, PathError};
@@ -17,6 +18,7 @@ pub type ConfigError = Vec<PathError>;
 /// `%FILTER_STATE(wasm.vigil_record:PLAIN)%`.
 pub const DEFAULT_RECORD_PROPERTY: &str = "vigil_record";
 pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
 
 /// A validated plugin configuration.
 #[derive(Debug, Clone)]
@@ -31,6 +33,10 @@ pub struct PluginConfig {
     pub providers: Vec<Provider>,
     /// Verified tokens cached per VM; 0 turns the cache off.
     pub token_cache_entries: usize,
+    /// Which callers may call which models; None lets every model through.
+    pub models: Option<ModelAccess>,
+    /// Largest request body buffered for inspection; over it the request gets 413.
+    pub max_request_body_bytes: usize,
     /// The service credential added to requests that go upstream.
     pub upstream_credential: Option<UpstreamCredential>,
     /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
@@ -96,6 +102,13 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
             token_cache_entries: 0,
         }),
     };
+    let models = match root.get("models") {
+        Some(v) => read_models(&root.field_path("models"), v, errors).map(Some),
+        None => Some(None),
+    };
+    let max_request_body_bytes = root
+        .integer("max_request_body_bytes", 1024, 64 * 1024 * 1024, errors)
+        .unwrap_or(DEFAULT_MAX_REQUEST_BODY_BYTES as u64) as usize;
     let upstream_credential = match root.get("upstream_credential") {
         Some(v) => read_credential(&root.field_path("upstream_credential"), v, errors).map(Some),
         None => Some(None),
@@ -108,6 +121,8 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         record: record?,
         providers: identity.as_ref()?.providers.clone(),
         token_cache_entries: identity?.token_cache_entries,
+        models: models?,
+        max_request_body_bytes,
         upstream_credential: upstream_credential?,
         sha256: sha256_hex(&serde_json::to_vec(value).unwrap_or_default()),
     })
@@ -231,7 +246,7 @@ mod tests {
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
                 "$.record.bogus: unknown field \"bogus\" (expected one of: property, request_id_header)",
-                "$.rules: unknown field \"rules\" (expected one of: description, id, identity, record, upstream_credential, version)",
+                "$.rules: unknown field \"rules\" (expected one of: description, id, identity, max_request_body_bytes, models, record, upstream_credential, version)",
             ]
         );
     }

@@ -23,6 +23,7 @@ pub struct ExchangeLog {
     response_body: StreamDigest,
     status: Option<u16>,
     identity: Option<Identity>,
+    model: Option<String>,
     decision: Decision,
     outcome: &'static str,
 }
@@ -44,6 +45,7 @@ impl ExchangeLog {
             response_body: StreamDigest::default(),
             status: None,
             identity: None,
+            model: None,
             decision: Decision {
                 action: "allow".into(),
                 rule_id: None,
@@ -56,6 +58,19 @@ impl ExchangeLog {
     /// The caller, once a token verified.
     pub fn identify(&mut self, identity: Identity) {
         self.identity = Some(identity);
+    }
+
+    /// The model the request names.
+    pub fn set_model(&mut self, model: &str) {
+        self.model = Some(model.to_string());
+    }
+
+    pub fn method(&self) -> &str {
+        &self.route.method
+    }
+
+    pub fn path(&self) -> &str {
+        &self.route.path
     }
 
     pub fn request_id(&self) -> &str {
@@ -115,7 +130,7 @@ impl ExchangeLog {
             client_address: self.client_address.clone(),
             route: self.route.clone(),
             identity: self.identity.clone(),
-            model: None,
+            model: self.model.clone(),
             decision: self.decision.clone(),
             approval: None,
             outcome: self.outcome.into(),

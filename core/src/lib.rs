@@ -3,6 +3,7 @@
 //! Nothing here knows about proxy-wasm: the filter translates host events into calls on these
 //! types, and the CLI validates and reads the very same types, so the two never disagree.
 
+pub mod access;
 pub mod config;
 pub mod digest;
 pub mod exchange;

@@ -14,6 +14,7 @@
 //! the verdict for its record in its next callback.
 
 use crate::logging::ctx_log;
+use crate::models::{self, ModelCheck};
 use crate::refusal::Refusal;
 use crate::root::Shared;
 use proxy_wasm::hostcalls;
@@ -36,10 +37,20 @@ pub struct Waiting {
     /// Each provider's token header as the request carried it.
     pub headers: Vec<(String, Option<String>)>,
     pub request_id: String,
+    pub method: String,
+    pub path: String,
+    pub end_of_stream: bool,
 }
 
-/// What a held request was decided to be, for its record.
-pub type Verdict = Result<Identity, AuthError>;
+/// What was decided for a held request, for its stream to record.
+pub struct Verdict {
+    pub identity: Result<Identity, AuthError>,
+    pub model: Option<String>,
+    /// The reason of a refusal after identity (model access).
+    pub refusal: Option<String>,
+    pub await_body: bool,
+    pub list: bool,
+}
 
 /// The key set of provider `index`: inline, or the last good remote one.
 pub fn keys_of<'a>(
@@ -171,6 +182,33 @@ pub fn answered(
     true
 }
 
+/// The model check a held request would have had at its headers.
+fn model_check(
+    shared: &Shared,
+    w: &Waiting,
+    identity: &Identity,
+    settled: &mut Verdict,
+) -> Result<(), Refusal> {
+    let Some(access) = &shared.config.models else {
+        return Ok(());
+    };
+    let header = |name: &str| {
+        w.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.clone())
+    };
+    match models::from_headers(access, &w.method, &w.path, header, w.end_of_stream)? {
+        ModelCheck::NotNeeded { list } => settled.list = list,
+        ModelCheck::AwaitBody => settled.await_body = true,
+        ModelCheck::Named(model) => {
+            settled.model = Some(model.clone());
+            models::admit(access, &model, Some(identity))?;
+        }
+    }
+    Ok(())
+}
+
 /// Decides every held request whose provider's fetch is no longer in flight.
 pub fn settle(shared: &Shared, current_context: u32, now: i64) {
     let ready: Vec<Waiting> = {
@@ -209,15 +247,28 @@ pub fn settle(shared: &Shared, current_context: u32, now: i64) {
         if hostcalls::set_effective_context(w.context_id).is_err() {
             continue;
         }
-        match &verdict {
-            Ok(identity) => {
-                ctx_log!(
-                    debug,
-                    w.context_id,
-                    "identity: {:?} via provider {} (after key set fetch)",
-                    identity.subject,
-                    identity.provider
-                );
+        let mut settled = Verdict {
+            identity: verdict,
+            model: None,
+            refusal: None,
+            await_body: false,
+            list: false,
+        };
+        let refusal = match settled.identity.clone() {
+            Ok(identity) => model_check(shared, &w, &identity, &mut settled).err(),
+            Err(e) => Some(Refusal::unauthenticated(e)),
+        };
+        match refusal {
+            None => {
+                if let Ok(identity) = &settled.identity {
+                    ctx_log!(
+                        debug,
+                        w.context_id,
+                        "identity: {:?} via provider {} (after key set fetch)",
+                        identity.subject,
+                        identity.provider
+                    );
+                }
                 for provider in &shared.config.providers {
                     let _ = hostcalls::set_map_value(
                         MapType::HttpRequestHeaders,
@@ -236,8 +287,7 @@ pub fn settle(shared: &Shared, current_context: u32, now: i64) {
                 }
                 let _ = hostcalls::resume_http_request();
             }
-            Err(e) => {
-                let refusal = Refusal::unauthenticated(e.clone());
+            Some(refusal) => {
                 ctx_log!(
                     info,
                     w.context_id,
@@ -245,6 +295,9 @@ pub fn settle(shared: &Shared, current_context: u32, now: i64) {
                     refusal.status,
                     refusal.reason()
                 );
+                if settled.identity.is_ok() {
+                    settled.refusal = Some(refusal.reason());
+                }
                 let headers: Vec<(&str, &str)> = refusal
                     .headers
                     .iter()
@@ -257,7 +310,7 @@ pub fn settle(shared: &Shared, current_context: u32, now: i64) {
                 );
             }
         }
-        shared.verdicts.borrow_mut().insert(w.context_id, verdict);
+        shared.verdicts.borrow_mut().insert(w.context_id, settled);
     }
     let _ = hostcalls::set_effective_context(current_context);
 }

@@ -6,6 +6,7 @@
 
 pub mod keys;
 mod logging;
+pub mod models;
 pub mod refusal;
 pub mod root;
 pub mod stream;

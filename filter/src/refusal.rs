@@ -28,6 +28,16 @@ fn quoted(value: &str) -> String {
 }
 
 impl Refusal {
+    /// A refusal with a JSON error body and no challenge (400, 403, 413).
+    pub fn new(status: u32, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+        }
+    }
+
     /// 401 for a missing or invalid token. RFC 6750 3.1: a request with no token gets a
     /// challenge without an error code; an invalid one gets `error="invalid_token"`.
     pub fn unauthenticated(err: AuthError) -> Self {

@@ -16,12 +16,14 @@
 
 use crate::keys::{self, Waiting};
 use crate::logging::ctx_log;
+use crate::models::{self, ModelCheck};
 use crate::refusal::Refusal;
 use crate::root::Shared;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
+use vigil_core::access::ModelSource;
 use vigil_core::exchange::ExchangeLog;
 use vigil_core::identity::authenticate::authenticate;
 use vigil_core::identity::AuthError;
@@ -39,6 +41,12 @@ pub struct VigilStream {
     /// Set at request headers; every later callback feeds it.
     exchange: Option<ExchangeLog>,
     sealed: bool,
+    /// The model is in the body: buffer it and decide at its end.
+    awaiting_body: bool,
+    /// A model list request: its answer is filtered to the caller's models.
+    list_request: bool,
+    /// The list answer is being buffered for filtering.
+    filtering_response: bool,
 }
 
 impl VigilStream {
@@ -48,6 +56,9 @@ impl VigilStream {
             shared,
             exchange: None,
             sealed: false,
+            awaiting_body: false,
+            list_request: false,
+            filtering_response: false,
         }
     }
 
@@ -70,7 +81,7 @@ impl VigilStream {
     /// Verifies the caller when the policy configures identity providers; on success the
     /// caller's token is removed and the upstream credential added. A request whose provider
     /// has no keys yet (or names a key a refetch may bring) is held for the fetch.
-    fn check_identity(&mut self) -> Result<(), Hold> {
+    fn check_identity(&mut self, end_of_stream: bool) -> Result<(), Hold> {
         let shared = self.shared.clone();
         let config = &shared.config;
         if !config.providers.is_empty() {
@@ -89,7 +100,7 @@ impl VigilStream {
                 Ok(identity) => identity,
                 Err(e) => {
                     return Err(self
-                        .hold_for_keys(&e, now)
+                        .hold_for_keys(&e, now, end_of_stream)
                         .unwrap_or_else(|| Hold::Refuse(Refusal::unauthenticated(e))))
                 }
             };
@@ -116,7 +127,7 @@ impl VigilStream {
 
     /// Holds the request for a key-set fetch when that can help: the provider's remote keys
     /// are not loaded yet, or the token names a key a (rate-limited) refetch may bring.
-    fn hold_for_keys(&mut self, e: &AuthError, now: i64) -> Option<Hold> {
+    fn hold_for_keys(&mut self, e: &AuthError, now: i64, end_of_stream: bool) -> Option<Hold> {
         let index = e.provider?;
         let shared = self.shared.clone();
         let worth_fetching = {
@@ -132,17 +143,27 @@ impl VigilStream {
             return None;
         }
         keys::request_fetch(&shared, index);
-        let headers = shared
+        let mut names: Vec<String> = shared
             .config
             .providers
             .iter()
-            .map(|p| {
-                (
-                    p.from_header.name.clone(),
-                    self.get_http_request_header(&p.from_header.name),
-                )
+            .map(|p| p.from_header.name.clone())
+            .collect();
+        if let Some(ModelSource::Header(h)) = shared.config.models.as_ref().map(|m| &m.source) {
+            names.push(h.clone());
+        }
+        let headers = names
+            .into_iter()
+            .map(|n| {
+                let v = self.get_http_request_header(&n);
+                (n, v)
             })
             .collect();
+        let (method, path) = self
+            .exchange
+            .as_ref()
+            .map(|x| (x.method().to_string(), x.path().to_string()))
+            .unwrap_or_default();
         let request_id = self
             .exchange
             .as_ref()
@@ -153,6 +174,9 @@ impl VigilStream {
             provider: index,
             headers,
             request_id,
+            method,
+            path,
+            end_of_stream,
         });
         ctx_log!(
             debug,
@@ -165,14 +189,96 @@ impl VigilStream {
 
     /// Records the decision taken for this request while it was held, once.
     fn take_verdict(&mut self) {
-        let Some(verdict) = self.shared.verdicts.borrow_mut().remove(&self.context_id) else {
+        let Some(settled) = self.shared.verdicts.borrow_mut().remove(&self.context_id) else {
             return;
         };
+        self.awaiting_body = settled.await_body;
+        self.list_request = settled.list;
         if let Some(exchange) = self.exchange.as_mut() {
-            match verdict {
+            match settled.identity {
                 Ok(identity) => exchange.identify(identity),
                 Err(e) => exchange.refuse(None, Refusal::unauthenticated(e).reason()),
             }
+            if let Some(model) = &settled.model {
+                exchange.set_model(model);
+            }
+            if let Some(reason) = settled.refusal {
+                exchange.refuse(None, reason);
+            }
+        }
+    }
+
+    /// The model list narrowed to the caller's models. A body that is not a list is not
+    /// passed on whole: the caller gets an empty list (the status already went out).
+    fn filter_model_list(&mut self, body: &[u8]) -> Vec<u8> {
+        let identity = self.exchange.as_ref().and_then(|x| x.identity()).cloned();
+        match self
+            .shared
+            .config
+            .models
+            .as_ref()
+            .and_then(|m| m.filter_list(body, identity.as_ref()))
+        {
+            Some(filtered) => filtered,
+            None => {
+                ctx_log!(
+                    warn,
+                    self.context_id,
+                    "model list answer is not an OpenAI-style list; answering an empty list"
+                );
+                br#"{"object":"list","data":[]}"#.to_vec()
+            }
+        }
+    }
+
+    /// Checks what the request headers say about the model (path, header, or a body to
+    /// wait for); a model named now is admitted or denied at once.
+    fn check_model(&mut self, end_of_stream: bool) -> Result<(), Refusal> {
+        let shared = self.shared.clone();
+        let Some(access) = &shared.config.models else {
+            return Ok(());
+        };
+        let (method, path) = self
+            .exchange
+            .as_ref()
+            .map(|x| (x.method().to_string(), x.path().to_string()))
+            .unwrap_or_default();
+        match models::from_headers(
+            access,
+            &method,
+            &path,
+            |name| self.get_http_request_header(name),
+            end_of_stream,
+        )? {
+            ModelCheck::NotNeeded { list } => self.list_request = list,
+            ModelCheck::AwaitBody => self.awaiting_body = true,
+            ModelCheck::Named(model) => self.admit_model(&model)?,
+        }
+        Ok(())
+    }
+
+    fn admit_model(&mut self, model: &str) -> Result<(), Refusal> {
+        let shared = self.shared.clone();
+        let Some(access) = &shared.config.models else {
+            return Ok(());
+        };
+        let exchange = self.exchange.as_mut();
+        let identity = exchange.as_ref().and_then(|x| x.identity()).cloned();
+        if let Some(x) = exchange {
+            x.set_model(model);
+        }
+        models::admit(access, model, identity.as_ref())
+    }
+
+    /// Decides on the whole buffered request body: the model it names, admitted or not.
+    fn decide_on_body(&mut self, body: &[u8]) -> Action {
+        self.awaiting_body = false;
+        if let Some(x) = self.exchange.as_mut() {
+            x.request_chunk(body);
+        }
+        match models::from_body(body).and_then(|model| self.admit_model(&model)) {
+            Ok(()) => Action::Continue,
+            Err(refusal) => self.refuse(refusal),
         }
     }
 
@@ -285,7 +391,7 @@ impl Context for VigilStream {
 }
 
 impl HttpContext for VigilStream {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let header = |name: &str| self.get_http_request_header(name).unwrap_or_default();
         let route = Route {
             method: header(":method"),
@@ -310,15 +416,36 @@ impl HttpContext for VigilStream {
             request_id,
             self.property_string("source.address"),
         ));
-        match self.check_identity() {
+        match self.check_identity(end_of_stream) {
+            Ok(()) => {}
+            Err(Hold::Refuse(refusal)) => return self.refuse(refusal),
+            Err(Hold::ForKeys) => return Action::Pause,
+        }
+        match self.check_model(end_of_stream) {
             Ok(()) => Action::Continue,
-            Err(Hold::Refuse(refusal)) => self.refuse(refusal),
-            Err(Hold::ForKeys) => Action::Pause,
+            Err(refusal) => self.refuse(refusal),
         }
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.take_verdict();
+        if self.awaiting_body {
+            let limit = self.shared.config.max_request_body_bytes;
+            if body_size > limit {
+                self.awaiting_body = false;
+                return self.refuse(Refusal::new(
+                    413,
+                    "body_too_large",
+                    format!("the request body is over the {limit}-byte limit for inspection"),
+                ));
+            }
+            if !end_of_stream {
+                // Buffer: the next callback sees everything so far (StopIterationAndBuffer).
+                return Action::Pause;
+            }
+            let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+            return self.decide_on_body(&body);
+        }
         // With Continue, each callback's buffer holds only this chunk (Envoy's decodeData).
         if let (Some(chunk), Some(exchange)) = (
             self.get_http_request_body(0, body_size),
@@ -341,6 +468,12 @@ impl HttpContext for VigilStream {
             "on_http_response_headers: status {:?}",
             status
         );
+        // A model list the caller asked for is filtered to the models they may use; its
+        // length changes, so content-length goes (headers leave when this returns).
+        if self.list_request && status.as_deref() == Some("200") && !end_of_stream {
+            self.filtering_response = true;
+            self.set_http_response_header("content-length", None);
+        }
         if end_of_stream {
             self.seal_record(true);
         }
@@ -348,6 +481,22 @@ impl HttpContext for VigilStream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.filtering_response {
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            self.filtering_response = false;
+            let body = self
+                .get_http_response_body(0, body_size)
+                .unwrap_or_default();
+            let filtered = self.filter_model_list(&body);
+            self.set_http_response_body(0, body_size, &filtered);
+            if let Some(exchange) = self.exchange.as_mut() {
+                exchange.response_chunk(&filtered);
+            }
+            self.seal_record(true);
+            return Action::Continue;
+        }
         if let (Some(chunk), Some(exchange)) = (
             self.get_http_response_body(0, body_size),
             self.exchange.as_mut(),
@@ -356,6 +505,18 @@ impl HttpContext for VigilStream {
         }
         if end_of_stream {
             self.seal_record(true);
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.take_verdict();
+        if self.awaiting_body {
+            // The body ended without end_of_stream: it is all buffered now.
+            let body = self
+                .get_http_request_body(0, usize::MAX)
+                .unwrap_or_default();
+            return self.decide_on_body(&body);
         }
         Action::Continue
     }

@@ -287,3 +287,57 @@ fn a_held_request_whose_client_left_is_not_acted_on() {
     assert!(vm.stream(id).unwrap().request.sent_headers.is_none());
     assert!(!vm.has_failed());
 }
+
+#[test]
+fn a_held_request_gets_its_model_checked_when_the_keys_arrive() {
+    let v = vector();
+    let config = json!({"id": "gw", "version": "1",
+        "identity": {"providers": [{"name": "corp", "issuer": "https://example.com", "remote_jwks": {"cluster": "idp", "uri": "https://idp.bank.internal/jwks"}}]},
+        "models": {"from": "path", "allow": [{"model": "credit-*", "subjects": ["test@example.com"]}]}});
+    let now = v["policy"]["now"].as_u64().unwrap() * 1_000_000_000;
+    let mut vm = Vm::start(
+        vigil_plugin(),
+        VmOptions {
+            plugin_config: config.to_string().into_bytes(),
+            clusters: vec!["idp".into()],
+            now_nanos: now,
+            ..VmOptions::default()
+        },
+    )
+    .unwrap();
+    let token = format!("Bearer {}", v["token"].as_str().unwrap());
+    let mut ids = vec![];
+    for path in ["/v2/models/credit-v1/infer", "/v2/models/fraud-v1/infer"] {
+        let id = vm.create_stream().unwrap();
+        let mut req = pairs(&[
+            (":method", "POST"),
+            (":path", path),
+            (":authority", "models"),
+        ]);
+        req.push(("authorization".into(), token.clone()));
+        vm.request_headers(id, &req, true).unwrap();
+        ids.push(id);
+    }
+    let t = pending_idp_call(&mut vm);
+    vm.answer_call(t, jwks_answer(&v["jwks"])).unwrap();
+    assert!(
+        vm.stream(ids[0]).unwrap().request.sent_end,
+        "allowed model resumed"
+    );
+    assert_eq!(status(&vm, ids[1]).as_deref(), Some("403"));
+    assert!(vm.stream(ids[1]).unwrap().request.sent_headers.is_none());
+    let r = finish(&mut vm, ids[1]);
+    assert_eq!(
+        (r.decision.action.as_str(), r.model.as_deref()),
+        ("block", Some("fraud-v1"))
+    );
+    assert!(
+        r.decision.reason.starts_with("model_denied: "),
+        "{}",
+        r.decision.reason
+    );
+    assert_eq!(
+        r.identity.unwrap().subject.as_deref(),
+        Some("test@example.com")
+    );
+}
