@@ -360,35 +360,8 @@ impl VigilStream {
     }
 }
 
-impl Context for VigilStream {
-    fn on_http_call_response(
-        &mut self,
-        token: u32,
-        num_headers: usize,
-        body_size: usize,
-        _num_trailers: usize,
-    ) {
-        let shared = self.shared.clone();
-        let now = self.now_secs();
-        if !keys::answered(
-            &shared,
-            token,
-            self,
-            self.context_id,
-            now,
-            num_headers,
-            body_size,
-        ) {
-            ctx_log!(
-                warn,
-                self.context_id,
-                "answer to unknown callout {} ignored",
-                token
-            );
-        }
-        self.take_verdict();
-    }
-}
+// Key-set fetches are dispatched by the root, so no callout answer ever lands here.
+impl Context for VigilStream {}
 
 impl HttpContext for VigilStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {

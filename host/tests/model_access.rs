@@ -6,17 +6,11 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use vigil_core::record::SessionRecord;
 use vigil_host::{Vm, VmOptions};
 
 fn vector() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/jwt/jvl-rs256-kid-ok.json");
-    serde_json::from_str(
-        &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap()
+    conformance_vector("jvl-rs256-kid-ok")
 }
 
 fn start(models: Value) -> (Vm, String) {

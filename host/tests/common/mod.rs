@@ -64,3 +64,17 @@ pub fn get_request() -> Vec<(String, String)> {
         ("x-request-id", "rid-1"),
     ])
 }
+
+/// One per-file vector of ../shared/conformance/jwt (read in place, never copied).
+pub fn conformance_vector(name: &str) -> serde_json::Value {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/jwt")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the conformance vectors live in ../shared/)",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap()
+}
