@@ -10,6 +10,7 @@ use crate::access::{read_models, ModelAccess};
 use crate::digest::sha256_hex;
 use crate::identity::provider::{read_identity, IdentitySettings, Provider};
 use crate::json_reader::{self, Errors, ObjectReader, PathError};
+use crate::rules::{read_rules, RuleSet};
 
 /// Every problem found in one configuration, each with its JSON path.
 pub type ConfigError = Vec<PathError>;
@@ -33,6 +34,8 @@ pub struct PluginConfig {
     pub providers: Vec<Provider>,
     /// Verified tokens cached per VM; 0 turns the cache off.
     pub token_cache_entries: usize,
+    /// Ordered rules and the default action.
+    pub rules: RuleSet,
     /// Which callers may call which models; None lets every model through.
     pub models: Option<ModelAccess>,
     /// Largest request body buffered for inspection; over it the request gets 413.
@@ -102,6 +105,7 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
             token_cache_entries: 0,
         }),
     };
+    let rules = read_rules(&mut root, errors);
     let models = match root.get("models") {
         Some(v) => read_models(&root.field_path("models"), v, errors).map(Some),
         None => Some(None),
@@ -122,6 +126,7 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         providers: identity.as_ref()?.providers.clone(),
         token_cache_entries: identity?.token_cache_entries,
         models: models?,
+        rules: rules?,
         max_request_body_bytes,
         upstream_credential: upstream_credential?,
         sha256: sha256_hex(&serde_json::to_vec(value).unwrap_or_default()),
@@ -240,13 +245,13 @@ mod tests {
     #[test]
     fn every_error_is_reported_at_once() {
         assert_eq!(
-            errors_of(r#"{"version": 3, "record": {"property": "", "bogus": 1}, "rules": []}"#),
+            errors_of(r#"{"version": 3, "record": {"property": "", "bogus": 1}, "rulez": []}"#),
             vec![
                 "$: missing required field \"id\"",
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
                 "$.record.bogus: unknown field \"bogus\" (expected one of: property, request_id_header)",
-                "$.rules: unknown field \"rules\" (expected one of: description, id, identity, max_request_body_bytes, models, record, upstream_credential, version)",
+                "$.rulez: unknown field \"rulez\" (expected one of: default_action, description, id, identity, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)",
             ]
         );
     }

@@ -49,7 +49,8 @@ impl ExchangeLog {
             decision: Decision {
                 action: "allow".into(),
                 rule_id: None,
-                reason: "pass-through: no rules configured".into(),
+                reason: "no rules configured".into(),
+                shadow: Vec::new(),
             },
             outcome: "forwarded",
         }
@@ -58,6 +59,23 @@ impl ExchangeLog {
     /// The caller, once a token verified.
     pub fn identify(&mut self, identity: Identity) {
         self.identity = Some(identity);
+    }
+
+    /// Records the rules' verdict (the action taken is recorded by `refuse` when it refuses).
+    pub fn decide(&mut self, verdict: &crate::rules::Verdict) {
+        self.decision = Decision {
+            action: verdict.action.name().into(),
+            rule_id: verdict.rule_id.clone(),
+            reason: verdict.reason.clone(),
+            shadow: verdict
+                .shadowed
+                .iter()
+                .map(|(id, action)| crate::record::ShadowMatch {
+                    rule_id: id.clone(),
+                    action: (*action).into(),
+                })
+                .collect(),
+        };
     }
 
     /// The model the request names.
@@ -73,6 +91,14 @@ impl ExchangeLog {
         &self.route.path
     }
 
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    pub fn decision_reason(&self) -> &str {
+        &self.decision.reason
+    }
+
     pub fn request_id(&self) -> &str {
         &self.request_id
     }
@@ -83,10 +109,12 @@ impl ExchangeLog {
 
     /// Records that Vigil answered the request itself, refusing it for `reason`.
     pub fn refuse(&mut self, rule_id: Option<String>, reason: String) {
+        let shadow = std::mem::take(&mut self.decision.shadow);
         self.decision = Decision {
             action: "block".into(),
             rule_id,
             reason,
+            shadow,
         };
         self.outcome = "local_response";
     }

@@ -62,6 +62,16 @@ pub struct Decision {
     pub action: String,
     pub rule_id: Option<String>,
     pub reason: String,
+    /// Shadow-mode rules that matched: what they would have done, had they been enforced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<ShadowMatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowMatch {
+    pub rule_id: String,
+    pub action: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,6 +170,7 @@ mod tests {
                 action: "allow".into(),
                 rule_id: None,
                 reason: "pass-through".into(),
+                shadow: vec![],
             },
             approval: None,
             outcome: "forwarded".into(),

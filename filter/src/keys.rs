@@ -15,6 +15,7 @@
 
 use crate::logging::ctx_log;
 use crate::models::{self, ModelCheck};
+use crate::policy;
 use crate::refusal::Refusal;
 use crate::root::Shared;
 use proxy_wasm::hostcalls;
@@ -49,7 +50,12 @@ pub struct Verdict {
     /// The reason of a refusal after identity (model access).
     pub refusal: Option<String>,
     pub await_body: bool,
+    pub model_in_body: bool,
     pub list: bool,
+    /// What the rules decided, when they could decide before the body.
+    pub rules: Option<vigil_core::rules::Verdict>,
+    /// The headers the rules refer to, for rules that run at the end of the body.
+    pub rule_headers: Vec<(String, Option<String>)>,
 }
 
 /// The key set of provider `index`: inline, or the last good remote one.
@@ -182,31 +188,52 @@ pub fn answered(
     true
 }
 
-/// The model check a held request would have had at its headers.
+/// The model and rule checks a held request would have had at its headers.
 fn model_check(
     shared: &Shared,
     w: &Waiting,
     identity: &Identity,
     settled: &mut Verdict,
 ) -> Result<(), Refusal> {
-    let Some(access) = &shared.config.models else {
-        return Ok(());
-    };
-    let header = |name: &str| {
-        w.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.clone())
-    };
-    match models::from_headers(access, &w.method, &w.path, header, w.end_of_stream)? {
-        ModelCheck::NotNeeded { list } => settled.list = list,
-        ModelCheck::AwaitBody => settled.await_body = true,
-        ModelCheck::Named(model) => {
-            settled.model = Some(model.clone());
-            models::admit(access, &model, Some(identity))?;
+    if let Some(access) = &shared.config.models {
+        let header = |name: &str| {
+            w.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.clone())
+        };
+        match models::from_headers(access, &w.method, &w.path, header, w.end_of_stream)? {
+            ModelCheck::NotNeeded { list } => settled.list = list,
+            ModelCheck::AwaitBody => {
+                settled.await_body = true;
+                settled.model_in_body = true;
+            }
+            ModelCheck::Named(model) => {
+                settled.model = Some(model.clone());
+                models::admit(access, &model, Some(identity))?;
+            }
         }
     }
-    Ok(())
+    let rules = &shared.config.rules;
+    if rules.needs_body() && !w.end_of_stream {
+        settled.await_body = true;
+    }
+    if settled.await_body {
+        return Ok(());
+    }
+    let facts = policy::Facts {
+        identity: Some(identity),
+        method: &w.method,
+        path: &w.path,
+        model: settled.model.as_deref(),
+        headers: &settled.rule_headers,
+        body: None,
+        body_bytes: 0,
+    };
+    let verdict = policy::evaluate(shared, &facts);
+    let refusal = policy::refusal(&verdict);
+    settled.rules = Some(verdict);
+    refusal.map_or(Ok(()), Err)
 }
 
 /// Decides every held request whose provider's fetch is no longer in flight.
@@ -247,12 +274,22 @@ pub fn settle(shared: &Shared, current_context: u32, now: i64) {
         if hostcalls::set_effective_context(w.context_id).is_err() {
             continue;
         }
+        let rule_names = policy::header_names(&shared.config.rules);
+        let rule_headers = w
+            .headers
+            .iter()
+            .filter(|(n, _)| rule_names.contains(n))
+            .cloned()
+            .collect();
         let mut settled = Verdict {
             identity: verdict,
             model: None,
             refusal: None,
             await_body: false,
+            model_in_body: false,
             list: false,
+            rules: None,
+            rule_headers,
         };
         let refusal = match settled.identity.clone() {
             Ok(identity) => model_check(shared, &w, &identity, &mut settled).err(),

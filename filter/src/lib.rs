@@ -7,6 +7,7 @@
 pub mod keys;
 mod logging;
 pub mod models;
+pub mod policy;
 pub mod refusal;
 pub mod root;
 pub mod stream;

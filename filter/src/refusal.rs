@@ -1,6 +1,6 @@
 //! A request Vigil answers itself: status, headers, and the JSON error body
-//! `{"error": {"code", "message", "request_id"}}` that says what was wrong without echoing
-//! the caller's token or any credential.
+//! `{"error": {"code", "message", "request_id"[, "rule_id"]}}` that says what was wrong
+//! without echoing the caller's token or any credential.
 
 use vigil_core::identity::AuthError;
 
@@ -9,6 +9,8 @@ pub struct Refusal {
     pub code: String,
     pub message: String,
     pub headers: Vec<(String, String)>,
+    /// The policy rule that refused, named in the error body and the record.
+    pub rule_id: Option<String>,
 }
 
 /// Quotes a value for an RFC 7235 auth-param (quoted-string: escape `\\` and `"`).
@@ -35,7 +37,13 @@ impl Refusal {
             code: code.into(),
             message: message.into(),
             headers: vec![("content-type".into(), "application/json".into())],
+            rule_id: None,
         }
+    }
+
+    pub fn for_rule(mut self, rule_id: Option<String>) -> Self {
+        self.rule_id = rule_id;
+        self
     }
 
     /// 401 for a missing or invalid token. RFC 6750 3.1: a request with no token gets a
@@ -49,15 +57,11 @@ impl Refusal {
                 quoted(&err.message)
             )
         };
-        Self {
-            status: 401,
-            code: err.code.to_string(),
-            message: err.message,
-            headers: vec![
-                ("www-authenticate".into(), challenge),
-                ("content-type".into(), "application/json".into()),
-            ],
-        }
+        let mut refusal = Self::new(401, err.code, err.message);
+        refusal
+            .headers
+            .insert(0, ("www-authenticate".into(), challenge));
+        refusal
     }
 
     /// The reason as the session record states it.
@@ -66,6 +70,10 @@ impl Refusal {
     }
 
     pub fn body(&self, request_id: &str) -> String {
-        serde_json::json!({"error": {"code": self.code, "message": self.message, "request_id": request_id}}).to_string()
+        let mut error = serde_json::json!({"code": self.code, "message": self.message, "request_id": request_id});
+        if let Some(rule) = &self.rule_id {
+            error["rule_id"] = serde_json::json!(rule);
+        }
+        serde_json::json!({ "error": error }).to_string()
     }
 }

@@ -33,6 +33,8 @@ pub struct Shared {
     pub fetches: RefCell<HashMap<u32, usize>>,
     /// Requests held until their provider's keys arrive.
     pub waiting: RefCell<Vec<Waiting>>,
+    /// Decision counters by name, defined on first use.
+    pub metrics: RefCell<HashMap<String, u32>>,
     /// Decisions taken for held requests, until each stream records its own.
     pub verdicts: RefCell<HashMap<u32, Verdict>>,
 }
@@ -104,6 +106,7 @@ impl VigilRoot {
             fetches: RefCell::default(),
             waiting: RefCell::default(),
             verdicts: RefCell::default(),
+            metrics: RefCell::default(),
         })
     }
 }

@@ -17,6 +17,7 @@
 use crate::keys::{self, Waiting};
 use crate::logging::ctx_log;
 use crate::models::{self, ModelCheck};
+use crate::policy;
 use crate::refusal::Refusal;
 use crate::root::Shared;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -47,6 +48,10 @@ pub struct VigilStream {
     list_request: bool,
     /// The list answer is being buffered for filtering.
     filtering_response: bool,
+    /// The model must be read from the body (the awaited body is also for the rules).
+    model_in_body: bool,
+    /// The request headers the rules refer to, saved while they are reachable.
+    rule_headers: Vec<(String, Option<String>)>,
 }
 
 impl VigilStream {
@@ -59,6 +64,8 @@ impl VigilStream {
             awaiting_body: false,
             list_request: false,
             filtering_response: false,
+            model_in_body: false,
+            rule_headers: Vec::new(),
         }
     }
 
@@ -152,6 +159,7 @@ impl VigilStream {
         if let Some(ModelSource::Header(h)) = shared.config.models.as_ref().map(|m| &m.source) {
             names.push(h.clone());
         }
+        names.extend(policy::header_names(&shared.config.rules));
         let headers = names
             .into_iter()
             .map(|n| {
@@ -193,7 +201,9 @@ impl VigilStream {
             return;
         };
         self.awaiting_body = settled.await_body;
+        self.model_in_body = settled.model_in_body;
         self.list_request = settled.list;
+        self.rule_headers = settled.rule_headers;
         if let Some(exchange) = self.exchange.as_mut() {
             match settled.identity {
                 Ok(identity) => exchange.identify(identity),
@@ -203,7 +213,13 @@ impl VigilStream {
                 exchange.set_model(model);
             }
             if let Some(reason) = settled.refusal {
-                exchange.refuse(None, reason);
+                exchange.refuse(
+                    settled.rules.as_ref().and_then(|v| v.rule_id.clone()),
+                    reason,
+                );
+            }
+            if let Some(verdict) = &settled.rules {
+                exchange.decide(verdict);
             }
         }
     }
@@ -251,10 +267,67 @@ impl VigilStream {
             end_of_stream,
         )? {
             ModelCheck::NotNeeded { list } => self.list_request = list,
-            ModelCheck::AwaitBody => self.awaiting_body = true,
+            ModelCheck::AwaitBody => {
+                self.awaiting_body = true;
+                self.model_in_body = true;
+            }
             ModelCheck::Named(model) => self.admit_model(&model)?,
         }
         Ok(())
+    }
+
+    /// Saves the headers the rules refer to, then either evaluates the rules now or, when a
+    /// rule looks at the body, waits for it.
+    fn check_rules_at_headers(&mut self, end_of_stream: bool) -> Action {
+        let shared = self.shared.clone();
+        let rules = &shared.config.rules;
+        self.rule_headers = policy::header_names(rules)
+            .into_iter()
+            .map(|n| {
+                let v = self.get_http_request_header(&n);
+                (n, v)
+            })
+            .collect();
+        if rules.needs_body() && !end_of_stream {
+            self.awaiting_body = true;
+        }
+        if self.awaiting_body {
+            return Action::Continue;
+        }
+        self.apply_rules(None, 0)
+    }
+
+    /// Evaluates the rules and acts on the verdict.
+    fn apply_rules(&mut self, body: Option<&serde_json::Value>, body_bytes: u64) -> Action {
+        let shared = self.shared.clone();
+        let verdict = {
+            let x = self.exchange.as_ref();
+            let facts = policy::Facts {
+                identity: x.and_then(|x| x.identity()),
+                method: x.map(|x| x.method()).unwrap_or_default(),
+                path: x.map(|x| x.path()).unwrap_or_default(),
+                model: x.and_then(|x| x.model()),
+                headers: &self.rule_headers,
+                body,
+                body_bytes,
+            };
+            policy::evaluate(&shared, &facts)
+        };
+        if let Some(x) = self.exchange.as_mut() {
+            x.decide(&verdict);
+        }
+        match policy::refusal(&verdict) {
+            None => Action::Continue,
+            Some(refusal) => {
+                let action = self.refuse(refusal);
+                // The record keeps the rules' own decision and reason (require_approval
+                // stays so); the error body carries the block message.
+                if let Some(x) = self.exchange.as_mut() {
+                    x.decide(&verdict);
+                }
+                action
+            }
+        }
     }
 
     fn admit_model(&mut self, model: &str) -> Result<(), Refusal> {
@@ -276,10 +349,30 @@ impl VigilStream {
         if let Some(x) = self.exchange.as_mut() {
             x.request_chunk(body);
         }
-        match models::from_body(body).and_then(|model| self.admit_model(&model)) {
-            Ok(()) => Action::Continue,
-            Err(refusal) => self.refuse(refusal),
+        if std::mem::take(&mut self.model_in_body) {
+            if let Err(refusal) = models::from_body(body).and_then(|model| self.admit_model(&model))
+            {
+                return self.refuse(refusal);
+            }
         }
+        let shared = self.shared.clone();
+        let rules = &shared.config.rules;
+        let parsed = if rules.needs_body() {
+            match serde_json::from_slice::<serde_json::Value>(body) {
+                Ok(v) => Some(v),
+                Err(_) if rules.block_non_json => {
+                    return self.refuse(Refusal::new(
+                        400,
+                        "body_not_json",
+                        "the policy inspects request bodies as JSON, and this one is not JSON",
+                    ))
+                }
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        self.apply_rules(parsed.as_ref(), body.len() as u64)
     }
 
     /// Answers the request with the refusal and records why.
@@ -297,7 +390,7 @@ impl VigilStream {
             refusal.reason()
         );
         if let Some(exchange) = self.exchange.as_mut() {
-            exchange.refuse(None, refusal.reason());
+            exchange.refuse(refusal.rule_id.clone(), refusal.reason());
         }
         let body = refusal.body(&request_id);
         let headers: Vec<(&str, &str)> = refusal
@@ -395,7 +488,7 @@ impl HttpContext for VigilStream {
             Err(Hold::ForKeys) => return Action::Pause,
         }
         match self.check_model(end_of_stream) {
-            Ok(()) => Action::Continue,
+            Ok(()) => self.check_rules_at_headers(end_of_stream),
             Err(refusal) => self.refuse(refusal),
         }
     }

@@ -1,0 +1,274 @@
+//! Policy rules: ordered `rules`, each with an `id`, a `when` (every condition in it must
+//! hold) and an `action` (`allow`, `block`, `require_approval`), in `enforce` or `shadow`
+//! mode. The first enforced rule that matches decides; shadow rules that match are recorded
+//! and evaluation goes on, so a team can trial a rule on live traffic. Regexes compile once,
+//! when the policy is read.
+
+mod parse;
+pub mod prompt;
+
+pub use parse::read_rules;
+
+use crate::access::glob_matches;
+use crate::identity::Identity;
+use regex_lite::Regex;
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: String,
+    pub description: Option<String>,
+    pub when: When,
+    pub action: Action,
+    pub shadow: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    Block { status: u32, message: String },
+    RequireApproval { approvers: Vec<String>, ttl_s: u64 },
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Block { .. } => "block",
+            Action::RequireApproval { .. } => "require_approval",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathMatch {
+    Exact(String),
+    Prefix(String),
+    Glob(String),
+}
+
+/// A comparison on the value a JSON pointer finds in the body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonTest {
+    Equals(Value),
+    In(Vec<Value>),
+    Gt(f64),
+    Gte(f64),
+    Lt(f64),
+    Lte(f64),
+    LengthGt(usize),
+    LengthLt(usize),
+    Exists(bool),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonCondition {
+    pub pointer: String,
+    pub test: JsonTest,
+}
+
+/// Conditions of a rule; all present ones must hold.
+#[derive(Debug, Clone, Default)]
+pub struct When {
+    pub groups_any: Vec<String>,
+    pub groups_all: Vec<String>,
+    pub groups_none: Vec<String>,
+    pub subjects: Vec<String>,
+    pub methods: Vec<String>,
+    pub path: Option<PathMatch>,
+    pub models: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub prompt: Vec<Regex>,
+    /// Where the prompt is, for APIs other than OpenAI's (a JSON pointer).
+    pub prompt_pointer: Option<String>,
+    pub json: Vec<JsonCondition>,
+    pub body_bytes_gt: Option<u64>,
+}
+
+impl When {
+    /// Whether evaluating this needs the request body.
+    pub fn needs_body(&self) -> bool {
+        !self.prompt.is_empty() || !self.json.is_empty() || self.body_bytes_gt.is_some()
+    }
+}
+
+/// What a request looks like to the rules.
+pub struct RequestFacts<'a> {
+    pub identity: Option<&'a Identity>,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub model: Option<&'a str>,
+    pub header: &'a dyn Fn(&str) -> Option<String>,
+    /// The parsed JSON body, when there is one and it is JSON.
+    pub body: Option<&'a Value>,
+    pub body_bytes: u64,
+}
+
+fn number(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+impl JsonCondition {
+    fn holds(&self, body: Option<&Value>) -> bool {
+        let found = body.and_then(|b| b.pointer(&self.pointer));
+        match (&self.test, found) {
+            (JsonTest::Exists(want), found) => found.is_some() == *want,
+            (_, None) => false,
+            (JsonTest::Equals(want), Some(v)) => v == want,
+            (JsonTest::In(set), Some(v)) => set.contains(v),
+            (JsonTest::Gt(n), Some(v)) => number(v).is_some_and(|x| x > *n),
+            (JsonTest::Gte(n), Some(v)) => number(v).is_some_and(|x| x >= *n),
+            (JsonTest::Lt(n), Some(v)) => number(v).is_some_and(|x| x < *n),
+            (JsonTest::Lte(n), Some(v)) => number(v).is_some_and(|x| x <= *n),
+            (JsonTest::LengthGt(n), Some(v)) => length(v).is_some_and(|l| l > *n),
+            (JsonTest::LengthLt(n), Some(v)) => length(v).is_some_and(|l| l < *n),
+        }
+    }
+}
+
+fn length(v: &Value) -> Option<usize> {
+    match v {
+        Value::Array(a) => Some(a.len()),
+        Value::String(s) => Some(s.chars().count()),
+        Value::Object(o) => Some(o.len()),
+        _ => None,
+    }
+}
+
+impl When {
+    /// Whether every condition holds for the request. Cheap checks come first; the prompt is
+    /// extracted only when a prompt regex is there to test.
+    pub fn holds(&self, r: &RequestFacts<'_>) -> bool {
+        let groups: &[String] = r.identity.map(|i| i.groups.as_slice()).unwrap_or(&[]);
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m == r.method) {
+            return false;
+        }
+        if let Some(p) = &self.path {
+            let path = r.path.split('?').next().unwrap_or_default();
+            let ok = match p {
+                PathMatch::Exact(e) => path == e,
+                PathMatch::Prefix(x) => path.starts_with(x.as_str()),
+                PathMatch::Glob(g) => glob_matches(g, path),
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if !self.groups_any.is_empty() && !groups.iter().any(|g| self.groups_any.contains(g)) {
+            return false;
+        }
+        if !self.groups_all.iter().all(|g| groups.contains(g)) {
+            return false;
+        }
+        if groups.iter().any(|g| self.groups_none.contains(g)) {
+            return false;
+        }
+        if !self.subjects.is_empty()
+            && !r
+                .identity
+                .and_then(|i| i.subject.as_ref())
+                .is_some_and(|s| self.subjects.contains(s))
+        {
+            return false;
+        }
+        if !self.models.is_empty()
+            && !r
+                .model
+                .is_some_and(|m| self.models.iter().any(|g| glob_matches(g, m)))
+        {
+            return false;
+        }
+        if !self
+            .headers
+            .iter()
+            .all(|(name, value)| (r.header)(name).as_deref() == Some(value.as_str()))
+        {
+            return false;
+        }
+        if self.body_bytes_gt.is_some_and(|n| r.body_bytes <= n) {
+            return false;
+        }
+        if !self.json.iter().all(|c| c.holds(r.body)) {
+            return false;
+        }
+        if !self.prompt.is_empty() {
+            let text = prompt::extract(r.body, self.prompt_pointer.as_deref());
+            if !self.prompt.iter().any(|re| re.is_match(&text)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The outcome of evaluating the rules for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub action: Action,
+    /// The deciding rule; None when the policy's default decided.
+    pub rule_id: Option<String>,
+    pub reason: String,
+    /// Shadow rules that matched: (rule id, what they would have done).
+    pub shadowed: Vec<(String, &'static str)>,
+}
+
+/// Ordered rules and the default.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub default: Action,
+    /// Block (400) a request whose body is not JSON when a rule needs it; else treat the
+    /// body as absent.
+    pub block_non_json: bool,
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        Self {
+            rules: Vec::new(),
+            default: Action::Allow,
+            block_non_json: true,
+        }
+    }
+}
+
+impl RuleSet {
+    pub fn needs_body(&self) -> bool {
+        self.rules.iter().any(|r| r.when.needs_body())
+    }
+
+    /// First matching enforced rule wins; matching shadow rules are noted on the way.
+    pub fn evaluate(&self, facts: &RequestFacts<'_>) -> Verdict {
+        let mut shadowed = Vec::new();
+        for rule in &self.rules {
+            if !rule.when.holds(facts) {
+                continue;
+            }
+            if rule.shadow {
+                shadowed.push((rule.id.clone(), rule.action.name()));
+                continue;
+            }
+            let reason = rule
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("rule {} matched", rule.id));
+            return Verdict {
+                action: rule.action.clone(),
+                rule_id: Some(rule.id.clone()),
+                reason,
+                shadowed,
+            };
+        }
+        let reason = if self.rules.is_empty() {
+            "no rules configured".to_string()
+        } else {
+            "no rule matched: policy default".to_string()
+        };
+        Verdict {
+            action: self.default.clone(),
+            rule_id: None,
+            reason,
+            shadowed,
+        }
+    }
+}
