@@ -14,12 +14,30 @@ fn start(rules: Value, extra: Value) -> Vm {
     if let (Some(c), Some(e)) = (config.as_object_mut(), extra.as_object()) {
         c.extend(e.clone());
     }
-    Vm::start(vigil_plugin(), VmOptions { plugin_config: config.to_string().into_bytes(), ..VmOptions::default() }).unwrap_or_else(|e| panic!("{e}"))
+    Vm::start(
+        vigil_plugin(),
+        VmOptions {
+            plugin_config: config.to_string().into_bytes(),
+            ..VmOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn send(vm: &mut Vm, method: &str, path: &str, extra_headers: &[(&str, &str)], body: Option<&str>) -> u32 {
+fn send(
+    vm: &mut Vm,
+    method: &str,
+    path: &str,
+    extra_headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> u32 {
     let id = vm.create_stream().unwrap();
-    let mut h = pairs(&[(":method", method), (":path", path), (":authority", "models"), ("x-request-id", "rq")]);
+    let mut h = pairs(&[
+        (":method", method),
+        (":path", path),
+        (":authority", "models"),
+        ("x-request-id", "rq"),
+    ]);
     h.extend(pairs(extra_headers));
     vm.request_headers(id, &h, body.is_none()).unwrap();
     if let Some(b) = body {
@@ -31,19 +49,37 @@ fn send(vm: &mut Vm, method: &str, path: &str, extra_headers: &[(&str, &str)], b
 }
 
 fn status(vm: &Vm, id: u32) -> Option<String> {
-    vm.stream(id).unwrap().response.sent_headers.as_ref().map(|h| h[0].1.clone())
+    vm.stream(id)
+        .unwrap()
+        .response
+        .sent_headers
+        .as_ref()
+        .map(|h| h[0].1.clone())
 }
 
 fn finish(vm: &mut Vm, id: u32) -> SessionRecord {
-    if vm.stream(id).unwrap().request.sent_end && vm.stream(id).unwrap().response.sent_headers.is_none() {
-        vm.response_headers(id, &pairs(&[(":status", "200")]), true).unwrap();
+    if vm.stream(id).unwrap().request.sent_end
+        && vm.stream(id).unwrap().response.sent_headers.is_none()
+    {
+        vm.response_headers(id, &pairs(&[(":status", "200")]), true)
+            .unwrap();
     }
     vm.complete_stream(id).unwrap();
-    serde_json::from_slice(vm.stream(id).unwrap().access_log.as_ref().unwrap().get("wasm.vigil_record").unwrap()).unwrap()
+    serde_json::from_slice(
+        vm.stream(id)
+            .unwrap()
+            .access_log
+            .as_ref()
+            .unwrap()
+            .get("wasm.vigil_record")
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn error(vm: &Vm, id: u32) -> Value {
-    serde_json::from_slice::<Value>(&vm.stream(id).unwrap().response.sent_body).unwrap()["error"].clone()
+    serde_json::from_slice::<Value>(&vm.stream(id).unwrap().response.sent_body).unwrap()["error"]
+        .clone()
 }
 
 #[test]
@@ -58,27 +94,69 @@ fn the_first_matching_rule_decides_and_its_id_reaches_body_and_record() {
     );
     let ok = send(&mut vm, "GET", "/health", &[], None);
     assert!(vm.stream(ok).unwrap().request.sent_end);
-    assert_eq!(finish(&mut vm, ok).decision.rule_id.as_deref(), Some("allow-health"));
+    assert_eq!(
+        finish(&mut vm, ok).decision.rule_id.as_deref(),
+        Some("allow-health")
+    );
     let del = send(&mut vm, "DELETE", "/admin/models/x", &[], None);
-    assert_eq!(status(&vm, del).as_deref(), Some("405"), "the earlier rule wins over no-admin");
-    assert_eq!(error(&vm, del), json!({"code": "blocked_by_policy", "message": "DELETE is not allowed", "request_id": "rq", "rule_id": "no-deletes"}));
+    assert_eq!(
+        status(&vm, del).as_deref(),
+        Some("405"),
+        "the earlier rule wins over no-admin"
+    );
+    assert_eq!(
+        error(&vm, del),
+        json!({"code": "blocked_by_policy", "message": "DELETE is not allowed", "request_id": "rq", "rule_id": "no-deletes"})
+    );
     let r = finish(&mut vm, del);
-    assert_eq!((r.decision.action.as_str(), r.decision.rule_id.as_deref()), ("block", Some("no-deletes")));
-    assert_eq!(r.decision.reason, "Model servers are never changed through the gateway");
+    assert_eq!(
+        (r.decision.action.as_str(), r.decision.rule_id.as_deref()),
+        ("block", Some("no-deletes"))
+    );
+    assert_eq!(
+        r.decision.reason,
+        "Model servers are never changed through the gateway"
+    );
     assert_eq!(r.policy.version, "3");
     let other = send(&mut vm, "GET", "/v1/models", &[], None);
     let r = finish(&mut vm, other);
-    assert_eq!((r.decision.action.as_str(), r.decision.rule_id.as_deref(), r.decision.reason.as_str()), ("allow", None, "no rule matched: policy default"));
+    assert_eq!(
+        (
+            r.decision.action.as_str(),
+            r.decision.rule_id.as_deref(),
+            r.decision.reason.as_str()
+        ),
+        ("allow", None, "no rule matched: policy default")
+    );
 }
 
 #[test]
 fn prompt_regexes_look_at_the_chat_messages() {
-    let mut vm = start(json!([{"id": "no-ssn", "when": {"prompt": {"matches": ["\\b\\d{3}-\\d{2}-\\d{4}\\b"]}}, "action": {"type": "block", "message": "remove personal data from the prompt"}}]), json!({}));
-    let bad = send(&mut vm, "POST", "/v1/chat/completions", &[], Some(r#"{"model":"m","messages":[{"role":"user","content":"my SSN is 078-05-1120"}]}"#));
+    let mut vm = start(
+        json!([{"id": "no-ssn", "when": {"prompt": {"matches": ["\\b\\d{3}-\\d{2}-\\d{4}\\b"]}}, "action": {"type": "block", "message": "remove personal data from the prompt"}}]),
+        json!({}),
+    );
+    let bad = send(
+        &mut vm,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        Some(r#"{"model":"m","messages":[{"role":"user","content":"my SSN is 078-05-1120"}]}"#),
+    );
     assert_eq!(status(&vm, bad).as_deref(), Some("403"));
     assert!(vm.stream(bad).unwrap().request.sent_body.is_empty());
-    let fine = send(&mut vm, "POST", "/v1/chat/completions", &[], Some(r#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#));
-    assert_eq!(vm.stream(fine).unwrap().request.sent_body.len(), 60, "released whole");
+    let fine = send(
+        &mut vm,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        Some(r#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#),
+    );
+    assert_eq!(
+        vm.stream(fine).unwrap().request.sent_body.len(),
+        60,
+        "released whole"
+    );
 }
 
 #[test]
@@ -89,36 +167,100 @@ fn a_large_batch_requires_approval_and_fails_closed_until_approvals_exist() {
         json!({}),
     );
     let instances: Vec<Value> = (0..101).map(|i| json!({"income": i})).collect();
-    let big = send(&mut vm, "POST", "/v2/models/credit-score/infer", &[], Some(&json!({"instances": instances}).to_string()));
+    let big = send(
+        &mut vm,
+        "POST",
+        "/v2/models/credit-score/infer",
+        &[],
+        Some(&json!({"instances": instances}).to_string()),
+    );
     assert_eq!(status(&vm, big).as_deref(), Some("403"));
     assert_eq!(error(&vm, big)["code"], "approval_required");
     let r = finish(&mut vm, big);
-    assert_eq!((r.decision.action.as_str(), r.decision.rule_id.as_deref(), r.outcome.as_str()), ("require_approval", Some("big-batch"), "local_response"));
-    let small = send(&mut vm, "POST", "/v2/models/credit-score/infer", &[], Some(r#"{"instances":[{"income":1}]}"#));
+    assert_eq!(
+        (
+            r.decision.action.as_str(),
+            r.decision.rule_id.as_deref(),
+            r.outcome.as_str()
+        ),
+        ("require_approval", Some("big-batch"), "local_response")
+    );
+    let small = send(
+        &mut vm,
+        "POST",
+        "/v2/models/credit-score/infer",
+        &[],
+        Some(r#"{"instances":[{"income":1}]}"#),
+    );
     assert!(vm.stream(small).unwrap().request.sent_end);
 }
 
 #[test]
 fn shadow_rules_are_recorded_and_counted_without_blocking() {
-    let mut vm = start(json!([{"id": "trial-block-temperature", "mode": "shadow", "when": {"json": [{"pointer": "/temperature", "gt": 1.5}]}, "action": {"type": "block"}}]), json!({}));
-    let id = send(&mut vm, "POST", "/v1/completions", &[], Some(r#"{"model":"m","prompt":"hi","temperature":1.9}"#));
-    assert!(vm.stream(id).unwrap().request.sent_end, "shadow rules never block");
+    let mut vm = start(
+        json!([{"id": "trial-block-temperature", "mode": "shadow", "when": {"json": [{"pointer": "/temperature", "gt": 1.5}]}, "action": {"type": "block"}}]),
+        json!({}),
+    );
+    let id = send(
+        &mut vm,
+        "POST",
+        "/v1/completions",
+        &[],
+        Some(r#"{"model":"m","prompt":"hi","temperature":1.9}"#),
+    );
+    assert!(
+        vm.stream(id).unwrap().request.sent_end,
+        "shadow rules never block"
+    );
     let r = finish(&mut vm, id);
     assert_eq!(r.decision.action, "allow");
     assert_eq!(r.decision.shadow.len(), 1);
-    assert_eq!((r.decision.shadow[0].rule_id.as_str(), r.decision.shadow[0].action.as_str()), ("trial-block-temperature", "block"));
-    let metric = |name: &str| vm.state().metrics.values().find(|m| m.name == name).map(|m| m.value);
-    assert_eq!(metric("vigil.shadow.block.trial-block-temperature"), Some(1));
+    assert_eq!(
+        (
+            r.decision.shadow[0].rule_id.as_str(),
+            r.decision.shadow[0].action.as_str()
+        ),
+        ("trial-block-temperature", "block")
+    );
+    let metric = |name: &str| {
+        vm.state()
+            .metrics
+            .values()
+            .find(|m| m.name == name)
+            .map(|m| m.value)
+    };
+    assert_eq!(
+        metric("vigil.shadow.block.trial-block-temperature"),
+        Some(1)
+    );
     assert_eq!(metric("vigil.decision.allow.default"), Some(1));
 }
 
 #[test]
 fn header_conditions_hold_at_the_end_of_the_body_from_the_saved_headers() {
-    let mut vm = start(json!([{"id": "risk-team-no-embeddings", "when": {"headers": {"x-team": "risk"}, "json": [{"pointer": "/input", "exists": true}]}, "action": {"type": "block"}}]), json!({}));
-    let id = send(&mut vm, "POST", "/v1/embeddings", &[("x-team", "risk")], Some(r#"{"model":"bge","input":"x"}"#));
+    let mut vm = start(
+        json!([{"id": "risk-team-no-embeddings", "when": {"headers": {"x-team": "risk"}, "json": [{"pointer": "/input", "exists": true}]}, "action": {"type": "block"}}]),
+        json!({}),
+    );
+    let id = send(
+        &mut vm,
+        "POST",
+        "/v1/embeddings",
+        &[("x-team", "risk")],
+        Some(r#"{"model":"bge","input":"x"}"#),
+    );
     assert_eq!(status(&vm, id).as_deref(), Some("403"));
-    assert!(!vm.has_failed(), "no request header was read outside its phase");
-    let other = send(&mut vm, "POST", "/v1/embeddings", &[("x-team", "ops")], Some(r#"{"model":"bge","input":"x"}"#));
+    assert!(
+        !vm.has_failed(),
+        "no request header was read outside its phase"
+    );
+    let other = send(
+        &mut vm,
+        "POST",
+        "/v1/embeddings",
+        &[("x-team", "ops")],
+        Some(r#"{"model":"bge","input":"x"}"#),
+    );
     assert!(vm.stream(other).unwrap().request.sent_end);
 }
 
@@ -136,19 +278,46 @@ fn a_body_that_is_not_json_is_blocked_where_rules_need_json_unless_told_to_ignor
 
 #[test]
 fn a_default_block_policy_lets_through_only_what_a_rule_allows() {
-    let mut vm = start(json!([{"id": "chat-only", "when": {"path": {"exact": "/v1/chat/completions"}, "methods": ["POST"]}, "action": {"type": "allow"}}]), json!({"default_action": {"type": "block", "status": 404, "message": "no such API"}}));
-    let chat = send(&mut vm, "POST", "/v1/chat/completions", &[], Some(r#"{"model":"m"}"#));
+    let mut vm = start(
+        json!([{"id": "chat-only", "when": {"path": {"exact": "/v1/chat/completions"}, "methods": ["POST"]}, "action": {"type": "allow"}}]),
+        json!({"default_action": {"type": "block", "status": 404, "message": "no such API"}}),
+    );
+    let chat = send(
+        &mut vm,
+        "POST",
+        "/v1/chat/completions",
+        &[],
+        Some(r#"{"model":"m"}"#),
+    );
     assert!(vm.stream(chat).unwrap().request.sent_end);
-    let other = send(&mut vm, "POST", "/v1/fine_tuning/jobs", &[], Some(r#"{"model":"m"}"#));
+    let other = send(
+        &mut vm,
+        "POST",
+        "/v1/fine_tuning/jobs",
+        &[],
+        Some(r#"{"model":"m"}"#),
+    );
     assert_eq!(status(&vm, other).as_deref(), Some("404"));
     let r = finish(&mut vm, other);
-    assert_eq!((r.decision.action.as_str(), r.decision.rule_id.as_deref()), ("block", None));
+    assert_eq!(
+        (r.decision.action.as_str(), r.decision.rule_id.as_deref()),
+        ("block", None)
+    );
 }
 
 #[test]
 fn body_size_conditions_use_the_whole_buffered_body() {
-    let mut vm = start(json!([{"id": "big", "when": {"body_bytes": {"gt": 40}}, "action": {"type": "block", "status": 413, "message": "too big"}}]), json!({}));
-    let big = send(&mut vm, "POST", "/v1/x", &[], Some(&format!("{{\"model\":\"m\",\"p\":\"{}\"}}", "a".repeat(30))));
+    let mut vm = start(
+        json!([{"id": "big", "when": {"body_bytes": {"gt": 40}}, "action": {"type": "block", "status": 413, "message": "too big"}}]),
+        json!({}),
+    );
+    let big = send(
+        &mut vm,
+        "POST",
+        "/v1/x",
+        &[],
+        Some(&format!("{{\"model\":\"m\",\"p\":\"{}\"}}", "a".repeat(30))),
+    );
     assert_eq!(status(&vm, big).as_deref(), Some("413"));
     let small = send(&mut vm, "POST", "/v1/x", &[], Some(r#"{"model":"m"}"#));
     assert!(vm.stream(small).unwrap().request.sent_end);

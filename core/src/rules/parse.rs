@@ -276,6 +276,23 @@ fn read_json_condition(path: &str, value: &Value, errors: &mut Errors) -> Option
         }
     }
     let mut tests = Vec::new();
+    // Tests named, valid or not: a bad one is reported once, not also as "missing".
+    let mut named = 0;
+    for name in [
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "length_gt",
+        "length_lt",
+        "equals",
+        "in",
+        "exists",
+    ] {
+        if value.get(name).is_some() {
+            named += 1;
+        }
+    }
     for name in ["gt", "gte", "lt", "lte"] {
         if let Some(v) = obj.get(name) {
             match v.as_f64() {
@@ -323,8 +340,11 @@ fn read_json_condition(path: &str, value: &Value, errors: &mut Errors) -> Option
         tests.push(JsonTest::Exists(b));
     }
     obj.finish(errors);
+    if named != 1 {
+        errors.push(path, format!("needs exactly one test (equals, in, gt, gte, lt, lte, length_gt, length_lt, exists), found {named}"));
+        return None;
+    }
     if tests.len() != 1 {
-        errors.push(path, format!("needs exactly one test (equals, in, gt, gte, lt, lte, length_gt, length_lt, exists), found {}", tests.len()));
         return None;
     }
     Some(JsonCondition {
