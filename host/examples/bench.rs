@@ -83,6 +83,15 @@ fn provider_config(v: &Value, cache_entries: u64) -> Value {
     }]}})
 }
 
+/// A policy with `n` rules that look only at the request line and never match, so every
+/// request is evaluated against all of them and allowed by the default.
+fn rules_config(n: usize) -> Value {
+    let rules: Vec<Value> = (0..n)
+        .map(|i| json!({"id": format!("r{i}"), "when": {"methods": ["PUT", "DELETE"], "path": {"prefix": format!("/never/{i}/")}}, "action": {"type": "block"}}))
+        .collect();
+    json!({"id": "bench-rules", "version": "1", "rules": rules})
+}
+
 fn request(token: Option<&str>) -> Vec<(String, String)> {
     let mut r = pairs(&[
         (":method", "POST"),
@@ -203,6 +212,27 @@ fn main() {
             requests: cold,
             times: vec![],
         },
+        Scenario {
+            name: "1 rule",
+            vm: start(&vigil, Some(&rules_config(1)), 0),
+            request: request(None),
+            requests,
+            times: vec![],
+        },
+        Scenario {
+            name: "50 rules",
+            vm: start(&vigil, Some(&rules_config(50)), 0),
+            request: request(None),
+            requests,
+            times: vec![],
+        },
+        Scenario {
+            name: "500 rules",
+            vm: start(&vigil, Some(&rules_config(500)), 0),
+            request: request(None),
+            requests,
+            times: vec![],
+        },
     ];
     for s in scenarios.iter_mut() {
         for _ in 0..(s.requests / 20).max(50) {
@@ -257,6 +287,18 @@ fn main() {
             p99(i) / p99(1)
         );
     }
+    for (i, name) in [(6, "1 rule"), (7, "50 rules"), (8, "500 rules")] {
+        println!(
+            "  {name:<10} / pass-through          median {:>7.2}x   p99 {:>7.2}x",
+            median(i) / median(1),
+            p99(i) / p99(1)
+        );
+    }
+    println!(
+        "  500 rules / 1 rule                  median {:>7.2}x   p99 {:>7.2}x",
+        median(8) / median(6),
+        p99(8) / p99(6)
+    );
     let (rs_native, es_native) = (
         micros(native_verify(&rs, 500)),
         micros(native_verify(&es, 500)),
