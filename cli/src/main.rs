@@ -43,11 +43,17 @@ enum Command {
 
 #[derive(Subcommand)]
 enum PolicyCommand {
-    /// Validate plugin configuration / policy files; print every error with its JSON path.
-    /// Exit 0 when all are valid, 1 when any is invalid, 2 when any cannot be read.
+    /// Validate plugin configuration / policy files; print every error with its JSON path,
+    /// and warnings (rules that can never match, regexes matching the empty string, groups
+    /// that may call no model). Exit 0 when all are valid, 1 when any is invalid, 2 when any
+    /// cannot be read.
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Walk a sample request (JSON: method, path, headers, identity, model, body) through
+        /// the rules and show which one decides and why.
+        #[arg(long, value_name = "REQUEST.json")]
+        explain: Option<PathBuf>,
     },
 }
 
@@ -61,8 +67,8 @@ fn main() -> ExitCode {
             captures,
         } => replay_cmd::run(json, wasm, logs, &captures),
         Command::Policy {
-            command: PolicyCommand::Check { files },
-        } => policy_check::run(&files),
+            command: PolicyCommand::Check { files, explain },
+        } => policy_check::run(&files, explain.as_deref()),
     };
     ExitCode::from(code)
 }

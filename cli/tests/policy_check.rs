@@ -108,3 +108,52 @@ fn every_invalid_policy_in_testdata_exits_1_with_its_errors() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn warnings_are_printed_and_a_valid_policy_with_warnings_still_exits_0() {
+    let dir = std::env::temp_dir().join(format!("vigil-warn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("p.json");
+    std::fs::write(
+        &file,
+        r#"{"id":"p","version":"1","rules":[
+            {"id":"all-admin","when":{"path":{"prefix":"/admin/"}},"action":{"type":"block"}},
+            {"id":"admin-get","when":{"path":{"prefix":"/admin/"},"methods":["GET"]},"action":{"type":"allow"}}]}"#,
+    )
+    .unwrap();
+    let f = file.display().to_string();
+    let (code, out, _) = check(&[f.as_str()]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(&format!("{f}: warning: $.rules[1]: rule \"admin-get\" can never match: rule \"all-admin\" ($.rules[0]) comes first")), "{out}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn explain_shows_which_rule_decides_a_sample_request_and_why_the_others_do_not() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(root)
+        .args([
+            "policy",
+            "check",
+            "policies/examples/credit-scoring.json",
+            "--explain",
+            "policies/examples/requests/large-batch.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("request: POST /v2/models/credit-score-v3/infer by svc-batch-scoring (groups ), model credit-score-v3\n"), "{text}");
+    assert!(
+        text.contains(
+            "  rule large-batch-needs-approval ($.rules[0]): MATCHES: require_approval\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("  rule no-model-management ($.rules[2]): not reached (rule large-batch-needs-approval decided)\n"), "{text}");
+    assert!(text.ends_with("decision: require_approval by rule large-batch-needs-approval: A batch of more than 100 applications is a bulk decision and needs a risk officer\n"), "{text}");
+}

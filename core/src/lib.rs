@@ -9,6 +9,7 @@ pub mod digest;
 pub mod exchange;
 pub mod identity;
 pub mod json_reader;
+pub mod lint;
 pub mod record;
 pub mod rules;
 pub mod time;

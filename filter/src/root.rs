@@ -194,6 +194,11 @@ impl RootContext for VigilRoot {
                 return false;
             }
         };
+        if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            for w in vigil_core::lint::lint(&config, &raw) {
+                ctx_log!(warn, self.context_id, "on_configure: policy warning: {}", w);
+            }
+        }
         let summary = format!(
             "{} {} version {} (sha256 {}), {} identity provider(s)",
             source,

@@ -429,3 +429,11 @@ fn a_remote_key_set_behind_an_unknown_cluster_fails_requests_closed() {
         .message
         .contains("cannot fetch key set of provider corp: cluster idp refused the call")));
 }
+
+#[test]
+fn policy_warnings_are_logged_at_start_without_stopping_the_plugin() {
+    let config = r#"{"id":"p","version":"1","rules":[{"id":"a","action":{"type":"allow"}},{"id":"b","when":{"methods":["GET"]},"action":{"type":"block"}}]}"#;
+    let vm = vigil(config).unwrap();
+    assert!(vm.logs().iter().any(|l| l.level == vigil_host::abi::LogLevel::Warn
+        && l.message == "#1 on_configure: policy warning: $.rules[1]: rule \"b\" can never match: rule \"a\" ($.rules[0]) comes first and matches every request this one does"));
+}

@@ -136,12 +136,18 @@ fn length(v: &Value) -> Option<usize> {
 }
 
 impl When {
-    /// Whether every condition holds for the request. Cheap checks come first; the prompt is
-    /// extracted only when a prompt regex is there to test.
+    /// Whether every condition holds for the request.
     pub fn holds(&self, r: &RequestFacts<'_>) -> bool {
+        self.first_failure(r).is_none()
+    }
+
+    /// The first condition that does not hold, named for a person (`None` when all hold).
+    /// Cheap checks come first; the prompt is extracted only when a regex is there to test.
+    pub fn first_failure(&self, r: &RequestFacts<'_>) -> Option<&'static str> {
+        let failed = |what: &'static str| Some(what);
         let groups: &[String] = r.identity.map(|i| i.groups.as_slice()).unwrap_or(&[]);
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m == r.method) {
-            return false;
+            return failed("methods");
         }
         if let Some(p) = &self.path {
             let path = r.path.split('?').next().unwrap_or_default();
@@ -151,17 +157,17 @@ impl When {
                 PathMatch::Glob(g) => glob_matches(g, path),
             };
             if !ok {
-                return false;
+                return failed("path");
             }
         }
         if !self.groups_any.is_empty() && !groups.iter().any(|g| self.groups_any.contains(g)) {
-            return false;
+            return failed("groups.any");
         }
         if !self.groups_all.iter().all(|g| groups.contains(g)) {
-            return false;
+            return failed("groups.all");
         }
         if groups.iter().any(|g| self.groups_none.contains(g)) {
-            return false;
+            return failed("groups.none");
         }
         if !self.subjects.is_empty()
             && !r
@@ -169,35 +175,35 @@ impl When {
                 .and_then(|i| i.subject.as_ref())
                 .is_some_and(|s| self.subjects.contains(s))
         {
-            return false;
+            return failed("subjects");
         }
         if !self.models.is_empty()
             && !r
                 .model
                 .is_some_and(|m| self.models.iter().any(|g| glob_matches(g, m)))
         {
-            return false;
+            return failed("models");
         }
         if !self
             .headers
             .iter()
             .all(|(name, value)| (r.header)(name).as_deref() == Some(value.as_str()))
         {
-            return false;
+            return failed("headers");
         }
         if self.body_bytes_gt.is_some_and(|n| r.body_bytes <= n) {
-            return false;
+            return failed("body_bytes");
         }
         if !self.json.iter().all(|c| c.holds(r.body)) {
-            return false;
+            return failed("json");
         }
         if !self.prompt.is_empty() {
             let text = prompt::extract(r.body, self.prompt_pointer.as_deref());
             if !self.prompt.iter().any(|re| re.is_match(&text)) {
-                return false;
+                return failed("prompt");
             }
         }
-        true
+        None
     }
 }
 

@@ -180,9 +180,14 @@ fn read_when(path: &str, value: &Value, errors: &mut Errors) -> Option<When> {
                     for (i, pattern) in list.iter().enumerate() {
                         let at = format!("{ppath}.matches[{i}]");
                         match Regex::new(pattern) {
-                            Ok(re) if re.is_match("") => errors.push(&at, format!("regex {pattern:?} matches the empty string, so it matches every prompt")),
                             Ok(re) => when.prompt.push(re),
-                            Err(e) => errors.push(&at, format!("invalid regex {pattern:?}: {}", e.to_string().lines().last().unwrap_or_default().trim())),
+                            Err(e) => errors.push(
+                                &at,
+                                format!(
+                                    "invalid regex {pattern:?}: {}",
+                                    e.to_string().lines().last().unwrap_or_default().trim()
+                                ),
+                            ),
                         }
                     }
                 }
