@@ -101,6 +101,14 @@ fn main() {
             {"model": "llama-3.1-*", "groups": ["analysts"]},
             {"model": "bge-large-en", "everyone": true}
         ]},
+        "rules": [
+            {"id": "no-fine-tuning", "description": "Fine-tuning and file uploads go through the ML platform team, not the gateway",
+             "when": {"path": {"prefix": "/v1/fine_tuning/"}}, "action": {"type": "block", "status": 403, "message": "fine-tuning is not available through the gateway"}},
+            {"id": "no-ssn-in-prompts", "description": "Prompts must not carry US Social Security numbers",
+             "when": {"prompt": {"matches": ["\\b\\d{3}-\\d{2}-\\d{4}\\b"]}}, "action": {"type": "block", "status": 400, "message": "remove the Social Security number from the prompt"}},
+            {"id": "trial-long-prompts", "description": "Trial: prompts over 32 KiB", "mode": "shadow",
+             "when": {"body_bytes": {"gt": 32768}}, "action": {"type": "block", "status": 413, "message": "prompt too long"}}
+        ],
         "upstream_credential": {"env": "VIGIL_UPSTREAM_TOKEN"}
     });
     write(&root.join("policies/examples/llm-gateway.json"), &policy);
@@ -130,6 +138,19 @@ fn main() {
             body: Some(chat),
             upstream: ok.clone(),
             expect: json!({"status": 401, "client_headers": {"www-authenticate": "Bearer realm=\"vigil\""}, "client_body_contains": ["token_missing"]}),
+        }),
+    );
+    write(
+        &dir.join("policy-ssn-in-prompt.json"),
+        &capture(Case {
+            name: "policy-ssn-in-prompt",
+            description: "An analyst's prompt carries a Social Security number: rule no-ssn-in-prompts blocks it with 400 before the body reaches the model.",
+            method: "POST",
+            path: "/v1/chat/completions",
+            token: Some(&analyst),
+            body: Some(r#"{"model":"llama-3.1-8b-instruct","messages":[{"role":"user","content":"Is 078-05-1120 on file?"}]}"#),
+            upstream: ok.clone(),
+            expect: json!({"status": 400, "client_body_contains": ["no-ssn-in-prompts"], "record": {"/decision/rule_id": "no-ssn-in-prompts", "/decision/action": "block"}}),
         }),
     );
     write(
