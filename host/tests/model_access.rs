@@ -6,7 +6,6 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use vigil_core::record::SessionRecord;
 use vigil_host::{Vm, VmOptions};
 
 fn vector() -> Value {
@@ -62,32 +61,9 @@ fn post(vm: &mut Vm, token: &str, chunks: &[&str]) -> u32 {
     id
 }
 
-fn status(vm: &Vm, id: u32) -> Option<String> {
-    vm.stream(id)
-        .unwrap()
-        .response
-        .sent_headers
-        .as_ref()
-        .map(|h| h[0].1.clone())
-}
-
 fn error_code(vm: &Vm, id: u32) -> String {
     let body: Value = serde_json::from_slice(&vm.stream(id).unwrap().response.sent_body).unwrap();
     body["error"]["code"].as_str().unwrap().to_string()
-}
-
-fn record(vm: &mut Vm, id: u32) -> SessionRecord {
-    vm.complete_stream(id).unwrap();
-    serde_json::from_slice(
-        vm.stream(id)
-            .unwrap()
-            .access_log
-            .as_ref()
-            .unwrap()
-            .get("wasm.vigil_record")
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 #[test]
@@ -106,7 +82,7 @@ fn an_allowed_model_in_the_body_goes_upstream_whole_and_is_recorded() {
     assert!(s.request.sent_end);
     vm.response_headers(id, &pairs(&[(":status", "200")]), true)
         .unwrap();
-    let r = record(&mut vm, id);
+    let r = finish(&mut vm, id);
     assert_eq!(r.model.as_deref(), Some("llama-3.1-8b"));
     assert_eq!(r.request.bytes, 38);
     assert_eq!(r.decision.action, "allow");
@@ -126,7 +102,7 @@ fn a_model_the_caller_may_not_use_gets_403_and_its_body_never_goes_upstream() {
         vm.stream(id).unwrap().request.sent_body.is_empty(),
         "the buffered body is not released"
     );
-    let r = record(&mut vm, id);
+    let r = finish(&mut vm, id);
     assert_eq!(
         (r.decision.action.as_str(), r.model.as_deref()),
         ("block", Some("bge-large-en"))

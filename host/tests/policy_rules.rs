@@ -6,7 +6,6 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use vigil_core::record::SessionRecord;
 use vigil_host::{Vm, VmOptions};
 
 fn start(rules: Value, extra: Value) -> Vm {
@@ -46,35 +45,6 @@ fn send(
         vm.request_body(id, c.as_bytes(), true).unwrap();
     }
     id
-}
-
-fn status(vm: &Vm, id: u32) -> Option<String> {
-    vm.stream(id)
-        .unwrap()
-        .response
-        .sent_headers
-        .as_ref()
-        .map(|h| h[0].1.clone())
-}
-
-fn finish(vm: &mut Vm, id: u32) -> SessionRecord {
-    if vm.stream(id).unwrap().request.sent_end
-        && vm.stream(id).unwrap().response.sent_headers.is_none()
-    {
-        vm.response_headers(id, &pairs(&[(":status", "200")]), true)
-            .unwrap();
-    }
-    vm.complete_stream(id).unwrap();
-    serde_json::from_slice(
-        vm.stream(id)
-            .unwrap()
-            .access_log
-            .as_ref()
-            .unwrap()
-            .get("wasm.vigil_record")
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 fn error(vm: &Vm, id: u32) -> Value {

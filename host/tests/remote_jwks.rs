@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use vigil_core::record::SessionRecord;
 use vigil_host::{CallAnswer, Vm, VmOptions};
 
 /// jvl-rs256-kid-ok: a token whose kid names the second key of a two-key RSA set.
@@ -52,35 +51,6 @@ fn send(vm: &mut Vm, token: &str) -> u32 {
     req.push(("authorization".into(), format!("Bearer {token}")));
     vm.request_headers(id, &req, true).unwrap();
     id
-}
-
-fn status(vm: &Vm, id: u32) -> Option<String> {
-    vm.stream(id)
-        .unwrap()
-        .response
-        .sent_headers
-        .as_ref()
-        .map(|h| h[0].1.clone())
-}
-
-fn finish(vm: &mut Vm, id: u32) -> SessionRecord {
-    if vm.stream(id).unwrap().request.sent_end
-        && vm.stream(id).unwrap().response.sent_headers.is_none()
-    {
-        vm.response_headers(id, &pairs(&[(":status", "200")]), true)
-            .unwrap();
-    }
-    vm.complete_stream(id).unwrap();
-    serde_json::from_slice(
-        vm.stream(id)
-            .unwrap()
-            .access_log
-            .as_ref()
-            .unwrap()
-            .get("wasm.vigil_record")
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 /// The key-set fetch in flight; held requests speed the root's tick up to 20 ms, so the

@@ -78,3 +78,34 @@ pub fn conformance_vector(name: &str) -> serde_json::Value {
     });
     serde_json::from_str(&text).unwrap()
 }
+
+/// The status the client got, if response headers went out.
+pub fn status(vm: &vigil_host::Vm, id: u32) -> Option<String> {
+    vm.stream(id)
+        .unwrap()
+        .response
+        .sent_headers
+        .as_ref()
+        .map(|h| h[0].1.clone())
+}
+
+/// Ends an exchange (answering 200 upstream if the request went through unanswered) and
+/// returns the session record the access log saw.
+pub fn finish(vm: &mut vigil_host::Vm, id: u32) -> vigil_core::record::SessionRecord {
+    let s = vm.stream(id).unwrap();
+    if s.request.sent_end && s.response.sent_headers.is_none() {
+        vm.response_headers(id, &pairs(&[(":status", "200")]), true)
+            .unwrap();
+    }
+    vm.complete_stream(id).unwrap();
+    serde_json::from_slice(
+        vm.stream(id)
+            .unwrap()
+            .access_log
+            .as_ref()
+            .unwrap()
+            .get("wasm.vigil_record")
+            .unwrap(),
+    )
+    .unwrap()
+}
