@@ -114,6 +114,11 @@ impl ModelAccess {
 pub fn model_from_body(body: &[u8]) -> Result<String, String> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| format!("the request body is not JSON ({e})"))?;
+    model_in_json(&value)
+}
+
+/// The model a parsed JSON body names (its `model` field).
+pub fn model_in_json(value: &Value) -> Result<String, String> {
     match value.get("model") {
         Some(Value::String(m)) if !m.is_empty() => Ok(m.clone()),
         Some(other) => Err(format!(

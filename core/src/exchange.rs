@@ -95,10 +95,6 @@ impl ExchangeLog {
         self.model.as_deref()
     }
 
-    pub fn decision_reason(&self) -> &str {
-        &self.decision.reason
-    }
-
     pub fn request_id(&self) -> &str {
         &self.request_id
     }

@@ -114,8 +114,7 @@ pub fn fetch(shared: &Shared, index: usize, ctx: &dyn Context, context_id: u32) 
             );
         }
         Err(status) => {
-            let _ = r.answered(None, b"", 0);
-            r.last_error = Some(format!(
+            r.failed(format!(
                 "cluster {} refused the call ({status:?})",
                 r.settings.cluster
             ));
@@ -156,9 +155,13 @@ pub fn answered(
     let result = {
         let mut remote = shared.remote.borrow_mut();
         match remote.get_mut(index).and_then(Option::as_mut) {
-            Some(r) if body_size > MAX_JWKS_BYTES => r.answered(Some(0), b"", now).and(Err(
-                format!("the key set is {body_size} bytes, over the {MAX_JWKS_BYTES}-byte limit"),
-            )),
+            Some(r) if body_size > MAX_JWKS_BYTES => {
+                let why = format!(
+                    "the key set is {body_size} bytes, over the {MAX_JWKS_BYTES}-byte limit"
+                );
+                r.failed(why.clone());
+                Err(why)
+            }
             Some(r) => r.answered(
                 status,
                 &ctx.get_http_call_response_body(0, body_size)
@@ -274,7 +277,7 @@ pub fn settle(shared: &Shared, current_context: u32, now: i64) {
         if hostcalls::set_effective_context(w.context_id).is_err() {
             continue;
         }
-        let rule_names = policy::header_names(&shared.config.rules);
+        let rule_names = shared.config.rules.header_names();
         let rule_headers = w
             .headers
             .iter()

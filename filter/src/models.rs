@@ -8,7 +8,7 @@
 //! request, so the model server never gets the body.
 
 use crate::refusal::Refusal;
-use vigil_core::access::{model_from_body, ModelAccess, ModelSource};
+use vigil_core::access::{model_in_json, ModelAccess, ModelSource};
 use vigil_core::identity::Identity;
 
 /// What the request headers tell about the model, before any body.
@@ -61,9 +61,17 @@ pub fn from_headers(
     }
 }
 
-/// Reads the model from a complete request body.
-pub fn from_body(body: &[u8]) -> Result<String, Refusal> {
-    model_from_body(body).map_err(|why| Refusal::new(400, "model_missing", why))
+/// Reads the model from a complete request body, parsed once by the caller (`Err` carries
+/// the parse error).
+pub fn from_body(body: Result<&serde_json::Value, &serde_json::Error>) -> Result<String, Refusal> {
+    let why = match body {
+        Ok(value) => match model_in_json(value) {
+            Ok(model) => return Ok(model),
+            Err(why) => why,
+        },
+        Err(e) => format!("the request body is not JSON ({e})"),
+    };
+    Err(Refusal::new(400, "model_missing", why))
 }
 
 /// Admits or denies the caller for a model.

@@ -11,19 +11,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 use serde_json::Value;
 use vigil_core::identity::Identity;
-use vigil_core::rules::{Action, RequestFacts, RuleSet, Verdict};
-
-/// The request headers any rule refers to.
-pub fn header_names(rules: &RuleSet) -> Vec<String> {
-    let mut names: Vec<String> = rules
-        .rules
-        .iter()
-        .flat_map(|r| r.when.headers.iter().map(|(n, _)| n.clone()))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
+use vigil_core::rules::{Action, RequestFacts, Verdict};
 
 /// What the rules need to know about a request.
 pub struct Facts<'a> {

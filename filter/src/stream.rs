@@ -159,7 +159,7 @@ impl VigilStream {
         if let Some(ModelSource::Header(h)) = shared.config.models.as_ref().map(|m| &m.source) {
             names.push(h.clone());
         }
-        names.extend(policy::header_names(&shared.config.rules));
+        names.extend(shared.config.rules.header_names().iter().cloned());
         let headers = names
             .into_iter()
             .map(|n| {
@@ -281,8 +281,10 @@ impl VigilStream {
     fn check_rules_at_headers(&mut self, end_of_stream: bool) -> Action {
         let shared = self.shared.clone();
         let rules = &shared.config.rules;
-        self.rule_headers = policy::header_names(rules)
-            .into_iter()
+        self.rule_headers = rules
+            .header_names()
+            .iter()
+            .cloned()
             .map(|n| {
                 let v = self.get_http_request_header(&n);
                 (n, v)
@@ -349,28 +351,29 @@ impl VigilStream {
         if let Some(x) = self.exchange.as_mut() {
             x.request_chunk(body);
         }
-        if std::mem::take(&mut self.model_in_body) {
-            if let Err(refusal) = models::from_body(body).and_then(|model| self.admit_model(&model))
+        let shared = self.shared.clone();
+        let rules = &shared.config.rules;
+        let model_in_body = std::mem::take(&mut self.model_in_body);
+        // One parse serves both the model check and the rules.
+        let parsed = serde_json::from_slice::<serde_json::Value>(body);
+        if model_in_body {
+            if let Err(refusal) =
+                models::from_body(parsed.as_ref()).and_then(|model| self.admit_model(&model))
             {
                 return self.refuse(refusal);
             }
         }
-        let shared = self.shared.clone();
-        let rules = &shared.config.rules;
-        let parsed = if rules.needs_body() {
-            match serde_json::from_slice::<serde_json::Value>(body) {
-                Ok(v) => Some(v),
-                Err(_) if rules.block_non_json => {
-                    return self.refuse(Refusal::new(
-                        400,
-                        "body_not_json",
-                        "the policy inspects request bodies as JSON, and this one is not JSON",
-                    ))
-                }
-                Err(_) => None,
+        let parsed = match parsed {
+            _ if !rules.needs_body() => None,
+            Ok(v) => Some(v),
+            Err(_) if rules.block_non_json => {
+                return self.refuse(Refusal::new(
+                    400,
+                    "body_not_json",
+                    "the policy inspects request bodies as JSON, and this one is not JSON",
+                ));
             }
-        } else {
-            None
+            Err(_) => None,
         };
         self.apply_rules(parsed.as_ref(), body.len() as u64)
     }

@@ -92,6 +92,13 @@ impl RemoteKeys {
         self.wanted = false;
     }
 
+    /// Records a fetch that produced no usable answer; the previous set, if any, stays.
+    pub fn failed(&mut self, why: String) {
+        self.in_flight = false;
+        self.wanted = false;
+        self.last_error = Some(why);
+    }
+
     /// Takes the IdP's answer: `status` is None for a reset. Returns how many keys are now
     /// usable, or why the answer was refused (the previous set, if any, stays in use).
     pub fn answered(
@@ -115,7 +122,7 @@ impl RemoteKeys {
                 Ok(n)
             }
             Err(e) => {
-                self.last_error = Some(e.clone());
+                self.failed(e.clone());
                 Err(e)
             }
         }

@@ -226,21 +226,43 @@ pub struct RuleSet {
     /// Block (400) a request whose body is not JSON when a rule needs it; else treat the
     /// body as absent.
     pub block_non_json: bool,
+    /// Worked out once from the rules, not per request.
+    needs_body: bool,
+    header_names: Vec<String>,
 }
 
 impl Default for RuleSet {
     fn default() -> Self {
-        Self {
-            rules: Vec::new(),
-            default: Action::Allow,
-            block_non_json: true,
-        }
+        Self::new(Vec::new(), Action::Allow, true)
     }
 }
 
 impl RuleSet {
+    pub fn new(rules: Vec<Rule>, default: Action, block_non_json: bool) -> Self {
+        let needs_body = rules.iter().any(|r| r.when.needs_body());
+        let mut header_names: Vec<String> = rules
+            .iter()
+            .flat_map(|r| r.when.headers.iter().map(|(n, _)| n.clone()))
+            .collect();
+        header_names.sort();
+        header_names.dedup();
+        Self {
+            rules,
+            default,
+            block_non_json,
+            needs_body,
+            header_names,
+        }
+    }
+
+    /// Whether any rule looks at the request body.
     pub fn needs_body(&self) -> bool {
-        self.rules.iter().any(|r| r.when.needs_body())
+        self.needs_body
+    }
+
+    /// The request headers any rule tests.
+    pub fn header_names(&self) -> &[String] {
+        &self.header_names
     }
 
     /// First matching enforced rule wins; matching shadow rules are noted on the way.

@@ -10,7 +10,9 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 
 /// Reads the rule set from the policy's root object reader.
 pub fn read_rules(root: &mut ObjectReader<'_>, errors: &mut Errors) -> Option<RuleSet> {
-    let mut set = RuleSet::default();
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut default_action = Action::Allow;
+    let mut block_non_json = true;
     let rules_path = root.field_path("rules");
     if let Some(value) = root.get("rules") {
         match value {
@@ -18,13 +20,13 @@ pub fn read_rules(root: &mut ObjectReader<'_>, errors: &mut Errors) -> Option<Ru
                 for (i, item) in items.iter().enumerate() {
                     let at = format!("{rules_path}[{i}]");
                     if let Some(rule) = read_rule(&at, item, errors) {
-                        if set.rules.iter().any(|r| r.id == rule.id) {
+                        if rules.iter().any(|r| r.id == rule.id) {
                             errors.push(
                                 &format!("{at}.id"),
                                 format!("duplicate rule id {:?}", rule.id),
                             );
                         }
-                        set.rules.push(rule);
+                        rules.push(rule);
                     }
                 }
             }
@@ -36,18 +38,18 @@ pub fn read_rules(root: &mut ObjectReader<'_>, errors: &mut Errors) -> Option<Ru
     }
     if let Some(v) = root.get("default_action") {
         if let Some(action) = read_action(&root.field_path("default_action"), v, errors) {
-            set.default = action;
+            default_action = action;
         }
     }
     match root.string("non_json_body", errors).as_deref() {
         None | Some("block") => {}
-        Some("ignore") => set.block_non_json = false,
+        Some("ignore") => block_non_json = false,
         Some(other) => errors.push(
             &root.field_path("non_json_body"),
             format!("expected \"block\" or \"ignore\", found {other:?}"),
         ),
     }
-    Some(set)
+    Some(RuleSet::new(rules, default_action, block_non_json))
 }
 
 fn read_rule(path: &str, value: &Value, errors: &mut Errors) -> Option<Rule> {
