@@ -10,6 +10,7 @@ pub mod exchange;
 pub mod identity;
 pub mod json_reader;
 pub mod lint;
+pub mod masking;
 pub mod record;
 pub mod rules;
 pub mod time;

@@ -1,0 +1,127 @@
+//! A body of any kind, masked chunk by chunk: the format is chosen by content type.
+
+use super::json::JsonMasker;
+use super::masker::{Counts, Masker};
+use super::settings::Masking;
+use super::sse::SseMasker;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Text,
+    Json,
+    EventStream,
+    /// Images, audio, archives: no text to mask.
+    Binary,
+}
+
+impl BodyKind {
+    /// `application/json`, `*/*+json` and JSON Lines are JSON; `text/event-stream` is SSE;
+    /// images, audio, video, fonts and octet streams are binary; everything else (including
+    /// a missing content type) is read as text, so an unlabelled body is still masked.
+    pub fn of(content_type: Option<&str>) -> BodyKind {
+        let Some(ct) = content_type else {
+            return BodyKind::Text;
+        };
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence == "text/event-stream" {
+            BodyKind::EventStream
+        } else if essence == "application/json"
+            || essence.ends_with("+json")
+            || essence == "application/x-ndjson"
+            || essence == "application/jsonl"
+            || essence == "application/json-seq"
+        {
+            BodyKind::Json
+        } else if ["image/", "audio/", "video/", "font/"]
+            .iter()
+            .any(|p| essence.starts_with(p))
+            || matches!(
+                essence.as_str(),
+                "application/octet-stream"
+                    | "application/zip"
+                    | "application/gzip"
+                    | "application/pdf"
+            )
+        {
+            BodyKind::Binary
+        } else {
+            BodyKind::Text
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum BodyMasker {
+    Text(Masker),
+    Json(JsonMasker),
+    EventStream(SseMasker),
+    Binary,
+}
+
+impl BodyMasker {
+    pub fn new(kind: BodyKind) -> Self {
+        match kind {
+            BodyKind::Text => BodyMasker::Text(Masker::new()),
+            BodyKind::Json => BodyMasker::Json(JsonMasker::new()),
+            BodyKind::EventStream => BodyMasker::EventStream(SseMasker::new()),
+            BodyKind::Binary => BodyMasker::Binary,
+        }
+    }
+
+    /// Masks the next chunk into `out` (which may get less than the chunk: text that could
+    /// still be part of a value is held back).
+    pub fn push(&mut self, m: &Masking, chunk: &[u8], out: &mut Vec<u8>) {
+        match self {
+            BodyMasker::Text(t) => t.push(m, chunk, out),
+            BodyMasker::Json(j) => j.push(m, chunk, out),
+            BodyMasker::EventStream(s) => s.push(m, chunk, out),
+            BodyMasker::Binary => out.extend_from_slice(chunk),
+        }
+    }
+
+    /// The body ended: releases everything held.
+    pub fn finish(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        match self {
+            BodyMasker::Text(t) => t.finish(m, out),
+            BodyMasker::Json(j) => j.finish(m, out),
+            BodyMasker::EventStream(s) => s.finish(m, out),
+            BodyMasker::Binary => {}
+        }
+    }
+
+    pub fn counts(&self) -> Counts {
+        match self {
+            BodyMasker::Text(t) => t.counts().clone(),
+            BodyMasker::Json(j) => j.counts(),
+            BodyMasker::EventStream(s) => s.counts(),
+            BodyMasker::Binary => Counts::default(),
+        }
+    }
+
+    /// The most bytes held back at once, and (for SSE) the most events.
+    pub fn peak_held(&self) -> (usize, usize) {
+        match self {
+            BodyMasker::Text(t) => (t.peak_held(), 0),
+            BodyMasker::Json(j) => (j.peak_held(), 0),
+            BodyMasker::EventStream(s) => {
+                let (events, bytes) = s.peak_held();
+                (bytes, events)
+            }
+            BodyMasker::Binary => (0, 0),
+        }
+    }
+}
+
+/// Masks a whole body at once.
+pub fn mask_body(m: &Masking, kind: BodyKind, body: &[u8]) -> (Vec<u8>, Counts) {
+    let mut b = BodyMasker::new(kind);
+    let mut out = Vec::with_capacity(body.len());
+    b.push(m, body, &mut out);
+    b.finish(m, &mut out);
+    (out, b.counts())
+}

@@ -1,0 +1,655 @@
+//! JSON bodies, streamed: every string value is masked as its own text, the rest (keys,
+//! numbers such as `"created": 1700000000`, structure, whitespace) passes untouched, so the
+//! output stays valid JSON and a body with nothing to mask is byte-identical.
+//!
+//! Strings are decoded before detection (`\u0034\u0031...` is seen as digits) and unchanged
+//! stretches are written back in their original escaped form. Field rules replace the value
+//! at a JSON pointer (`/predictions/*/ssn`) with `"[REDACTED]"` whatever it holds. A body that
+//! turns out not to be JSON is masked as plain text from the first byte that broke it, so
+//! a wrong content type never lets a value through.
+
+use super::masker::{Counts, Masker, Sink};
+use super::settings::{Masking, PointerSegment};
+use super::Entity;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// A value must come (after `:`, `,` in an array, or at the root).
+    Value,
+    /// A value or `]` (just after `[`).
+    ValueOrClose,
+    /// A key or `}` (just after `{`).
+    KeyOrClose,
+    /// A key (after `,` in an object).
+    Key,
+    Colon,
+    /// `,` or a closing bracket (or, at the root, whitespace and another document).
+    AfterValue,
+    InKey,
+    InString,
+    Scalar,
+    /// Inside a value replaced by a field rule.
+    Skip,
+    /// Not JSON after all: plain text from here on.
+    Broken,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    None,
+    /// After `\`.
+    Backslash,
+    /// After `\u` and `n` hex digits.
+    Unicode {
+        n: u8,
+        value: u32,
+    },
+    /// A high surrogate was read; a `\uDC00`-`\uDFFF` may complete it.
+    High {
+        high: u32,
+        n: u8,
+        value: u32,
+    },
+}
+
+#[derive(Debug)]
+enum Frame {
+    Object { key: Vec<u8> },
+    Array { index: usize },
+}
+
+#[derive(Debug)]
+pub struct JsonMasker {
+    state: State,
+    escape: Escape,
+    stack: Vec<Frame>,
+    text: Masker,
+    /// Raw (escaped) bytes of the current string not yet written out.
+    raw: Vec<u8>,
+    /// Decoded bytes released unchanged but not yet matched to whole raw units.
+    credit: usize,
+    /// Decoded bytes replaced but not yet matched to whole raw units.
+    debit: usize,
+    skip_depth: u32,
+    skip_in_string: bool,
+    skip_escape: bool,
+    skip_scalar: bool,
+    fields_masked: u64,
+}
+
+impl Default for JsonMasker {
+    fn default() -> Self {
+        Self {
+            state: State::Value,
+            escape: Escape::None,
+            stack: Vec::new(),
+            text: Masker::new(),
+            raw: Vec::new(),
+            credit: 0,
+            debit: 0,
+            skip_depth: 0,
+            skip_in_string: false,
+            skip_escape: false,
+            skip_scalar: false,
+            fields_masked: 0,
+        }
+    }
+}
+
+/// Writes `s` as the inside of a JSON string.
+pub fn escape_into(s: &[u8], out: &mut Vec<u8>) {
+    for &b in s {
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0..=0x1f => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+            _ => out.push(b),
+        }
+    }
+}
+
+fn hex(b: u8) -> Option<u32> {
+    (b as char).to_digit(16)
+}
+
+fn utf8_len(cp: u32) -> usize {
+    char::from_u32(cp).map_or(3, char::len_utf8)
+}
+
+/// One raw unit of a JSON string at the start of `raw`: (raw length, decoded length).
+/// `None` when the unit is not complete yet.
+fn unit(raw: &[u8]) -> Option<(usize, usize)> {
+    let b = *raw.first()?;
+    if b != b'\\' {
+        return Some((1, 1));
+    }
+    match *raw.get(1)? {
+        b'u' => {
+            let cp = (2..6).try_fold(0u32, |acc, k| Some(acc * 16 + hex(*raw.get(k)?)?))?;
+            if (0xD800..0xDC00).contains(&cp) {
+                // A pair is one unit; a lone high surrogate decodes to U+FFFD.
+                if raw.len() < 12 {
+                    if raw.len() > 6 && raw.get(6) != Some(&b'\\')
+                        || raw.len() > 7 && raw.get(7) != Some(&b'u')
+                    {
+                        return Some((6, 3));
+                    }
+                    return None;
+                }
+                let low = (8..12).try_fold(0u32, |acc, k| Some(acc * 16 + hex(raw[k])?));
+                match (raw[6], raw[7], low) {
+                    (b'\\', b'u', Some(lo)) if (0xDC00..0xE000).contains(&lo) => Some((12, 4)),
+                    _ => Some((6, 3)),
+                }
+            } else {
+                Some((6, utf8_len(cp)))
+            }
+        }
+        _ => Some((2, 1)),
+    }
+}
+
+/// Maps the masker's released text back onto the raw string bytes.
+struct RawSink<'a> {
+    raw: &'a mut Vec<u8>,
+    pos: usize,
+    credit: &'a mut usize,
+    debit: &'a mut usize,
+    out: &'a mut Vec<u8>,
+}
+
+impl RawSink<'_> {
+    fn settle(&mut self) {
+        while *self.credit > 0 || *self.debit > 0 {
+            let Some((r, d)) = unit(&self.raw[self.pos..]) else {
+                break;
+            };
+            if *self.debit >= d {
+                *self.debit -= d;
+            } else if *self.debit == 0 && *self.credit >= d {
+                *self.credit -= d;
+                self.out
+                    .extend_from_slice(&self.raw[self.pos..self.pos + r]);
+            } else {
+                break;
+            }
+            self.pos += r;
+        }
+    }
+}
+
+impl Sink for RawSink<'_> {
+    fn copy(&mut self, text: &[u8]) {
+        *self.credit += text.len();
+        self.settle();
+    }
+    fn replace(&mut self, original: &[u8], replacement: &str) {
+        self.settle();
+        *self.debit += original.len();
+        self.settle();
+        escape_into(replacement.as_bytes(), self.out);
+    }
+}
+
+impl Drop for RawSink<'_> {
+    fn drop(&mut self) {
+        self.raw.drain(..self.pos);
+    }
+}
+
+impl JsonMasker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c = self.text.counts().clone();
+        if self.fields_masked > 0 {
+            c.add(Entity::Field, self.fields_masked);
+        }
+        c
+    }
+
+    pub fn held(&self) -> usize {
+        self.text.held() + self.raw.len()
+    }
+
+    pub fn peak_held(&self) -> usize {
+        self.text.peak_held()
+    }
+
+    fn field_rule_applies(&self, m: &Masking) -> bool {
+        m.fields.iter().any(|rule| {
+            rule.len() == self.stack.len()
+                && rule
+                    .iter()
+                    .zip(&self.stack)
+                    .all(|(seg, frame)| match (seg, frame) {
+                        (PointerSegment::Any, _) => true,
+                        (PointerSegment::Name(n), Frame::Object { key }) => {
+                            n.as_bytes() == key.as_slice()
+                        }
+                        (PointerSegment::Name(n), Frame::Array { index }) => {
+                            n.parse() == Ok(*index)
+                        }
+                    })
+        })
+    }
+
+    /// Feeds decoded text of the current string value to the masker.
+    fn feed(&mut self, m: &Masking, decoded: &[u8], raw: &[u8], out: &mut Vec<u8>) {
+        self.raw.extend_from_slice(raw);
+        let Self {
+            text,
+            raw,
+            credit,
+            debit,
+            ..
+        } = self;
+        let mut sink = RawSink {
+            raw,
+            pos: 0,
+            credit,
+            debit,
+            out,
+        };
+        text.push(m, decoded, &mut sink);
+    }
+
+    fn end_string(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        let Self {
+            text,
+            raw,
+            credit,
+            debit,
+            ..
+        } = self;
+        let mut sink = RawSink {
+            raw,
+            pos: 0,
+            credit,
+            debit,
+            out,
+        };
+        text.finish(m, &mut sink);
+        sink.settle();
+        drop(sink);
+        // Whatever raw bytes remain could not be matched (a lone escape): keep them.
+        out.extend_from_slice(&self.raw);
+        self.raw.clear();
+        self.credit = 0;
+        self.debit = 0;
+    }
+
+    fn value_done(&mut self) {
+        self.state = State::AfterValue;
+    }
+
+    fn start_value(&mut self, m: &Masking, b: u8, out: &mut Vec<u8>) -> bool {
+        if !m.fields.is_empty() && self.field_rule_applies(m) {
+            out.extend_from_slice(b"\"[REDACTED]\"");
+            self.fields_masked += 1;
+            self.state = State::Skip;
+            self.skip_depth = 0;
+            self.skip_in_string = b == b'"';
+            self.skip_escape = false;
+            self.skip_scalar = !matches!(b, b'"' | b'{' | b'[');
+            if matches!(b, b'{' | b'[') {
+                self.skip_depth = 1;
+            }
+            return true;
+        }
+        match b {
+            b'"' => {
+                out.push(b);
+                self.state = State::InString;
+                self.escape = Escape::None;
+            }
+            b'{' => {
+                out.push(b);
+                self.stack.push(Frame::Object { key: Vec::new() });
+                self.state = State::KeyOrClose;
+            }
+            b'[' => {
+                out.push(b);
+                self.stack.push(Frame::Array { index: 0 });
+                self.state = State::ValueOrClose;
+            }
+            b'-' | b'0'..=b'9' | b't' | b'f' | b'n' => {
+                out.push(b);
+                self.state = State::Scalar;
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn close(&mut self, b: u8, out: &mut Vec<u8>) -> bool {
+        let ok = matches!(
+            (self.stack.last(), b),
+            (Some(Frame::Object { .. }), b'}') | (Some(Frame::Array { .. }), b']')
+        );
+        if ok {
+            self.stack.pop();
+            out.push(b);
+            self.value_done();
+        }
+        ok
+    }
+
+    /// Masks the next chunk of the body into `out`.
+    pub fn push(&mut self, m: &Masking, chunk: &[u8], out: &mut Vec<u8>) {
+        let mut i = 0;
+        while i < chunk.len() {
+            let b = chunk[i];
+            match self.state {
+                State::Broken => {
+                    let mut sink = std::mem::take(out);
+                    self.text.push(m, &chunk[i..], &mut sink);
+                    *out = sink;
+                    return;
+                }
+                State::InString => {
+                    if self.escape == Escape::None {
+                        // The common case: a run of plain characters.
+                        let start = i;
+                        while i < chunk.len()
+                            && chunk[i] != b'"'
+                            && chunk[i] != b'\\'
+                            && chunk[i] >= 0x20
+                        {
+                            i += 1;
+                        }
+                        if i > start {
+                            let run = &chunk[start..i];
+                            self.feed(m, run, run, out);
+                            continue;
+                        }
+                    }
+                    self.string_byte(m, b, out);
+                }
+                State::InKey => {
+                    out.push(b);
+                    match (self.escape, b) {
+                        (Escape::Backslash, _) => self.escape = Escape::None,
+                        (_, b'\\') => self.escape = Escape::Backslash,
+                        (_, b'"') => self.state = State::Colon,
+                        _ => {
+                            if let Some(Frame::Object { key }) = self.stack.last_mut() {
+                                if key.len() < 512 {
+                                    key.push(b);
+                                }
+                            }
+                        }
+                    }
+                }
+                State::Skip => {
+                    if !self.skip_byte(b) {
+                        continue;
+                    }
+                }
+                State::Scalar => {
+                    if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-') {
+                        out.push(b);
+                    } else {
+                        self.value_done();
+                        continue; // the delimiter is read in AfterValue
+                    }
+                }
+                _ if b.is_ascii_whitespace() => out.push(b),
+                State::Value | State::ValueOrClose => {
+                    let ok = if b == b']' && self.state == State::ValueOrClose {
+                        self.close(b, out)
+                    } else {
+                        self.start_value(m, b, out)
+                    };
+                    if !ok {
+                        self.broken(m, &chunk[i..], out);
+                        return;
+                    }
+                }
+                State::KeyOrClose | State::Key => {
+                    if b == b'"' {
+                        out.push(b);
+                        if let Some(Frame::Object { key }) = self.stack.last_mut() {
+                            key.clear();
+                        }
+                        self.state = State::InKey;
+                        self.escape = Escape::None;
+                    } else if !(b == b'}' && self.state == State::KeyOrClose && self.close(b, out))
+                    {
+                        self.broken(m, &chunk[i..], out);
+                        return;
+                    }
+                }
+                State::Colon => {
+                    if b == b':' {
+                        out.push(b);
+                        self.state = State::Value;
+                    } else {
+                        self.broken(m, &chunk[i..], out);
+                        return;
+                    }
+                }
+                State::AfterValue => {
+                    let ok = match (b, self.stack.last_mut()) {
+                        (b',', Some(Frame::Object { .. })) => {
+                            self.state = State::Key;
+                            out.push(b);
+                            true
+                        }
+                        (b',', Some(Frame::Array { index })) => {
+                            *index += 1;
+                            self.state = State::Value;
+                            out.push(b);
+                            true
+                        }
+                        (b'}' | b']', Some(_)) => self.close(b, out),
+                        // Another document (JSON Lines, concatenated JSON).
+                        (_, None) => self.start_value(m, b, out),
+                        _ => false,
+                    };
+                    if !ok {
+                        self.broken(m, &chunk[i..], out);
+                        return;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+
+    fn string_byte(&mut self, m: &Masking, b: u8, out: &mut Vec<u8>) {
+        match self.escape {
+            Escape::None => match b {
+                b'"' => {
+                    self.end_string(m, out);
+                    out.push(b);
+                    self.value_done();
+                }
+                b'\\' => {
+                    self.raw.push(b);
+                    self.escape = Escape::Backslash;
+                }
+                // A raw control character is invalid JSON; keep it as text.
+                _ => self.feed(m, &[b], &[b], out),
+            },
+            Escape::Backslash => {
+                let decoded = match b {
+                    b'"' => Some(b'"'),
+                    b'\\' => Some(b'\\'),
+                    b'/' => Some(b'/'),
+                    b'b' => Some(0x08),
+                    b'f' => Some(0x0c),
+                    b'n' => Some(b'\n'),
+                    b'r' => Some(b'\r'),
+                    b't' => Some(b'\t'),
+                    b'u' => None,
+                    _ => {
+                        // Not a JSON escape: not JSON either.
+                        self.broken(m, &[b], out);
+                        return;
+                    }
+                };
+                self.raw.push(b);
+                match decoded {
+                    Some(d) => {
+                        self.escape = Escape::None;
+                        self.feed(m, &[d], &[], out);
+                    }
+                    None => self.escape = Escape::Unicode { n: 0, value: 0 },
+                }
+            }
+            Escape::Unicode { n, value } | Escape::High { n, value, .. } => {
+                let high = match self.escape {
+                    Escape::High { high, .. } => Some(high),
+                    _ => None,
+                };
+                // In a High state, n counts the bytes after the first escape: `\`, `u`, 4 hex.
+                if let Some(high) = high {
+                    let expected = match n {
+                        0 => b == b'\\',
+                        1 => b == b'u',
+                        _ => hex(b).is_some(),
+                    };
+                    if !expected {
+                        // A lone high surrogate decodes to U+FFFD (as `unit` maps it); the
+                        // byte is then read afresh, after the `\` when one was seen.
+                        self.feed(m, "\u{FFFD}".as_bytes(), &[], out);
+                        self.escape = match n {
+                            0 => Escape::None,
+                            1 => Escape::Backslash,
+                            _ => {
+                                self.broken(m, &[b], out);
+                                return;
+                            }
+                        };
+                        self.string_byte_again(m, b, out);
+                        return;
+                    }
+                    self.raw.push(b);
+                    let value = if n >= 2 {
+                        value * 16 + hex(b).unwrap_or(0)
+                    } else {
+                        value
+                    };
+                    if n == 5 {
+                        self.escape = Escape::None;
+                        if (0xDC00..0xE000).contains(&value) {
+                            let cp = 0x10000 + ((high - 0xD800) << 10) + (value - 0xDC00);
+                            let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
+                            let mut buf = [0u8; 4];
+                            self.feed(m, c.encode_utf8(&mut buf).as_bytes(), &[], out);
+                        } else {
+                            // High then something else: two units, as `unit` sees them.
+                            self.feed(m, "\u{FFFD}".as_bytes(), &[], out);
+                            let c = char::from_u32(value).unwrap_or('\u{FFFD}');
+                            let mut buf = [0u8; 4];
+                            self.feed(m, c.encode_utf8(&mut buf).as_bytes(), &[], out);
+                        }
+                    } else {
+                        self.escape = Escape::High {
+                            high,
+                            n: n + 1,
+                            value,
+                        };
+                    }
+                    return;
+                }
+                let Some(h) = hex(b) else {
+                    self.broken(m, &[b], out);
+                    return;
+                };
+                self.raw.push(b);
+                let value = value * 16 + h;
+                if n < 3 {
+                    self.escape = Escape::Unicode { n: n + 1, value };
+                } else if (0xD800..0xDC00).contains(&value) {
+                    self.escape = Escape::High {
+                        high: value,
+                        n: 0,
+                        value: 0,
+                    };
+                } else {
+                    self.escape = Escape::None;
+                    let c = char::from_u32(value).unwrap_or('\u{FFFD}');
+                    let mut buf = [0u8; 4];
+                    self.feed(m, c.encode_utf8(&mut buf).as_bytes(), &[], out);
+                }
+            }
+        }
+    }
+
+    fn string_byte_again(&mut self, m: &Masking, b: u8, out: &mut Vec<u8>) {
+        self.string_byte(m, b, out);
+    }
+
+    /// Consumes one byte of a value replaced by a field rule; `false` when the byte is the
+    /// delimiter after a skipped number or literal (it belongs to the structure around it).
+    fn skip_byte(&mut self, b: u8) -> bool {
+        if self.skip_scalar {
+            if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'+' | b'-') {
+                return true;
+            }
+            self.value_done();
+            return false;
+        }
+        if self.skip_in_string {
+            if self.skip_escape {
+                self.skip_escape = false;
+            } else if b == b'\\' {
+                self.skip_escape = true;
+            } else if b == b'"' {
+                self.skip_in_string = false;
+                if self.skip_depth == 0 {
+                    self.value_done();
+                }
+            }
+            return true;
+        }
+        match b {
+            b'"' => self.skip_in_string = true,
+            b'{' | b'[' => self.skip_depth += 1,
+            b'}' | b']' => {
+                self.skip_depth = self.skip_depth.saturating_sub(1);
+                if self.skip_depth == 0 {
+                    self.value_done();
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Not JSON: the current string (if any) is finished and the rest is plain text.
+    fn broken(&mut self, m: &Masking, rest: &[u8], out: &mut Vec<u8>) {
+        if self.state == State::InString {
+            self.end_string(m, out);
+        }
+        self.state = State::Broken;
+        let mut sink = std::mem::take(out);
+        self.text.push(m, rest, &mut sink);
+        *out = sink;
+    }
+
+    /// The body ended.
+    pub fn finish(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        match self.state {
+            State::InString => self.end_string(m, out),
+            State::Broken => self.text.finish(m, out),
+            _ => {}
+        }
+    }
+}
+
+/// Masks a whole JSON document at once.
+pub fn mask_json(m: &Masking, body: &[u8]) -> (Vec<u8>, Counts) {
+    let mut j = JsonMasker::new();
+    let mut out = Vec::with_capacity(body.len());
+    j.push(m, body, &mut out);
+    j.finish(m, &mut out);
+    (out, j.counts())
+}

@@ -1,0 +1,259 @@
+//! The streaming engine over one logical text (a plain body, one JSON string value, or the
+//! joined deltas of one SSE channel).
+//!
+//! The engine moves a cursor through the text. Where a value can start (a cheap byte test:
+//! a digit or letter at the start of a word, `+`, `(`, `:`, `-`), it asks the detectors; a
+//! detector that needs bytes that have not arrived yet makes the engine stop and hold the
+//! text from the cursor on, everything before it having been released. Since a decision is
+//! only ever taken on bytes that are present, and the history a detector sees is clamped to
+//! the same 64 bytes, the output does not depend on how the text was cut into chunks. The
+//! text held back never exceeds [`Masking::hold_back_bound`] bytes (320 for the built-in
+//! entities: the longest email), and in clean prose it is the unfinished last word.
+
+use super::detect::{self, can_start, pem_footer, Follow, Hit};
+use super::scan::View;
+use super::settings::Masking;
+use super::style::replacement;
+use super::Entity;
+use std::collections::BTreeMap;
+
+/// Where released text goes.
+pub trait Sink {
+    /// Text released unchanged.
+    fn copy(&mut self, text: &[u8]);
+    /// `original` was replaced by `replacement` (which may be empty, for the rest of a long
+    /// secret).
+    fn replace(&mut self, original: &[u8], replacement: &str);
+}
+
+impl Sink for Vec<u8> {
+    fn copy(&mut self, text: &[u8]) {
+        self.extend_from_slice(text);
+    }
+    fn replace(&mut self, _original: &[u8], replacement: &str) {
+        self.extend_from_slice(replacement.as_bytes());
+    }
+}
+
+/// Masked values per entity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts(BTreeMap<Entity, u64>);
+
+impl Counts {
+    pub fn add(&mut self, e: Entity, n: u64) {
+        *self.0.entry(e).or_default() += n;
+    }
+    pub fn merge(&mut self, other: &Counts) {
+        for (e, n) in &other.0 {
+            self.add(*e, *n);
+        }
+    }
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// By entity name, as records and metrics show them.
+    pub fn named(&self, m: &Masking) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for (e, n) in &self.0 {
+            *out.entry(m.entity_name(*e).to_string()).or_default() += n;
+        }
+        out
+    }
+}
+
+const fn table(custom: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = can_start(b as u8) || (custom && (b as u8).is_ascii_punctuation());
+        b += 1;
+    }
+    t
+}
+static STARTS: [bool; 256] = table(false);
+static STARTS_CUSTOM: [bool; 256] = table(true);
+
+#[derive(Debug, Default)]
+pub struct Masker {
+    /// History (at most the lookbehind) followed by the undecided text.
+    buf: Vec<u8>,
+    /// First undecided byte of `buf`.
+    cursor: usize,
+    follow: Option<Follow>,
+    counts: Counts,
+    peak_held: usize,
+}
+
+impl Masker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds text and releases what can be decided.
+    pub fn push(&mut self, m: &Masking, text: &[u8], sink: &mut impl Sink) {
+        self.buf.extend_from_slice(text);
+        self.run(m, false, sink);
+    }
+
+    /// The text ended: decide and release the rest. The masker can then take a new text.
+    pub fn finish(&mut self, m: &Masking, sink: &mut impl Sink) {
+        self.run(m, true, sink);
+        self.buf.clear();
+        self.cursor = 0;
+        self.follow = None;
+    }
+
+    /// Bytes pushed but not yet released.
+    pub fn held(&self) -> usize {
+        self.buf.len() - self.cursor
+    }
+
+    pub fn peak_held(&self) -> usize {
+        self.peak_held
+    }
+
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    fn run(&mut self, m: &Masking, ended: bool, sink: &mut impl Sink) {
+        let starts = if m.custom.is_empty() {
+            &STARTS
+        } else {
+            &STARTS_CUSTOM
+        };
+        let len = self.buf.len();
+        let mut i = self.cursor;
+        let mut copy_from = i;
+        'text: while i < len {
+            match self.follow {
+                Some(Follow::Token(class)) => {
+                    let start = i;
+                    while i < len && class.contains(self.buf[i]) {
+                        i += 1;
+                    }
+                    if i > start {
+                        sink.replace(&self.buf[start..i], "");
+                        copy_from = i;
+                    }
+                    if i < len {
+                        self.follow = None;
+                    }
+                    continue;
+                }
+                Some(Follow::PemBody) => {
+                    let start = i;
+                    let mut starved = false;
+                    while i < len {
+                        if self.buf[i] == b'-' {
+                            let v = View::new(&self.buf, i, ended);
+                            let footer = pem_footer(&v);
+                            if v.starved() {
+                                starved = true;
+                                break;
+                            }
+                            if let Some(n) = footer {
+                                i += n;
+                                self.follow = None;
+                                break;
+                            }
+                        }
+                        i += 1;
+                    }
+                    if i > start {
+                        sink.replace(&self.buf[start..i], "");
+                        copy_from = i;
+                    }
+                    if starved {
+                        break 'text;
+                    }
+                    continue;
+                }
+                Some(Follow::None) | None => {}
+            }
+            // Fast path: skip bytes where no value can start (inside words, spaces, ...).
+            let mut prev_alnum = i > 0 && self.buf[i - 1].is_ascii_alphanumeric();
+            while i < len {
+                let b = self.buf[i];
+                let alnum = b.is_ascii_alphanumeric();
+                if starts[b as usize] && !(alnum && prev_alnum) {
+                    break;
+                }
+                prev_alnum = alnum;
+                i += 1;
+            }
+            if i >= len {
+                break;
+            }
+            let v = View::new(&self.buf, i, ended);
+            let hit = find(m, &v);
+            if v.starved() {
+                break;
+            }
+            match hit {
+                Some(hit) => {
+                    sink.copy(&self.buf[copy_from..i]);
+                    let original = &self.buf[i..i + hit.len];
+                    let text = replacement(
+                        m.style(hit.entity),
+                        m.label(hit.entity),
+                        m.entity_name(hit.entity),
+                        original,
+                        m.token_key.as_deref(),
+                    );
+                    sink.replace(original, &text);
+                    self.counts.add(hit.entity, 1);
+                    i += hit.len;
+                    copy_from = i;
+                    self.follow = Some(hit.follow);
+                }
+                None => i += 1,
+            }
+        }
+        sink.copy(&self.buf[copy_from..i]);
+        self.cursor = i;
+        self.peak_held = self.peak_held.max(len - i);
+        // Keep only the lookbehind of released text.
+        let keep_from = self.cursor.saturating_sub(super::scan::LOOKBEHIND);
+        if keep_from > 0 {
+            self.buf.drain(..keep_from);
+            self.cursor -= keep_from;
+        }
+    }
+}
+
+/// The longest value at the cursor among the built-in and custom detectors (a custom one
+/// wins a tie: the policy asked for it specifically).
+fn find(m: &Masking, v: &View) -> Option<Hit> {
+    let mut best = detect::detect(v, m.on);
+    if !m.custom.is_empty() {
+        let b = v.at(0)?;
+        let word_start = b.is_ascii_alphanumeric() && !super::scan::is_alnum(v.before(1));
+        if word_start || b.is_ascii_punctuation() {
+            for (k, c) in m.custom.iter().enumerate() {
+                if let Some(len) = c.find(v) {
+                    if best.is_none_or(|h| len >= h.len) {
+                        best = Some(Hit {
+                            len,
+                            entity: Entity::Custom(k as u8),
+                            follow: Follow::None,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
+/// Masks a whole text at once (tests, request bodies, record copies).
+pub fn mask_text(m: &Masking, text: &[u8]) -> (Vec<u8>, Counts) {
+    let mut masker = Masker::new();
+    let mut out = Vec::with_capacity(text.len());
+    masker.push(m, text, &mut out);
+    masker.finish(m, &mut out);
+    (out, masker.counts)
+}

@@ -1,0 +1,540 @@
+//! Server-Sent Events (`text/event-stream`), as LLM servers stream their answers.
+//!
+//! The content deltas of one stream are one logical text: a card number the model writes
+//! as `41`, `11 1111`, ` 1111 11`, `11` over four events is masked, because the deltas of a
+//! channel (an OpenAI choice, an Anthropic content block, or plain `data:` lines) go through
+//! one [`Masker`]. Everything else is left alone: framing, event order, `event:`/`id:` lines,
+//! and every JSON field other than the content strings; an event whose content did not
+//! change is written back byte for byte.
+//!
+//! Recognised content: OpenAI `chat.completion.chunk` (`choices[].delta.content`,
+//! `.reasoning_content`, `.tool_calls[].function.arguments`) and completions
+//! (`choices[].text`); Anthropic `content_block_delta` (`delta.text`, `.partial_json`,
+//! `.thinking`) and `content_block_start` (`content_block.text`); `data:` lines that are not
+//! JSON. A JSON event of another shape has each of its string values masked on its own.
+//!
+//! Events wait while the masker holds back text they carry (and events after them wait to
+//! keep the order). The masker holds at most [`Masking::hold_back_bound`] bytes, so at most
+//! that many content events wait; a stream that queues more than [`MAX_HELD_EVENTS`] events
+//! or [`MAX_HELD_BYTES`] bytes behind one undecided value (only possible with that many
+//! events carrying no content) has the value decided early, at that point.
+
+use super::json::{escape_into, mask_json};
+use super::masker::{Counts, Masker, Sink};
+use super::settings::Masking;
+use std::collections::VecDeque;
+
+pub const MAX_HELD_EVENTS: usize = 1024;
+pub const MAX_HELD_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug)]
+struct Piece {
+    /// The bytes of the event this piece's output replaces (a JSON string's inside, or a
+    /// `data:` value).
+    start: usize,
+    end: usize,
+    json: bool,
+    original: Vec<u8>,
+    output: Vec<u8>,
+    remaining: usize,
+}
+
+#[derive(Debug)]
+struct Event {
+    raw: Vec<u8>,
+    pieces: Vec<Piece>,
+    pending: usize,
+}
+
+#[derive(Debug)]
+struct Channel {
+    key: String,
+    masker: Masker,
+    /// (event sequence number, piece index) of pieces not yet fully released.
+    pieces: VecDeque<(u64, usize)>,
+}
+
+#[derive(Debug, Default)]
+pub struct SseMasker {
+    line: Vec<u8>,
+    event: Vec<u8>,
+    data: Vec<(usize, usize)>,
+    queue: VecDeque<Event>,
+    front_seq: u64,
+    channels: Vec<Channel>,
+    other: Counts,
+    peak_events: usize,
+    peak_bytes: usize,
+    forced: u64,
+}
+
+struct PieceSink<'a> {
+    queue: &'a mut VecDeque<Event>,
+    front_seq: u64,
+    pieces: &'a mut VecDeque<(u64, usize)>,
+}
+
+impl PieceSink<'_> {
+    /// Consumes `n` input bytes from the channel's pieces, copying them to the output when
+    /// `text` is given.
+    fn consume(&mut self, mut n: usize, text: Option<&[u8]>) {
+        let mut at = 0;
+        while n > 0 {
+            let Some(&(seq, k)) = self.pieces.front() else {
+                return;
+            };
+            let Some(event) = self.queue.get_mut((seq - self.front_seq) as usize) else {
+                return;
+            };
+            let piece = &mut event.pieces[k];
+            let take = piece.remaining.min(n);
+            if let Some(t) = text {
+                piece.output.extend_from_slice(&t[at..at + take]);
+            }
+            piece.remaining -= take;
+            n -= take;
+            at += take;
+            if piece.remaining == 0 {
+                event.pending -= 1;
+                self.pieces.pop_front();
+            }
+        }
+    }
+}
+
+impl Sink for PieceSink<'_> {
+    fn copy(&mut self, text: &[u8]) {
+        self.consume(text.len(), Some(text));
+    }
+    fn replace(&mut self, original: &[u8], replacement: &str) {
+        // The replacement goes where the value started.
+        if let Some(&(seq, k)) = self.pieces.front() {
+            if let Some(event) = self.queue.get_mut((seq - self.front_seq) as usize) {
+                event.pieces[k]
+                    .output
+                    .extend_from_slice(replacement.as_bytes());
+            }
+        }
+        self.consume(original.len(), None);
+    }
+}
+
+/// A string value found in an event's JSON: its path and the span of its inside.
+struct Found {
+    path: Vec<Seg>,
+    start: usize,
+    end: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Collects string values (with their spans) and integer `index` fields of a JSON document.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+    path: Vec<Seg>,
+    strings: Vec<Found>,
+    indexes: Vec<(Vec<Seg>, u64)>,
+}
+
+impl Scan<'_> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
+            self.i += 1;
+        }
+    }
+    fn string(&mut self) -> Option<(usize, usize)> {
+        if self.b.get(self.i) != Some(&b'"') {
+            return None;
+        }
+        self.i += 1;
+        let start = self.i;
+        while self.i < self.b.len() {
+            match self.b[self.i] {
+                b'\\' => self.i += 2,
+                b'"' => {
+                    self.i += 1;
+                    return Some((start, self.i - 1));
+                }
+                _ => self.i += 1,
+            }
+        }
+        None
+    }
+    fn value(&mut self, depth: usize) -> Option<()> {
+        if depth > 64 {
+            return None;
+        }
+        self.ws();
+        match *self.b.get(self.i)? {
+            b'"' => {
+                let (start, end) = self.string()?;
+                self.strings.push(Found {
+                    path: self.path.clone(),
+                    start,
+                    end,
+                });
+            }
+            b'{' => {
+                self.i += 1;
+                self.ws();
+                if self.b.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.ws();
+                    let (ks, ke) = self.string()?;
+                    let key = String::from_utf8_lossy(&self.b[ks..ke]).into_owned();
+                    self.ws();
+                    if self.b.get(self.i) != Some(&b':') {
+                        return None;
+                    }
+                    self.i += 1;
+                    self.path.push(Seg::Key(key));
+                    self.value(depth + 1)?;
+                    self.path.pop();
+                    self.ws();
+                    match *self.b.get(self.i)? {
+                        b',' => self.i += 1,
+                        b'}' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                if self.b.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Some(());
+                }
+                let mut k = 0;
+                loop {
+                    self.path.push(Seg::Index(k));
+                    self.value(depth + 1)?;
+                    self.path.pop();
+                    self.ws();
+                    match *self.b.get(self.i)? {
+                        b',' => self.i += 1,
+                        b']' => {
+                            self.i += 1;
+                            return Some(());
+                        }
+                        _ => return None,
+                    }
+                    k += 1;
+                }
+            }
+            _ => {
+                let start = self.i;
+                while self.i < self.b.len()
+                    && (self.b[self.i].is_ascii_alphanumeric() || b".+-".contains(&self.b[self.i]))
+                {
+                    self.i += 1;
+                }
+                if self.i == start {
+                    return None;
+                }
+                if matches!(self.path.last(), Some(Seg::Key(k)) if k == "index") {
+                    if let Ok(n) = std::str::from_utf8(&self.b[start..self.i])
+                        .unwrap_or("")
+                        .parse()
+                    {
+                        self.indexes.push((self.path.clone(), n));
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+fn key(s: &Seg, name: &str) -> bool {
+    matches!(s, Seg::Key(k) if k == name)
+}
+
+/// The channel a content string belongs to, if it is content.
+fn content_channel(path: &[Seg], indexes: &[(Vec<Seg>, u64)]) -> Option<String> {
+    let index_at = |prefix: &[Seg], fallback: usize| -> u64 {
+        indexes
+            .iter()
+            .find(|(p, _)| p.len() == prefix.len() + 1 && p.starts_with(prefix))
+            .map_or(fallback as u64, |(_, n)| *n)
+    };
+    match path {
+        [c, Seg::Index(i), rest @ ..] if key(c, "choices") => {
+            let choice = index_at(&path[..2], *i);
+            match rest {
+                [d, f] if key(d, "delta") && (key(f, "content")) => Some(format!("choice{choice}")),
+                [d, f]
+                    if key(d, "delta") && (key(f, "reasoning_content") || key(f, "reasoning")) =>
+                {
+                    Some(format!("choice{choice}.reasoning"))
+                }
+                [t] if key(t, "text") => Some(format!("choice{choice}")),
+                [d, tc, Seg::Index(j), f, a]
+                    if key(d, "delta")
+                        && key(tc, "tool_calls")
+                        && key(f, "function")
+                        && key(a, "arguments") =>
+                {
+                    let tool = index_at(&path[..5], *j);
+                    Some(format!("choice{choice}.tool{tool}"))
+                }
+                _ => None,
+            }
+        }
+        [d, f]
+            if key(d, "delta")
+                && (key(f, "text") || key(f, "partial_json") || key(f, "thinking")) =>
+        {
+            Some(format!("block{}", index_at(&[], 0)))
+        }
+        [c, t] if key(c, "content_block") && key(t, "text") => {
+            Some(format!("block{}", index_at(&[], 0)))
+        }
+        _ => None,
+    }
+}
+
+impl SseMasker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn counts(&self) -> Counts {
+        let mut c = self.other.clone();
+        for ch in &self.channels {
+            c.merge(ch.masker.counts());
+        }
+        c
+    }
+
+    /// (most events, most bytes) held at once.
+    pub fn peak_held(&self) -> (usize, usize) {
+        (self.peak_events, self.peak_bytes)
+    }
+
+    /// Times the hold-back limit forced an early decision.
+    pub fn forced(&self) -> u64 {
+        self.forced
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.line.len()
+            + self.event.len()
+            + self.queue.iter().map(|e| e.raw.len()).sum::<usize>()
+            + self.channels.iter().map(|c| c.masker.held()).sum::<usize>()
+    }
+
+    pub fn push(&mut self, m: &Masking, chunk: &[u8], out: &mut Vec<u8>) {
+        let mut rest = chunk;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            self.line.extend_from_slice(&rest[..=nl]);
+            rest = &rest[nl + 1..];
+            self.end_line(m, out);
+        }
+        self.line.extend_from_slice(rest);
+        self.note_held();
+    }
+
+    pub fn finish(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        if !self.line.is_empty() {
+            self.end_line(m, out);
+        }
+        if !self.event.is_empty() {
+            self.end_event(m, out);
+        }
+        self.flush_channels(m, out);
+    }
+
+    fn note_held(&mut self) {
+        self.peak_events = self.peak_events.max(self.queue.len());
+        let bytes = self.held_bytes();
+        self.peak_bytes = self.peak_bytes.max(bytes);
+    }
+
+    fn end_line(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        let line = std::mem::take(&mut self.line);
+        let content_end =
+            line.len() - usize::from(line.ends_with(b"\n")) - usize::from(line.ends_with(b"\r\n"));
+        let start = self.event.len();
+        self.event.extend_from_slice(&line);
+        if content_end == 0 {
+            // A blank line ends the event.
+            self.end_event(m, out);
+            return;
+        }
+        if line.starts_with(b"data:") {
+            let mut s = start + 5;
+            if self.event.get(s) == Some(&b' ') && s < start + content_end {
+                s += 1;
+            }
+            self.data.push((s, start + content_end));
+        }
+        self.line = line;
+        self.line.clear();
+    }
+
+    fn end_event(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        let raw = std::mem::take(&mut self.event);
+        let data = std::mem::take(&mut self.data);
+        let mut event = Event {
+            raw,
+            pieces: Vec::new(),
+            pending: 0,
+        };
+        let mut feeds: Vec<(String, usize)> = Vec::new();
+        if data.len() == 1 {
+            let (s, e) = data[0];
+            let value = &event.raw[s..e];
+            let mut scan = Scan {
+                b: value,
+                i: 0,
+                path: Vec::new(),
+                strings: Vec::new(),
+                indexes: Vec::new(),
+            };
+            let is_json = value.first() == Some(&b'{') && scan.value(0).is_some() && {
+                scan.ws();
+                scan.i == value.len()
+            };
+            if is_json {
+                for f in &scan.strings {
+                    if let Some(ch) = content_channel(&f.path, &scan.indexes) {
+                        let quoted = &value[f.start - 1..f.end + 1];
+                        let decoded: String = serde_json::from_slice(quoted).unwrap_or_default();
+                        feeds.push((ch, event.pieces.len()));
+                        event.pieces.push(Piece {
+                            start: s + f.start,
+                            end: s + f.end,
+                            json: true,
+                            remaining: decoded.len(),
+                            original: decoded.into_bytes(),
+                            output: Vec::new(),
+                        });
+                    }
+                }
+                if event.pieces.is_empty() {
+                    // An unknown shape: mask each string value on its own.
+                    let (masked, counts) = mask_json(m, value);
+                    if !counts.is_empty() {
+                        self.other.merge(&counts);
+                        let mut raw = event.raw[..s].to_vec();
+                        raw.extend_from_slice(&masked);
+                        raw.extend_from_slice(&event.raw[e..]);
+                        event.raw = raw;
+                    }
+                }
+            } else {
+                feeds.push(("data".to_string(), 0));
+                event.pieces.push(Piece {
+                    start: s,
+                    end: e,
+                    json: false,
+                    remaining: value.len(),
+                    original: value.to_vec(),
+                    output: Vec::new(),
+                });
+            }
+        } else if data.len() > 1 {
+            // Several data lines form one value; each line is masked on its own.
+            let mut raw = Vec::with_capacity(event.raw.len());
+            let mut last = 0;
+            for (s, e) in data {
+                let (masked, counts) = super::masker::mask_text(m, &event.raw[s..e]);
+                self.other.merge(&counts);
+                raw.extend_from_slice(&event.raw[last..s]);
+                raw.extend_from_slice(&masked);
+                last = e;
+            }
+            raw.extend_from_slice(&event.raw[last..]);
+            event.raw = raw;
+        }
+        event.pending = event.pieces.iter().filter(|p| p.remaining > 0).count();
+        let seq = self.front_seq + self.queue.len() as u64;
+        self.queue.push_back(event);
+        for (ch, k) in feeds {
+            let text = {
+                let event = self.queue.back().map(|e| &e.pieces[k]);
+                match event {
+                    Some(p) if p.remaining > 0 => p.original.clone(),
+                    _ => continue,
+                }
+            };
+            let c = match self.channels.iter().position(|c| c.key == ch) {
+                Some(c) => c,
+                None => {
+                    self.channels.push(Channel {
+                        key: ch,
+                        masker: Masker::new(),
+                        pieces: VecDeque::new(),
+                    });
+                    self.channels.len() - 1
+                }
+            };
+            let Channel { masker, pieces, .. } = &mut self.channels[c];
+            pieces.push_back((seq, k));
+            let mut sink = PieceSink {
+                queue: &mut self.queue,
+                front_seq: self.front_seq,
+                pieces,
+            };
+            masker.push(m, &text, &mut sink);
+        }
+        self.note_held();
+        if self.queue.len() > MAX_HELD_EVENTS || self.held_bytes() > MAX_HELD_BYTES {
+            self.forced += 1;
+            self.flush_channels(m, out);
+        }
+        self.emit_ready(out);
+    }
+
+    fn flush_channels(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        for Channel { masker, pieces, .. } in &mut self.channels {
+            let mut sink = PieceSink {
+                queue: &mut self.queue,
+                front_seq: self.front_seq,
+                pieces,
+            };
+            masker.finish(m, &mut sink);
+        }
+        self.emit_ready(out);
+    }
+
+    fn emit_ready(&mut self, out: &mut Vec<u8>) {
+        while self.queue.front().is_some_and(|e| e.pending == 0) {
+            let Some(event) = self.queue.pop_front() else {
+                break;
+            };
+            self.front_seq += 1;
+            if event.pieces.iter().all(|p| p.output == p.original) {
+                out.extend_from_slice(&event.raw);
+                continue;
+            }
+            let mut last = 0;
+            let mut pieces: Vec<&Piece> = event.pieces.iter().collect();
+            pieces.sort_by_key(|p| p.start);
+            for p in pieces {
+                out.extend_from_slice(&event.raw[last..p.start]);
+                if p.output == p.original {
+                    out.extend_from_slice(&event.raw[p.start..p.end]);
+                } else if p.json {
+                    escape_into(&p.output, out);
+                } else {
+                    out.extend_from_slice(&p.output);
+                }
+                last = p.end;
+            }
+            out.extend_from_slice(&event.raw[last..]);
+        }
+    }
+}
