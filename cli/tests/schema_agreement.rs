@@ -47,6 +47,18 @@ const ONLY_VIGIL_SEES: &[(&str, &str)] = &[
         "regex-matches-empty",
         "the regex must not match the empty string",
     ),
+    (
+        "masking-token-without-key",
+        "a field required only when another field has a given value somewhere in an object",
+    ),
+    (
+        "masking-custom-bad-regex",
+        "the regex must compile in regex-lite",
+    ),
+    (
+        "masking-custom-matches-empty",
+        "the regex must not match the empty string",
+    ),
 ];
 
 #[test]

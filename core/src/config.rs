@@ -10,6 +10,7 @@ use crate::access::{read_models, ModelAccess};
 use crate::digest::sha256_hex;
 use crate::identity::provider::{read_identity, IdentitySettings, Provider};
 use crate::json_reader::{self, Errors, ObjectReader, PathError};
+use crate::masking::settings::{read_masking, Masking};
 use crate::rules::{read_rules, RuleSet};
 
 /// Every problem found in one configuration, each with its JSON path.
@@ -42,6 +43,8 @@ pub struct PluginConfig {
     pub max_request_body_bytes: usize,
     /// The service credential added to requests that go upstream.
     pub upstream_credential: Option<UpstreamCredential>,
+    /// What personal data is masked, and how.
+    pub masking: Masking,
     /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
     /// reformatting a policy does not change its hash but any edit of meaning does.
     pub sha256: String,
@@ -54,6 +57,9 @@ pub struct RecordSettings {
     pub property: String,
     /// The request header whose value identifies the request (Envoy sets `x-request-id`).
     pub request_id_header: String,
+    /// How many bytes of each masked body a record keeps (the rest is counted, flagged
+    /// `truncated` and covered by the digest).
+    pub max_body_bytes: usize,
 }
 
 /// The upstream credential: read from the VM environment (Envoy's
@@ -117,6 +123,10 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         Some(v) => read_credential(&root.field_path("upstream_credential"), v, errors).map(Some),
         None => Some(None),
     };
+    let masking = match root.get("masking") {
+        Some(v) => read_masking(&root.field_path("masking"), v, errors),
+        None => Some(Masking::default()),
+    };
     root.finish(errors);
     Some(PluginConfig {
         id: id?,
@@ -129,6 +139,7 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         rules: rules?,
         max_request_body_bytes,
         upstream_credential: upstream_credential?,
+        masking: masking?,
         sha256: sha256_hex(&serde_json::to_vec(value).unwrap_or_default()),
     })
 }
@@ -170,6 +181,9 @@ fn read_record(
             settings.request_id_header = header;
         }
     }
+    if let Some(n) = obj.integer("max_body_bytes", 0, 1024 * 1024, errors) {
+        settings.max_body_bytes = n as usize;
+    }
     obj.finish(errors);
     Some(settings)
 }
@@ -209,6 +223,7 @@ impl Default for RecordSettings {
         Self {
             property: DEFAULT_RECORD_PROPERTY.into(),
             request_id_header: DEFAULT_REQUEST_ID_HEADER.into(),
+            max_body_bytes: crate::exchange::DEFAULT_MAX_BODY_BYTES,
         }
     }
 }
@@ -250,8 +265,8 @@ mod tests {
                 "$: missing required field \"id\"",
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
-                "$.record.bogus: unknown field \"bogus\" (expected one of: property, request_id_header)",
-                "$.rulez: unknown field \"rulez\" (expected one of: default_action, description, id, identity, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)",
+                "$.record.bogus: unknown field \"bogus\" (expected one of: max_body_bytes, property, request_id_header)",
+                "$.rulez: unknown field \"rulez\" (expected one of: default_action, description, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)",
             ]
         );
     }

@@ -12,6 +12,46 @@ use crate::record::{
 use crate::time::format_rfc3339_millis;
 use std::collections::BTreeMap;
 
+/// Default cap of each body copy in a record.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A body's digest and length, and its first `cap` bytes. Bodies reach it masked, so
+/// neither the copy nor the digest (which would let a short body be guessed) is of raw data.
+#[derive(Clone, Default)]
+struct BodyCopy {
+    digest: StreamDigest,
+    copy: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl BodyCopy {
+    fn new(cap: usize) -> Self {
+        Self {
+            cap,
+            ..Self::default()
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        self.digest.update(chunk);
+        let room = self.cap.saturating_sub(self.copy.len());
+        self.copy.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        self.truncated |= chunk.len() > room;
+    }
+
+    /// The copy as text, cut back to a whole character.
+    fn text(&self) -> String {
+        match std::str::from_utf8(&self.copy) {
+            Ok(s) => s.to_string(),
+            Err(e) if e.error_len().is_none() => {
+                String::from_utf8_lossy(&self.copy[..e.valid_up_to()]).into_owned()
+            }
+            Err(_) => String::from_utf8_lossy(&self.copy).into_owned(),
+        }
+    }
+}
+
 /// Observations of one exchange, from request headers to its end.
 #[derive(Clone)]
 pub struct ExchangeLog {
@@ -19,8 +59,9 @@ pub struct ExchangeLog {
     request_id: String,
     client_address: Option<String>,
     route: Route,
-    request_body: StreamDigest,
-    response_body: StreamDigest,
+    request_body: BodyCopy,
+    response_body: BodyCopy,
+    masked: BTreeMap<String, u64>,
     status: Option<u16>,
     identity: Option<Identity>,
     model: Option<String>,
@@ -41,8 +82,9 @@ impl ExchangeLog {
             request_id,
             client_address,
             route,
-            request_body: StreamDigest::default(),
-            response_body: StreamDigest::default(),
+            request_body: BodyCopy::new(DEFAULT_MAX_BODY_BYTES),
+            response_body: BodyCopy::new(DEFAULT_MAX_BODY_BYTES),
+            masked: BTreeMap::new(),
             status: None,
             identity: None,
             model: None,
@@ -115,12 +157,28 @@ impl ExchangeLog {
         self.outcome = "local_response";
     }
 
+    /// How much of each (masked) body the record keeps.
+    pub fn with_body_cap(mut self, cap: usize) -> Self {
+        self.request_body.cap = cap;
+        self.response_body.cap = cap;
+        self
+    }
+
+    /// A chunk of the request body, already masked.
     pub fn request_chunk(&mut self, chunk: &[u8]) {
         self.request_body.update(chunk);
     }
 
+    /// A chunk of the response body as the client gets it (masked).
     pub fn response_chunk(&mut self, chunk: &[u8]) {
         self.response_body.update(chunk);
+    }
+
+    /// Values masked, per entity name (added to what earlier calls reported).
+    pub fn masked(&mut self, counts: &BTreeMap<String, u64>) {
+        for (name, n) in counts {
+            *self.masked.entry(name.clone()).or_default() += n;
+        }
     }
 
     /// The `:status` the response headers carried (`None` when missing or not a number).
@@ -160,15 +218,19 @@ impl ExchangeLog {
             outcome: self.outcome.into(),
             complete,
             request: BodySummary {
-                bytes: self.request_body.bytes(),
-                sha256: self.request_body.hex(),
+                bytes: self.request_body.digest.bytes(),
+                sha256: self.request_body.digest.hex(),
+                body: self.request_body.text(),
+                truncated: self.request_body.truncated,
             },
             response: ResponseSummary {
                 status: self.status,
-                bytes: self.response_body.bytes(),
-                sha256: self.response_body.hex(),
+                bytes: self.response_body.digest.bytes(),
+                sha256: self.response_body.digest.hex(),
+                body: self.response_body.text(),
+                truncated: self.response_body.truncated,
             },
-            masked: BTreeMap::new(),
+            masked: self.masked.clone(),
             policy: PolicyRef {
                 id: policy.id.clone(),
                 version: policy.version.clone(),

@@ -79,6 +79,12 @@ pub struct ShadowMatch {
 pub struct BodySummary {
     pub bytes: u64,
     pub sha256: String,
+    /// The masked body, up to the record's body cap (`record.max_body_bytes`).
+    #[serde(default)]
+    pub body: String,
+    /// The body was longer than the cap; `bytes` is its full length.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +93,11 @@ pub struct ResponseSummary {
     pub status: Option<u16>,
     pub bytes: u64,
     pub sha256: String,
+    /// The masked body as the client received it, up to the record's body cap.
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,11 +189,15 @@ mod tests {
             request: BodySummary {
                 bytes: 0,
                 sha256: sha256_hex(b""),
+                body: String::new(),
+                truncated: false,
             },
             response: ResponseSummary {
                 status: Some(200),
                 bytes: 0,
                 sha256: sha256_hex(b""),
+                body: String::new(),
+                truncated: false,
             },
             masked: BTreeMap::new(),
             policy: PolicyRef {

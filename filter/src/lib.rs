@@ -6,6 +6,7 @@
 
 pub mod keys;
 mod logging;
+pub mod masking;
 pub mod models;
 pub mod policy;
 pub mod refusal;

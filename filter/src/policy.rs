@@ -57,7 +57,12 @@ pub fn evaluate(shared: &Shared, f: &Facts<'_>) -> Verdict {
 }
 
 /// Increments a counter, defining it on first use (Envoy exports it as a custom stat).
-fn count(shared: &Shared, name: &str) {
+pub fn count(shared: &Shared, name: &str) {
+    count_by(shared, name, 1);
+}
+
+/// Adds `n` to a counter, defining it on first use.
+pub fn count_by(shared: &Shared, name: &str, n: i64) {
     let known = shared.metrics.borrow().get(name).copied();
     let id = match known {
         Some(id) => id,
@@ -69,7 +74,7 @@ fn count(shared: &Shared, name: &str) {
             Err(_) => return,
         },
     };
-    let _ = hostcalls::increment_metric(id, 1);
+    let _ = hostcalls::increment_metric(id, n);
 }
 
 /// The answer a verdict means, when it is not to let the request through.

@@ -95,6 +95,17 @@ impl VigilRoot {
             },
             None => None,
         };
+        let mut config = config;
+        if let Some(env) = config.masking.token_key_env.clone() {
+            match std::env::var(&env) {
+                Ok(key) if !key.is_empty() => config.masking.token_key = Some(key.into_bytes()),
+                _ => {
+                    return Err(format!(
+                        "$.masking.token_key_env: the VM environment has no {env} (the key of the token style; hand it to the VM with vm_config.environment_variables)"
+                    ))
+                }
+            }
+        }
         let tokens = TokenCache::new(config.token_cache_entries);
         Ok(Shared {
             config,

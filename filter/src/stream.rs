@@ -16,6 +16,7 @@
 
 use crate::keys::{self, Waiting};
 use crate::logging::ctx_log;
+use crate::masking::{ExchangeMasking, ResponsePlan};
 use crate::models::{self, ModelCheck};
 use crate::policy;
 use crate::refusal::Refusal;
@@ -52,6 +53,8 @@ pub struct VigilStream {
     model_in_body: bool,
     /// The request headers the rules refer to, saved while they are reachable.
     rule_headers: Vec<(String, Option<String>)>,
+    /// Personal data masked in both bodies.
+    masking: ExchangeMasking,
 }
 
 impl VigilStream {
@@ -66,6 +69,7 @@ impl VigilStream {
             filtering_response: false,
             model_in_body: false,
             rule_headers: Vec::new(),
+            masking: ExchangeMasking::default(),
         }
     }
 
@@ -348,10 +352,8 @@ impl VigilStream {
     /// Decides on the whole buffered request body: the model it names, admitted or not.
     fn decide_on_body(&mut self, body: &[u8]) -> Action {
         self.awaiting_body = false;
-        if let Some(x) = self.exchange.as_mut() {
-            x.request_chunk(body);
-        }
         let shared = self.shared.clone();
+        self.request_body_seen(body, body.len(), true);
         let rules = &shared.config.rules;
         let model_in_body = std::mem::take(&mut self.model_in_body);
         // One parse serves both the model check and the rules.
@@ -405,6 +407,65 @@ impl VigilStream {
         Action::Pause
     }
 
+    /// A piece of the request body (the whole of it when buffered): its masked copy goes to
+    /// the record, and with `mask_request` the model gets the masked bytes too.
+    fn request_body_seen(&mut self, chunk: &[u8], body_size: usize, end: bool) {
+        let shared = self.shared.clone();
+        let m = &shared.config.masking;
+        match self.masking.request(m, chunk, end) {
+            Some(masked) => {
+                if m.mask_request {
+                    self.set_http_request_body(0, body_size, &masked);
+                }
+                if let Some(x) = self.exchange.as_mut() {
+                    x.request_chunk(&masked);
+                }
+            }
+            None => {
+                if let Some(x) = self.exchange.as_mut() {
+                    x.request_chunk(chunk);
+                }
+            }
+        }
+    }
+
+    /// Decides at the response headers whether and how the body is masked.
+    fn plan_masking(&mut self, end_of_stream: bool) -> Option<Action> {
+        if end_of_stream || self.list_request {
+            return None;
+        }
+        let shared = self.shared.clone();
+        let content_type = self.get_http_response_header("content-type");
+        let encoding = self.get_http_response_header("content-encoding");
+        match self.masking.plan_response(
+            &shared.config.masking,
+            content_type.as_deref(),
+            encoding.as_deref(),
+        ) {
+            ResponsePlan::Pass => None,
+            ResponsePlan::Mask => {
+                // The length may change; Envoy re-frames the body (chunked or HTTP/2 DATA).
+                self.set_http_response_header("content-length", None);
+                None
+            }
+            ResponsePlan::PassEncoded(enc) => {
+                ctx_log!(
+                    warn,
+                    self.context_id,
+                    "response body is {}-encoded and passes unmasked (masking.encoded_responses = pass)",
+                    enc
+                );
+                policy::count(&shared, "vigil.masking.encoded_passed");
+                None
+            }
+            ResponsePlan::RefuseEncoded(enc) => Some(self.refuse(Refusal::new(
+                502,
+                "encoded_response",
+                format!("the model answered with content-encoding {enc}, which Vigil cannot inspect for personal data"),
+            ))),
+        }
+    }
+
     /// Seals the record and writes it to filter state, once. `complete` is false when the
     /// exchange ended before the response did.
     fn seal_record(&mut self, complete: bool) {
@@ -428,6 +489,12 @@ impl VigilStream {
             )
         });
         let shared = &self.shared;
+        let mut exchange = exchange;
+        let counts = self.masking.counts(&shared.config.masking);
+        for (name, n) in &counts {
+            policy::count_by(shared, &format!("vigil.masked.{name}"), *n as i64);
+        }
+        exchange.masked(&counts);
         let record = exchange.seal(
             now,
             complete,
@@ -479,12 +546,26 @@ impl HttpContext for VigilStream {
             route.path,
             request_id
         );
-        self.exchange = Some(ExchangeLog::new(
-            self.now_nanos(),
-            route,
-            request_id,
-            self.property_string("source.address"),
-        ));
+        let shared = self.shared.clone();
+        self.exchange = Some(
+            ExchangeLog::new(
+                self.now_nanos(),
+                route,
+                request_id,
+                self.property_string("source.address"),
+            )
+            .with_body_cap(shared.config.record.max_body_bytes),
+        );
+        let masking = &shared.config.masking;
+        if !masking.is_off() {
+            let content_type = self.get_http_request_header("content-type");
+            self.masking.start_request(masking, content_type.as_deref());
+            // Compressed answers cannot be inspected: ask for them uncompressed.
+            self.set_http_request_header("accept-encoding", Some("identity"));
+            if masking.mask_request {
+                self.set_http_request_header("content-length", None);
+            }
+        }
         match self.check_identity(end_of_stream) {
             Ok(()) => {}
             Err(Hold::Refuse(refusal)) => return self.refuse(refusal),
@@ -516,12 +597,8 @@ impl HttpContext for VigilStream {
             return self.decide_on_body(&body);
         }
         // With Continue, each callback's buffer holds only this chunk (Envoy's decodeData).
-        if let (Some(chunk), Some(exchange)) = (
-            self.get_http_request_body(0, body_size),
-            self.exchange.as_mut(),
-        ) {
-            exchange.request_chunk(&chunk);
-        }
+        let chunk = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.request_body_seen(&chunk, body_size, end_of_stream);
         Action::Continue
     }
 
@@ -542,6 +619,9 @@ impl HttpContext for VigilStream {
         if self.list_request && status.as_deref() == Some("200") && !end_of_stream {
             self.filtering_response = true;
             self.set_http_response_header("content-length", None);
+        }
+        if let Some(action) = self.plan_masking(end_of_stream) {
+            return action;
         }
         if end_of_stream {
             self.seal_record(true);
@@ -566,11 +646,24 @@ impl HttpContext for VigilStream {
             self.seal_record(true);
             return Action::Continue;
         }
-        if let (Some(chunk), Some(exchange)) = (
-            self.get_http_response_body(0, body_size),
-            self.exchange.as_mut(),
-        ) {
-            exchange.response_chunk(&chunk);
+        let chunk = self
+            .get_http_response_body(0, body_size)
+            .unwrap_or_default();
+        let shared = self.shared.clone();
+        let out = match self
+            .masking
+            .response(&shared.config.masking, &chunk, end_of_stream)
+        {
+            Some(masked) => {
+                // The chunk is replaced by what can be released; text that may still be part
+                // of a value waits for the next chunk (at most the hold-back bound).
+                self.set_http_response_body(0, body_size, &masked);
+                masked
+            }
+            None => chunk,
+        };
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.response_chunk(&out);
         }
         if end_of_stream {
             self.seal_record(true);
@@ -591,6 +684,24 @@ impl HttpContext for VigilStream {
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        // The body ended without end_of_stream. Text still held back (at most the hold-back
+        // bound) cannot be written any more: the proxy-wasm SDK panics on a refused
+        // set_buffer, and Envoy only keeps a response body buffer in the trailers phase when
+        // the body was buffered. It is dropped, never passed unmasked, and the drop counted.
+        let shared = self.shared.clone();
+        if self.masking.masking_response() {
+            if let Some(rest) = self.masking.response(&shared.config.masking, &[], true) {
+                if !rest.is_empty() {
+                    ctx_log!(
+                        warn,
+                        self.context_id,
+                        "response trailers came while {} bytes of body were held for masking; they are dropped",
+                        rest.len()
+                    );
+                    policy::count(&shared, "vigil.masking.dropped_at_trailers");
+                }
+            }
+        }
         self.seal_record(true);
         Action::Continue
     }

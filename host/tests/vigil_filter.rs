@@ -93,7 +93,7 @@ fn unknown_fields_and_bad_values_stop_the_plugin_naming_path_and_value() {
     };
     assert_eq!(
         last_logs.last().unwrap().message,
-        "#1 on_configure: invalid plugin configuration: $.record.property: must be letters, digits, '_' or '.', found \"bad name!\"; $.rulez: unknown field \"rulez\" (expected one of: default_action, description, id, identity, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)"
+        "#1 on_configure: invalid plugin configuration: $.record.property: must be letters, digits, '_' or '.', found \"bad name!\"; $.rulez: unknown field \"rulez\" (expected one of: default_action, description, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)"
     );
 }
 
@@ -140,7 +140,7 @@ fn each_request_gets_a_record_chained_to_the_previous_one() {
 fn the_record_describes_the_exchange_without_raw_bodies() {
     let mut vm = vigil("").unwrap();
     vm.set_time(vigil_core::time::parse_rfc3339("2026-11-22T10:00:00Z").unwrap());
-    let r = exchange(&mut vm, &["{\"prompt\":\"SSN 078-05-1120\"}"], &["fine"]);
+    let r = exchange(&mut vm, &["{\"prompt\":\"SSN 078-05-1123\"}"], &["fine"]);
     assert_eq!(r.v, 1);
     assert_eq!(r.request_id, "req-7");
     assert_eq!(
@@ -153,17 +153,21 @@ fn the_record_describes_the_exchange_without_raw_bodies() {
     );
     assert_eq!(r.client_address.as_deref(), Some("127.0.0.1:51000"));
     assert_eq!(r.started_at, "2026-11-22T10:00:00.000Z");
-    assert_eq!(r.request.bytes, 28);
+    // The record keeps the body masked, and its length and digest are of the masked body
+    // (a digest of a short raw body would let the SSN be found by trying them all).
+    assert_eq!(r.request.body, "{\"prompt\":\"SSN [SSN]\"}");
+    assert_eq!(r.request.bytes, 22);
     assert_eq!(
         r.request.sha256,
-        vigil_core::digest::sha256_hex(b"{\"prompt\":\"SSN 078-05-1120\"}")
+        vigil_core::digest::sha256_hex(b"{\"prompt\":\"SSN [SSN]\"}")
     );
+    assert_eq!(r.masked.get("us_ssn"), Some(&1));
     assert_eq!(r.response.status, Some(200));
     assert_eq!(r.policy.id, "vigil-default");
     assert_eq!(r.decision.action, "allow");
     let text = serde_json::to_string(&r).unwrap();
     assert!(
-        !text.contains("078-05-1120"),
+        !text.contains("078-05-1123"),
         "raw bodies never reach a record"
     );
 }
@@ -242,8 +246,8 @@ fn workers_with_their_own_randomness_keep_separate_chains() {
 }
 
 #[test]
-fn traffic_passes_through_untouched() {
-    let mut vm = vigil("").unwrap();
+fn traffic_passes_through_untouched_when_the_policy_masks_nothing() {
+    let mut vm = vigil(r#"{"id": "p", "version": "1", "masking": {"entities": {}}}"#).unwrap();
     let id = vm.create_stream().unwrap();
     vm.request_headers(id, &chat_request(), false).unwrap();
     vm.request_body(id, b"hello", true).unwrap();
