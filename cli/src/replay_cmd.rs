@@ -120,6 +120,14 @@ fn print_readable(path: &Path, r: &ReplayResult, show_logs: bool) {
             s("/response/bytes"),
             s("/hash").chars().take(16).collect::<String>()
         );
+        let masked: Vec<String> = rec
+            .pointer("/masked")
+            .and_then(|m| m.as_object())
+            .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+            .unwrap_or_default();
+        if !masked.is_empty() {
+            println!("            masked {}", masked.join(", "));
+        }
     }
     match r.expect_ok {
         Some(true) => println!("  expect    ok"),

@@ -16,7 +16,10 @@ fn vigil(config: Value, env: &[(&str, &str)]) -> Vm {
         vigil_plugin(),
         VmOptions {
             plugin_config: config.to_string().into_bytes(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..VmOptions::default()
         },
     )
@@ -56,19 +59,50 @@ fn respond(vm: &mut Vm, id: u32, headers: &[(&str, &str)], body: &[u8], chunk: u
 
 #[test]
 fn a_streamed_answer_is_masked_across_events_and_chunks_and_framing_kept() {
-    let mut vm = vigil(policy(json!({"entities": {"credit_card": "partial", "us_ssn": "redact", "email": "redact"}})), &[]);
+    let mut vm = vigil(
+        policy(
+            json!({"entities": {"credit_card": "partial", "us_ssn": "redact", "email": "redact"}}),
+        ),
+        &[],
+    );
     let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &chat("application/json"), false).unwrap();
-    vm.request_body(id, br#"{"model":"llama-3-70b","stream":true}"#, true).unwrap();
-    let deltas = ["Your card", " 4111", " 1111 ", "1111", " 1111 and SSN 07", "8-05-", "1123; mail ", "ana@", "bank.example", ".com."];
+    vm.request_headers(id, &chat("application/json"), false)
+        .unwrap();
+    vm.request_body(id, br#"{"model":"llama-3-70b","stream":true}"#, true)
+        .unwrap();
+    let deltas = [
+        "Your card",
+        " 4111",
+        " 1111 ",
+        "1111",
+        " 1111 and SSN 07",
+        "8-05-",
+        "1123; mail ",
+        "ana@",
+        "bank.example",
+        ".com.",
+    ];
     let mut body: String = deltas.iter().map(|d| sse_event(d)).collect();
     body.push_str("data: [DONE]\n\n");
     // 7-byte transport chunks cut events in the middle of lines.
-    respond(&mut vm, id, &[(":status", "200"), ("content-type", "text/event-stream"), ("content-length", "9999")], body.as_bytes(), 7);
+    respond(
+        &mut vm,
+        id,
+        &[
+            (":status", "200"),
+            ("content-type", "text/event-stream"),
+            ("content-length", "9999"),
+        ],
+        body.as_bytes(),
+        7,
+    );
     let s = vm.stream(id).unwrap();
     let sent = String::from_utf8(s.response.sent_body.clone()).unwrap();
     let headers = s.response.sent_headers.clone().unwrap();
-    assert!(!headers.iter().any(|(k, _)| k == "content-length"), "content-length goes: the length changes");
+    assert!(
+        !headers.iter().any(|(k, _)| k == "content-length"),
+        "content-length goes: the length changes"
+    );
     let mut joined = String::new();
     let mut events = 0;
     for block in sent.split("\n\n").filter(|b| !b.is_empty()) {
@@ -81,7 +115,10 @@ fn a_streamed_answer_is_masked_across_events_and_chunks_and_framing_kept() {
         }
     }
     assert_eq!(events, deltas.len() + 1, "every event is kept, in order");
-    assert_eq!(joined, "Your card **** **** **** 1111 and SSN [SSN]; mail [EMAIL].");
+    assert_eq!(
+        joined,
+        "Your card **** **** **** 1111 and SSN [SSN]; mail [EMAIL]."
+    );
     for raw in ["4111", "078", "1123", "ana@"] {
         assert!(!sent.contains(raw), "{raw} leaked: {sent}");
     }
@@ -89,10 +126,20 @@ fn a_streamed_answer_is_masked_across_events_and_chunks_and_framing_kept() {
     assert_eq!(r.masked.get("credit_card"), Some(&1));
     assert_eq!(r.masked.get("us_ssn"), Some(&1));
     assert_eq!(r.masked.get("email"), Some(&1));
-    assert_eq!(r.response.body, sent, "the record keeps what the client got");
-    assert_eq!(r.response.sha256, vigil_core::digest::sha256_hex(sent.as_bytes()));
+    assert_eq!(
+        r.response.body, sent,
+        "the record keeps what the client got"
+    );
+    assert_eq!(
+        r.response.sha256,
+        vigil_core::digest::sha256_hex(sent.as_bytes())
+    );
     let metric = |name: &str| {
-        vm.state().metrics.values().find(|m| m.name == name).map(|m| m.value)
+        vm.state()
+            .metrics
+            .values()
+            .find(|m| m.name == name)
+            .map(|m| m.value)
     };
     assert_eq!(metric("vigil.masked.credit_card"), Some(1));
     assert_eq!(metric("vigil.masked.email"), Some(1));
@@ -102,41 +149,85 @@ fn a_streamed_answer_is_masked_across_events_and_chunks_and_framing_kept() {
 fn the_upstream_is_asked_for_identity_encoding_and_a_compressed_answer_is_refused() {
     let mut vm = vigil(policy(json!({})), &[]);
     let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &chat("application/json"), false).unwrap();
+    vm.request_headers(id, &chat("application/json"), false)
+        .unwrap();
     vm.request_body(id, b"{}", true).unwrap();
     let upstream = vm.stream(id).unwrap().request.sent_headers.clone().unwrap();
     assert!(upstream.contains(&("accept-encoding".into(), "identity".into())));
-    respond(&mut vm, id, &[(":status", "200"), ("content-type", "application/json"), ("content-encoding", "gzip")], b"\x1f\x8b\x08\x00", 4);
+    respond(
+        &mut vm,
+        id,
+        &[
+            (":status", "200"),
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+        b"\x1f\x8b\x08\x00",
+        4,
+    );
     assert_eq!(status(&vm, id).as_deref(), Some("502"));
     let body = String::from_utf8(vm.stream(id).unwrap().response.sent_body.clone()).unwrap();
     assert!(body.contains("\"code\":\"encoded_response\""), "{body}");
     assert!(!body.contains('\u{1f}'));
     let r = finish(&mut vm, id);
     assert_eq!(r.outcome, "local_response");
-    assert!(r.decision.reason.contains("content-encoding gzip"), "{}", r.decision.reason);
+    assert!(
+        r.decision.reason.contains("content-encoding gzip"),
+        "{}",
+        r.decision.reason
+    );
 }
 
 #[test]
 fn a_policy_can_let_compressed_answers_pass() {
     let mut vm = vigil(policy(json!({"encoded_responses": "pass"})), &[]);
     let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &chat("application/json"), true).unwrap();
-    respond(&mut vm, id, &[(":status", "200"), ("content-type", "application/json"), ("content-encoding", "br")], b"\x0b\x02\x80", 8);
+    vm.request_headers(id, &chat("application/json"), true)
+        .unwrap();
+    respond(
+        &mut vm,
+        id,
+        &[
+            (":status", "200"),
+            ("content-type", "application/json"),
+            ("content-encoding", "br"),
+        ],
+        b"\x0b\x02\x80",
+        8,
+    );
     assert_eq!(status(&vm, id).as_deref(), Some("200"));
     assert_eq!(vm.stream(id).unwrap().response.sent_body, b"\x0b\x02\x80");
 }
 
 #[test]
 fn prompts_are_masked_before_the_model_when_the_policy_says_so() {
-    let mut vm = vigil(policy(json!({"mask_request": true, "entities": ["us_ssn"]})), &[]);
+    let mut vm = vigil(
+        policy(json!({"mask_request": true, "entities": ["us_ssn"]})),
+        &[],
+    );
     let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &chat("application/json"), false).unwrap();
-    vm.request_body(id, br#"{"messages":[{"role":"user","content":"my SSN is 078-"#, false).unwrap();
+    vm.request_headers(id, &chat("application/json"), false)
+        .unwrap();
+    vm.request_body(
+        id,
+        br#"{"messages":[{"role":"user","content":"my SSN is 078-"#,
+        false,
+    )
+    .unwrap();
     vm.request_body(id, br#"05-1123"}]}"#, true).unwrap();
     let s = vm.stream(id).unwrap();
     let upstream = String::from_utf8(s.request.sent_body.clone()).unwrap();
-    assert_eq!(upstream, r#"{"messages":[{"role":"user","content":"my SSN is [SSN]"}]}"#);
-    assert!(!s.request.sent_headers.clone().unwrap().iter().any(|(k, _)| k == "content-length"));
+    assert_eq!(
+        upstream,
+        r#"{"messages":[{"role":"user","content":"my SSN is [SSN]"}]}"#
+    );
+    assert!(!s
+        .request
+        .sent_headers
+        .clone()
+        .unwrap()
+        .iter()
+        .any(|(k, _)| k == "content-length"));
     let r = finish(&mut vm, id);
     assert_eq!(r.request.body, upstream);
 }
@@ -145,8 +236,10 @@ fn prompts_are_masked_before_the_model_when_the_policy_says_so() {
 fn without_mask_request_the_model_gets_the_prompt_and_the_record_a_masked_copy() {
     let mut vm = vigil(policy(json!({"entities": ["us_ssn"]})), &[]);
     let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &chat("application/json"), false).unwrap();
-    vm.request_body(id, br#"{"prompt":"SSN 078-05-1123"}"#, true).unwrap();
+    vm.request_headers(id, &chat("application/json"), false)
+        .unwrap();
+    vm.request_body(id, br#"{"prompt":"SSN 078-05-1123"}"#, true)
+        .unwrap();
     let s = vm.stream(id).unwrap();
     assert_eq!(s.request.sent_body, br#"{"prompt":"SSN 078-05-1123"}"#);
     let r = finish(&mut vm, id);
@@ -157,40 +250,68 @@ fn without_mask_request_the_model_gets_the_prompt_and_the_record_a_masked_copy()
 
 #[test]
 fn tokens_use_the_key_from_the_vm_environment_and_the_plugin_refuses_to_start_without_it() {
-    let config = policy(json!({"entities": {"us_ssn": "token"}, "token_key_env": "VIGIL_MASK_KEY"}));
+    let config =
+        policy(json!({"entities": {"us_ssn": "token"}, "token_key_env": "VIGIL_MASK_KEY"}));
     let missing = Vm::start(
         vigil_plugin(),
-        VmOptions { plugin_config: config.to_string().into_bytes(), ..VmOptions::default() },
+        VmOptions {
+            plugin_config: config.to_string().into_bytes(),
+            ..VmOptions::default()
+        },
     );
     match missing {
         Err(e) => assert!(e.to_string().contains("VIGIL_MASK_KEY"), "{e}"),
         Ok(vm) => {
             let logs: Vec<String> = vm.logs().iter().map(|l| l.message.clone()).collect();
-            assert!(logs.iter().any(|l| l.contains("$.masking.token_key_env: the VM environment has no VIGIL_MASK_KEY")), "{logs:?}");
+            assert!(
+                logs.iter().any(|l| l
+                    .contains("$.masking.token_key_env: the VM environment has no VIGIL_MASK_KEY")),
+                "{logs:?}"
+            );
         }
     }
     let answer = |key: &str| {
         let mut vm = vigil(config.clone(), &[("VIGIL_MASK_KEY", key)]);
         let id = vm.create_stream().unwrap();
         vm.request_headers(id, &chat("text/plain"), true).unwrap();
-        respond(&mut vm, id, &[(":status", "200"), ("content-type", "text/plain")], b"SSN 078-05-1123 again 078051123", 5);
+        respond(
+            &mut vm,
+            id,
+            &[(":status", "200"), ("content-type", "text/plain")],
+            b"SSN 078-05-1123 again 078051123",
+            5,
+        );
         let body = String::from_utf8(vm.stream(id).unwrap().response.sent_body.clone()).unwrap();
         assert!(!body.contains("1123"));
         body
     };
     let a = answer("key one");
     let parts: Vec<&str> = a.split(" again ").collect();
-    assert_eq!(parts[0].trim_start_matches("SSN "), parts[1], "same value, same token");
+    assert_eq!(
+        parts[0].trim_start_matches("SSN "),
+        parts[1],
+        "same value, same token"
+    );
     assert_ne!(a, answer("key two"), "another key, another token");
 }
 
 #[test]
 fn field_rules_mask_structured_predictions_whatever_they_hold() {
-    let mut vm = vigil(policy(json!({"fields": ["/predictions/*/ssn", "/predictions/*/income"]})), &[]);
+    let mut vm = vigil(
+        policy(json!({"fields": ["/predictions/*/ssn", "/predictions/*/income"]})),
+        &[],
+    );
     let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &chat("application/json"), true).unwrap();
+    vm.request_headers(id, &chat("application/json"), true)
+        .unwrap();
     let answer = br#"{"predictions":[{"ssn":"078-05-1123","income":85000,"score":0.91},{"ssn":78051123,"income":null,"score":0.12}]}"#;
-    respond(&mut vm, id, &[(":status", "200"), ("content-type", "application/json")], answer, 11);
+    respond(
+        &mut vm,
+        id,
+        &[(":status", "200"), ("content-type", "application/json")],
+        answer,
+        11,
+    );
     let v: Value = serde_json::from_slice(&vm.stream(id).unwrap().response.sent_body).unwrap();
     assert_eq!(
         v,
@@ -202,11 +323,20 @@ fn field_rules_mask_structured_predictions_whatever_they_hold() {
 
 #[test]
 fn a_long_answer_is_copied_into_the_record_up_to_the_cap() {
-    let mut vm = vigil(json!({"id": "p", "version": "1", "record": {"max_body_bytes": 100}}), &[]);
+    let mut vm = vigil(
+        json!({"id": "p", "version": "1", "record": {"max_body_bytes": 100}}),
+        &[],
+    );
     let id = vm.create_stream().unwrap();
     vm.request_headers(id, &chat("text/plain"), true).unwrap();
     let answer = "word ".repeat(100);
-    respond(&mut vm, id, &[(":status", "200"), ("content-type", "text/plain")], answer.as_bytes(), 64);
+    respond(
+        &mut vm,
+        id,
+        &[(":status", "200"), ("content-type", "text/plain")],
+        answer.as_bytes(),
+        64,
+    );
     let r = finish(&mut vm, id);
     assert_eq!(r.response.body.len(), 100);
     assert!(r.response.truncated);
@@ -217,10 +347,27 @@ fn a_long_answer_is_copied_into_the_record_up_to_the_cap() {
 fn images_and_other_binary_answers_pass_untouched() {
     let mut vm = vigil(policy(json!({})), &[]);
     let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &chat("application/json"), true).unwrap();
+    vm.request_headers(id, &chat("application/json"), true)
+        .unwrap();
     let png = b"\x89PNG\r\n\x1a\n078-05-1123";
-    respond(&mut vm, id, &[(":status", "200"), ("content-type", "image/png"), ("content-length", "19")], png, 4);
+    respond(
+        &mut vm,
+        id,
+        &[
+            (":status", "200"),
+            ("content-type", "image/png"),
+            ("content-length", "19"),
+        ],
+        png,
+        4,
+    );
     let s = vm.stream(id).unwrap();
     assert_eq!(s.response.sent_body, png);
-    assert!(s.response.sent_headers.clone().unwrap().iter().any(|(k, _)| k == "content-length"));
+    assert!(s
+        .response
+        .sent_headers
+        .clone()
+        .unwrap()
+        .iter()
+        .any(|(k, _)| k == "content-length"));
 }
