@@ -1,7 +1,8 @@
 //! Host-side cost per request through vigil.wasm, as ratios to baselines measured in the
 //! same run (scenarios interleave in rounds, so drift on a shared machine hits all alike):
 //!
-//! - pass-through: vigil.wasm with no identity configured, against an empty proxy-wasm module;
+//! - pass-through: vigil.wasm with no identity configured and masking off, against an empty
+//!   proxy-wasm module; the embedded default policy (masking every entity) against it;
 //! - identity: a valid RS256 and a valid ES256 token, with the verified-token cache warm and
 //!   with it off (every request verifies the signature), against the pass-through request;
 //! - the same verification natively (vigil-core on this machine), against the wasm cost.
@@ -78,7 +79,7 @@ fn vector(name: &str) -> Value {
 }
 
 fn provider_config(v: &Value, cache_entries: u64) -> Value {
-    json!({"id": "bench", "version": "1", "identity": {"token_cache_entries": cache_entries, "providers": [{
+    json!({"id": "bench", "version": "1", "masking": {"entities": {}}, "identity": {"token_cache_entries": cache_entries, "providers": [{
         "name": "corp", "issuer": v["policy"]["issuer"], "algorithms": v["policy"]["allowed_algs"], "jwks": v["jwks"]
     }]}})
 }
@@ -89,7 +90,7 @@ fn rules_config(n: usize) -> Value {
     let rules: Vec<Value> = (0..n)
         .map(|i| json!({"id": format!("r{i}"), "when": {"methods": ["PUT", "DELETE"], "path": {"prefix": format!("/never/{i}/")}}, "action": {"type": "block"}}))
         .collect();
-    json!({"id": "bench-rules", "version": "1", "rules": rules})
+    json!({"id": "bench-rules", "version": "1", "masking": {"entities": {}}, "rules": rules})
 }
 
 fn request(token: Option<&str>) -> Vec<(String, String)> {
@@ -179,6 +180,17 @@ fn main() {
         },
         Scenario {
             name: "vigil pass-through",
+            vm: start(
+                &vigil,
+                Some(&json!({"id": "bench", "version": "1", "masking": {"entities": {}}})),
+                0,
+            ),
+            request: request(None),
+            requests,
+            times: vec![],
+        },
+        Scenario {
+            name: "default policy (masking)",
             vm: start(&vigil, None, 0),
             request: request(None),
             requests,
@@ -275,11 +287,16 @@ fn main() {
         median(1) / median(0),
         p99(1) / p99(0)
     );
+    println!(
+        "  masking default / pass-through      median {:>7.2}x   p99 {:>7.2}x",
+        median(2) / median(1),
+        p99(2) / p99(1)
+    );
     for (i, name) in [
-        (2, "RS256 warm"),
-        (3, "RS256 cold"),
-        (4, "ES256 warm"),
-        (5, "ES256 cold"),
+        (3, "RS256 warm"),
+        (4, "RS256 cold"),
+        (5, "ES256 warm"),
+        (6, "ES256 cold"),
     ] {
         println!(
             "  {name:<10} / pass-through          median {:>7.2}x   p99 {:>7.2}x",
@@ -287,7 +304,7 @@ fn main() {
             p99(i) / p99(1)
         );
     }
-    for (i, name) in [(6, "1 rule"), (7, "50 rules"), (8, "500 rules")] {
+    for (i, name) in [(7, "1 rule"), (8, "50 rules"), (9, "500 rules")] {
         println!(
             "  {name:<10} / pass-through          median {:>7.2}x   p99 {:>7.2}x",
             median(i) / median(1),
@@ -296,14 +313,14 @@ fn main() {
     }
     println!(
         "  500 rules / 1 rule                  median {:>7.2}x   p99 {:>7.2}x",
-        median(8) / median(6),
-        p99(8) / p99(6)
+        median(9) / median(7),
+        p99(9) / p99(7)
     );
     let (rs_native, es_native) = (
         micros(native_verify(&rs, 500)),
         micros(native_verify(&es, 500)),
     );
-    let (rs_wasm, es_wasm) = (median(3) - median(1), median(5) - median(1));
+    let (rs_wasm, es_wasm) = (median(4) - median(1), median(6) - median(1));
     println!("verification (cold minus pass-through in wasm, against native vigil-core):");
     println!(
         "  RS256  wasm {rs_wasm:>9.2} us   native {rs_native:>9.2} us   ratio {:>6.2}x",

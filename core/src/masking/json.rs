@@ -164,6 +164,28 @@ struct RawSink<'a> {
 impl RawSink<'_> {
     fn settle(&mut self) {
         while *self.credit > 0 || *self.debit > 0 {
+            // Plain stretches (no escape) map byte for byte: settle them at once.
+            let rest = &self.raw[self.pos..];
+            let need = (*self.credit).max(*self.debit).min(rest.len());
+            let plain = rest[..need]
+                .iter()
+                .position(|b| *b == b'\\')
+                .unwrap_or(need);
+            if plain > 0 {
+                let n = if *self.debit > 0 {
+                    (*self.debit).min(plain)
+                } else {
+                    (*self.credit).min(plain)
+                };
+                if *self.debit > 0 {
+                    *self.debit -= n;
+                } else {
+                    *self.credit -= n;
+                    self.out.extend_from_slice(&rest[..n]);
+                }
+                self.pos += n;
+                continue;
+            }
             let Some((r, d)) = unit(&self.raw[self.pos..]) else {
                 break;
             };

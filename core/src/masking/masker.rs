@@ -128,6 +128,8 @@ impl Masker {
         let len = self.buf.len();
         let mut i = self.cursor;
         let mut copy_from = i;
+        // The next '@' at or after the cursor (usize::MAX: none in the buffer), for emails.
+        let mut next_at = 0;
         'text: while i < len {
             match self.follow {
                 Some(Follow::Token(class)) => {
@@ -187,6 +189,20 @@ impl Masker {
             }
             if i >= len {
                 break;
+            }
+            // Most word starts in prose cannot begin any value: rule them out with a few
+            // byte tests before building a view for the detectors.
+            if m.custom.is_empty() && self.buf[i].is_ascii_alphabetic() {
+                if next_at < i {
+                    next_at = self.buf[i..]
+                        .iter()
+                        .position(|b| *b == b'@')
+                        .map_or(usize::MAX, |p| i + p);
+                }
+                if !detect::letter_may_start(&self.buf, i, ended, next_at, m.on) {
+                    i += 1;
+                    continue;
+                }
             }
             let v = View::new(&self.buf, i, ended);
             let hit = find(m, &v);
