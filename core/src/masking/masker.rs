@@ -7,7 +7,7 @@
 //! text from the cursor on, everything before it having been released. Since a decision is
 //! only ever taken on bytes that are present, and the history a detector sees is clamped to
 //! the same 64 bytes, the output does not depend on how the text was cut into chunks. The
-//! text held back never exceeds [`Masking::hold_back_bound`] bytes (320 for the built-in
+//! text held back never exceeds [`Masking::hold_back_bound`] bytes (319 for the built-in
 //! entities: the longest email), and in clean prose it is the unfinished last word.
 
 use super::detect::{self, can_start, pem_footer, Follow, Hit};
