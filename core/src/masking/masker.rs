@@ -176,33 +176,33 @@ impl Masker {
                 }
                 Some(Follow::None) | None => {}
             }
-            // Fast path: skip bytes where no value can start (inside words, spaces, ...).
+            // Fast path: skip bytes where no value can start (inside words, spaces, ...), and
+            // word starts that a few byte tests rule out, before building a view for the
+            // detectors.
+            let letters_cheap = m.custom.is_empty();
             let mut prev_alnum = i > 0 && self.buf[i - 1].is_ascii_alphanumeric();
             while i < len {
                 let b = self.buf[i];
                 let alnum = b.is_ascii_alphanumeric();
                 if starts[b as usize] && !(alnum && prev_alnum) {
-                    break;
+                    if !(letters_cheap && b.is_ascii_alphabetic()) {
+                        break;
+                    }
+                    if next_at < i {
+                        next_at = self.buf[i..]
+                            .iter()
+                            .position(|b| *b == b'@')
+                            .map_or(usize::MAX, |p| i + p);
+                    }
+                    if detect::letter_may_start(&self.buf, i, ended, next_at, m.on) {
+                        break;
+                    }
                 }
                 prev_alnum = alnum;
                 i += 1;
             }
             if i >= len {
                 break;
-            }
-            // Most word starts in prose cannot begin any value: rule them out with a few
-            // byte tests before building a view for the detectors.
-            if m.custom.is_empty() && self.buf[i].is_ascii_alphabetic() {
-                if next_at < i {
-                    next_at = self.buf[i..]
-                        .iter()
-                        .position(|b| *b == b'@')
-                        .map_or(usize::MAX, |p| i + p);
-                }
-                if !detect::letter_may_start(&self.buf, i, ended, next_at, m.on) {
-                    i += 1;
-                    continue;
-                }
             }
             let v = View::new(&self.buf, i, ended);
             let hit = find(m, &v);
