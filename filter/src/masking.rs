@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use vigil_core::masking::settings::EncodedResponses;
-use vigil_core::masking::{BodyKind, BodyMasker, Masking};
+use vigil_core::masking::{BodyKind, BodyMasker, Counts, Masking};
 
 #[derive(Default)]
 pub struct ExchangeMasking {
@@ -33,13 +33,7 @@ impl ExchangeMasking {
 
     /// Masks a piece of the request body; `None` when masking is off.
     pub fn request(&mut self, m: &Masking, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
-        let masker = self.request.as_mut()?;
-        let mut out = Vec::with_capacity(chunk.len());
-        masker.push(m, chunk, &mut out);
-        if end {
-            masker.finish(m, &mut out);
-        }
-        Some(out)
+        mask(self.request.as_mut()?, m, chunk, end)
     }
 
     /// Decides at the response headers.
@@ -72,23 +66,25 @@ impl ExchangeMasking {
 
     /// Masks a piece of the response body; `None` when it is not being masked.
     pub fn response(&mut self, m: &Masking, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
-        let masker = self.response.as_mut()?;
-        let mut out = Vec::with_capacity(chunk.len());
-        masker.push(m, chunk, &mut out);
-        if end {
-            masker.finish(m, &mut out);
-        }
-        Some(out)
+        mask(self.response.as_mut()?, m, chunk, end)
     }
 
     /// Values masked in both bodies, per entity name.
     pub fn counts(&self, m: &Masking) -> BTreeMap<String, u64> {
-        let mut total = BTreeMap::new();
+        let mut total = Counts::default();
         for masker in [&self.request, &self.response].into_iter().flatten() {
-            for (name, n) in masker.counts().named(m) {
-                *total.entry(name).or_default() += n;
-            }
+            total.merge(&masker.counts());
         }
-        total
+        total.named(m)
     }
+}
+
+/// Masks a piece of a body (and, at its end, releases what was held back).
+fn mask(masker: &mut BodyMasker, m: &Masking, chunk: &[u8], end: bool) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(chunk.len());
+    masker.push(m, chunk, &mut out);
+    if end {
+        masker.finish(m, &mut out);
+    }
+    Some(out)
 }

@@ -431,10 +431,10 @@ impl VigilStream {
 
     /// Decides at the response headers whether and how the body is masked.
     fn plan_masking(&mut self, end_of_stream: bool) -> Option<Action> {
-        if end_of_stream || self.list_request {
+        let shared = self.shared.clone();
+        if end_of_stream || self.list_request || shared.config.masking.is_off() {
             return None;
         }
-        let shared = self.shared.clone();
         let content_type = self.get_http_response_header("content-type");
         let encoding = self.get_http_response_header("content-encoding");
         match self.masking.plan_response(

@@ -93,7 +93,6 @@ struct Body {
     name: &'static str,
     content_type: &'static str,
     bytes: Vec<u8>,
-    kind: BodyKind,
 }
 
 /// Streams one response through the filter; returns the host-side time of the body.
@@ -158,25 +157,21 @@ fn main() {
             name: "plain text, no PII",
             content_type: "text/plain",
             bytes: clean_text(MIB).into_bytes(),
-            kind: BodyKind::Text,
         },
         Body {
             name: "plain text, 1 value/200 B",
             content_type: "text/plain",
             bytes: dense_text(MIB).into_bytes(),
-            kind: BodyKind::Text,
         },
         Body {
             name: "JSON, 1 value/200 B",
             content_type: "application/json",
             bytes: json_doc(MIB).into_bytes(),
-            kind: BodyKind::Json,
         },
         Body {
             name: "SSE, 4-token deltas",
             content_type: "text/event-stream",
             bytes: sse_stream(MIB).into_bytes(),
-            kind: BodyKind::EventStream,
         },
     ];
     let mut masking_vm = start(json!({}));
@@ -207,14 +202,15 @@ fn main() {
         let (tm, tp) = (median(masked[i].clone()), median(passed[i].clone()));
         let mbs = |t: Duration| b.bytes.len() as f64 / 1e6 / t.as_secs_f64();
         // The same chunks through vigil-core natively: what a stream holds back at most.
-        let mut masker = BodyMasker::new(b.kind);
+        let kind = BodyKind::of(Some(b.content_type));
+        let mut masker = BodyMasker::new(kind);
         let mut out = Vec::new();
         for c in b.bytes.chunks(CHUNK) {
             masker.push(&m, c, &mut out);
         }
         masker.finish(&m, &mut out);
         let (held_bytes, held_events) = masker.peak_held();
-        let held = if b.kind == BodyKind::EventStream {
+        let held = if kind == BodyKind::EventStream {
             format!("{held_bytes} B/{held_events} ev")
         } else {
             format!("{held_bytes} B")

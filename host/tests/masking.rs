@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{finish, pairs, status, vigil_plugin};
+use common::{finish, metric, pairs, status, vigil_plugin};
 use serde_json::{json, Value};
 use vigil_host::{Vm, VmOptions};
 
@@ -134,15 +134,8 @@ fn a_streamed_answer_is_masked_across_events_and_chunks_and_framing_kept() {
         r.response.sha256,
         vigil_core::digest::sha256_hex(sent.as_bytes())
     );
-    let metric = |name: &str| {
-        vm.state()
-            .metrics
-            .values()
-            .find(|m| m.name == name)
-            .map(|m| m.value)
-    };
-    assert_eq!(metric("vigil.masked.credit_card"), Some(1));
-    assert_eq!(metric("vigil.masked.email"), Some(1));
+    assert_eq!(metric(&vm, "vigil.masked.credit_card"), Some(1));
+    assert_eq!(metric(&vm, "vigil.masked.email"), Some(1));
 }
 
 #[test]

@@ -192,18 +192,11 @@ fn shadow_rules_are_recorded_and_counted_without_blocking() {
         ),
         ("trial-block-temperature", "block")
     );
-    let metric = |name: &str| {
-        vm.state()
-            .metrics
-            .values()
-            .find(|m| m.name == name)
-            .map(|m| m.value)
-    };
     assert_eq!(
-        metric("vigil.shadow.block.trial-block-temperature"),
+        metric(&vm, "vigil.shadow.block.trial-block-temperature"),
         Some(1)
     );
-    assert_eq!(metric("vigil.decision.allow.default"), Some(1));
+    assert_eq!(metric(&vm, "vigil.decision.allow.default"), Some(1));
 }
 
 #[test]

@@ -64,12 +64,7 @@ pub struct JsonMasker {
     escape: Escape,
     stack: Vec<Frame>,
     text: Masker,
-    /// Raw (escaped) bytes of the current string not yet written out.
-    raw: Vec<u8>,
-    /// Decoded bytes released unchanged but not yet matched to whole raw units.
-    credit: usize,
-    /// Decoded bytes replaced but not yet matched to whole raw units.
-    debit: usize,
+    pending: Pending,
     skip_depth: u32,
     skip_in_string: bool,
     skip_escape: bool,
@@ -84,9 +79,7 @@ impl Default for JsonMasker {
             escape: Escape::None,
             stack: Vec::new(),
             text: Masker::new(),
-            raw: Vec::new(),
-            credit: 0,
-            debit: 0,
+            pending: Pending::default(),
             skip_depth: 0,
             skip_in_string: false,
             skip_escape: false,
@@ -152,51 +145,66 @@ fn unit(raw: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
+/// The current string's raw (escaped) bytes not yet written out, and what the masker has
+/// released of them in decoded bytes but not yet matched to whole raw units.
+#[derive(Debug, Default)]
+struct Pending {
+    raw: Vec<u8>,
+    /// Decoded bytes released unchanged.
+    credit: usize,
+    /// Decoded bytes replaced.
+    debit: usize,
+}
+
+impl Pending {
+    fn sink<'a>(&'a mut self, out: &'a mut Vec<u8>) -> RawSink<'a> {
+        RawSink {
+            pending: self,
+            pos: 0,
+            out,
+        }
+    }
+}
+
 /// Maps the masker's released text back onto the raw string bytes.
 struct RawSink<'a> {
-    raw: &'a mut Vec<u8>,
+    pending: &'a mut Pending,
     pos: usize,
-    credit: &'a mut usize,
-    debit: &'a mut usize,
     out: &'a mut Vec<u8>,
 }
 
 impl RawSink<'_> {
     fn settle(&mut self) {
-        while *self.credit > 0 || *self.debit > 0 {
-            // Plain stretches (no escape) map byte for byte: settle them at once.
-            let rest = &self.raw[self.pos..];
-            let need = (*self.credit).max(*self.debit).min(rest.len());
-            let plain = rest[..need]
+        let p = &mut *self.pending;
+        loop {
+            // What is replaced is settled before what is copied after it.
+            let owed = if p.debit > 0 { p.debit } else { p.credit };
+            if owed == 0 {
+                break;
+            }
+            let rest = &p.raw[self.pos..];
+            // A plain stretch maps byte for byte and settles at once; an escape is one unit,
+            // which waits while only part of it is owed.
+            let span = owed.min(rest.len());
+            let plain = rest[..span]
                 .iter()
                 .position(|b| *b == b'\\')
-                .unwrap_or(need);
-            if plain > 0 {
-                let n = if *self.debit > 0 {
-                    (*self.debit).min(plain)
-                } else {
-                    (*self.credit).min(plain)
-                };
-                if *self.debit > 0 {
-                    *self.debit -= n;
-                } else {
-                    *self.credit -= n;
-                    self.out.extend_from_slice(&rest[..n]);
-                }
-                self.pos += n;
-                continue;
-            }
-            let Some((r, d)) = unit(&self.raw[self.pos..]) else {
-                break;
+                .unwrap_or(span);
+            let (r, d) = match plain {
+                0 => match unit(rest) {
+                    Some(u) => u,
+                    None => break,
+                },
+                n => (n, n),
             };
-            if *self.debit >= d {
-                *self.debit -= d;
-            } else if *self.debit == 0 && *self.credit >= d {
-                *self.credit -= d;
-                self.out
-                    .extend_from_slice(&self.raw[self.pos..self.pos + r]);
-            } else {
+            if d > owed {
                 break;
+            }
+            if p.debit > 0 {
+                p.debit -= d;
+            } else {
+                p.credit -= d;
+                self.out.extend_from_slice(&rest[..r]);
             }
             self.pos += r;
         }
@@ -205,12 +213,12 @@ impl RawSink<'_> {
 
 impl Sink for RawSink<'_> {
     fn copy(&mut self, text: &[u8]) {
-        *self.credit += text.len();
+        self.pending.credit += text.len();
         self.settle();
     }
     fn replace(&mut self, original: &[u8], replacement: &str) {
         self.settle();
-        *self.debit += original.len();
+        self.pending.debit += original.len();
         self.settle();
         escape_into(replacement.as_bytes(), self.out);
     }
@@ -218,7 +226,7 @@ impl Sink for RawSink<'_> {
 
 impl Drop for RawSink<'_> {
     fn drop(&mut self) {
-        self.raw.drain(..self.pos);
+        self.pending.raw.drain(..self.pos);
     }
 }
 
@@ -236,7 +244,7 @@ impl JsonMasker {
     }
 
     pub fn held(&self) -> usize {
-        self.text.held() + self.raw.len()
+        self.text.held() + self.pending.raw.len()
     }
 
     pub fn peak_held(&self) -> usize {
@@ -263,47 +271,20 @@ impl JsonMasker {
 
     /// Feeds decoded text of the current string value to the masker.
     fn feed(&mut self, m: &Masking, decoded: &[u8], raw: &[u8], out: &mut Vec<u8>) {
-        self.raw.extend_from_slice(raw);
-        let Self {
-            text,
-            raw,
-            credit,
-            debit,
-            ..
-        } = self;
-        let mut sink = RawSink {
-            raw,
-            pos: 0,
-            credit,
-            debit,
-            out,
-        };
-        text.push(m, decoded, &mut sink);
+        self.pending.raw.extend_from_slice(raw);
+        self.text.push(m, decoded, &mut self.pending.sink(out));
     }
 
     fn end_string(&mut self, m: &Masking, out: &mut Vec<u8>) {
-        let Self {
-            text,
-            raw,
-            credit,
-            debit,
-            ..
-        } = self;
-        let mut sink = RawSink {
-            raw,
-            pos: 0,
-            credit,
-            debit,
-            out,
-        };
-        text.finish(m, &mut sink);
+        let mut sink = self.pending.sink(out);
+        self.text.finish(m, &mut sink);
         sink.settle();
         drop(sink);
         // Whatever raw bytes remain could not be matched (a lone escape): keep them.
-        out.extend_from_slice(&self.raw);
-        self.raw.clear();
-        self.credit = 0;
-        self.debit = 0;
+        let p = &mut self.pending;
+        out.extend_from_slice(&p.raw);
+        p.raw.clear();
+        (p.credit, p.debit) = (0, 0);
     }
 
     fn value_done(&mut self) {
@@ -493,7 +474,7 @@ impl JsonMasker {
                     self.value_done();
                 }
                 b'\\' => {
-                    self.raw.push(b);
+                    self.pending.raw.push(b);
                     self.escape = Escape::Backslash;
                 }
                 // A raw control character is invalid JSON; keep it as text.
@@ -516,7 +497,7 @@ impl JsonMasker {
                         return;
                     }
                 };
-                self.raw.push(b);
+                self.pending.raw.push(b);
                 match decoded {
                     Some(d) => {
                         self.escape = Escape::None;
@@ -549,10 +530,10 @@ impl JsonMasker {
                                 return;
                             }
                         };
-                        self.string_byte_again(m, b, out);
+                        self.string_byte(m, b, out);
                         return;
                     }
-                    self.raw.push(b);
+                    self.pending.raw.push(b);
                     let value = if n >= 2 {
                         value * 16 + hex(b).unwrap_or(0)
                     } else {
@@ -585,7 +566,7 @@ impl JsonMasker {
                     self.broken(m, &[b], out);
                     return;
                 };
-                self.raw.push(b);
+                self.pending.raw.push(b);
                 let value = value * 16 + h;
                 if n < 3 {
                     self.escape = Escape::Unicode { n: n + 1, value };
@@ -603,10 +584,6 @@ impl JsonMasker {
                 }
             }
         }
-    }
-
-    fn string_byte_again(&mut self, m: &Masking, b: u8, out: &mut Vec<u8>) {
-        self.string_byte(m, b, out);
     }
 
     /// Consumes one byte of a value replaced by a field rule; `false` when the byte is the
@@ -665,13 +642,4 @@ impl JsonMasker {
             _ => {}
         }
     }
-}
-
-/// Masks a whole JSON document at once.
-pub fn mask_json(m: &Masking, body: &[u8]) -> (Vec<u8>, Counts) {
-    let mut j = JsonMasker::new();
-    let mut out = Vec::with_capacity(body.len());
-    j.push(m, body, &mut out);
-    j.finish(m, &mut out);
-    (out, j.counts())
 }

@@ -120,7 +120,9 @@ impl Masker {
     }
 
     fn run(&mut self, m: &Masking, ended: bool, sink: &mut impl Sink) {
-        let starts = if m.custom.is_empty() {
+        // Without custom detectors, letters can be ruled out by the cheap tests below.
+        let letters_cheap = m.custom.is_empty();
+        let starts = if letters_cheap {
             &STARTS
         } else {
             &STARTS_CUSTOM
@@ -179,7 +181,6 @@ impl Masker {
             // Fast path: skip bytes where no value can start (inside words, spaces, ...), and
             // word starts that a few byte tests rule out, before building a view for the
             // detectors.
-            let letters_cheap = m.custom.is_empty();
             let mut prev_alnum = i > 0 && self.buf[i - 1].is_ascii_alphanumeric();
             while i < len {
                 let b = self.buf[i];
@@ -263,13 +264,4 @@ fn find(m: &Masking, v: &View) -> Option<Hit> {
         }
     }
     best
-}
-
-/// Masks a whole text at once (tests, request bodies, record copies).
-pub fn mask_text(m: &Masking, text: &[u8]) -> (Vec<u8>, Counts) {
-    let mut masker = Masker::new();
-    let mut out = Vec::with_capacity(text.len());
-    masker.push(m, text, &mut out);
-    masker.finish(m, &mut out);
-    (out, masker.counts)
 }

@@ -19,7 +19,8 @@
 //! or [`MAX_HELD_BYTES`] bytes behind one undecided value (only possible with that many
 //! events carrying no content) has the value decided early, at that point.
 
-use super::json::{escape_into, mask_json};
+use super::body::{mask_body, BodyKind};
+use super::json::escape_into;
 use super::masker::{Counts, Masker, Sink};
 use super::settings::Masking;
 use std::collections::VecDeque;
@@ -34,9 +35,10 @@ struct Piece {
     start: usize,
     end: usize,
     json: bool,
-    original: Vec<u8>,
     output: Vec<u8>,
     remaining: usize,
+    /// A replacement touched this piece; otherwise its bytes are written back as they came.
+    changed: bool,
 }
 
 #[derive(Debug)]
@@ -88,8 +90,9 @@ impl PieceSink<'_> {
             };
             let piece = &mut event.pieces[k];
             let take = piece.remaining.min(n);
-            if let Some(t) = text {
-                piece.output.extend_from_slice(&t[at..at + take]);
+            match text {
+                Some(t) => piece.output.extend_from_slice(&t[at..at + take]),
+                None => piece.changed = true,
             }
             piece.remaining -= take;
             n -= take;
@@ -110,9 +113,9 @@ impl Sink for PieceSink<'_> {
         // The replacement goes where the value started.
         if let Some(&(seq, k)) = self.pieces.front() {
             if let Some(event) = self.queue.get_mut((seq - self.front_seq) as usize) {
-                event.pieces[k]
-                    .output
-                    .extend_from_slice(replacement.as_bytes());
+                let piece = &mut event.pieces[k];
+                piece.output.extend_from_slice(replacement.as_bytes());
+                piece.changed = true;
             }
         }
         self.consume(original.len(), None);
@@ -392,7 +395,8 @@ impl SseMasker {
             pieces: Vec::new(),
             pending: 0,
         };
-        let mut feeds: Vec<(String, usize)> = Vec::new();
+        // (channel, piece index, the piece's text) for each content piece of the event.
+        let mut feeds: Vec<(String, usize, Vec<u8>)> = Vec::new();
         if data.len() == 1 {
             let (s, e) = data[0];
             let value = &event.raw[s..e];
@@ -412,20 +416,20 @@ impl SseMasker {
                     if let Some(ch) = content_channel(&f.path, &scan.indexes) {
                         let quoted = &value[f.start - 1..f.end + 1];
                         let decoded: String = serde_json::from_slice(quoted).unwrap_or_default();
-                        feeds.push((ch, event.pieces.len()));
                         event.pieces.push(Piece {
                             start: s + f.start,
                             end: s + f.end,
                             json: true,
                             remaining: decoded.len(),
-                            original: decoded.into_bytes(),
                             output: Vec::new(),
+                            changed: false,
                         });
+                        feeds.push((ch, event.pieces.len() - 1, decoded.into_bytes()));
                     }
                 }
                 if event.pieces.is_empty() {
                     // An unknown shape: mask each string value on its own.
-                    let (masked, counts) = mask_json(m, value);
+                    let (masked, counts) = mask_body(m, BodyKind::Json, value);
                     if !counts.is_empty() {
                         self.other.merge(&counts);
                         let mut raw = event.raw[..s].to_vec();
@@ -435,14 +439,14 @@ impl SseMasker {
                     }
                 }
             } else {
-                feeds.push(("data".to_string(), 0));
+                feeds.push(("data".to_string(), 0, value.to_vec()));
                 event.pieces.push(Piece {
                     start: s,
                     end: e,
                     json: false,
                     remaining: value.len(),
-                    original: value.to_vec(),
                     output: Vec::new(),
+                    changed: false,
                 });
             }
         } else if data.len() > 1 {
@@ -450,7 +454,7 @@ impl SseMasker {
             let mut raw = Vec::with_capacity(event.raw.len());
             let mut last = 0;
             for (s, e) in data {
-                let (masked, counts) = super::masker::mask_text(m, &event.raw[s..e]);
+                let (masked, counts) = mask_body(m, BodyKind::Text, &event.raw[s..e]);
                 self.other.merge(&counts);
                 raw.extend_from_slice(&event.raw[last..s]);
                 raw.extend_from_slice(&masked);
@@ -462,14 +466,10 @@ impl SseMasker {
         event.pending = event.pieces.iter().filter(|p| p.remaining > 0).count();
         let seq = self.front_seq + self.queue.len() as u64;
         self.queue.push_back(event);
-        for (ch, k) in feeds {
-            let text = {
-                let event = self.queue.back().map(|e| &e.pieces[k]);
-                match event {
-                    Some(p) if p.remaining > 0 => p.original.clone(),
-                    _ => continue,
-                }
-            };
+        for (ch, k, text) in feeds {
+            if text.is_empty() {
+                continue;
+            }
             let c = match self.channels.iter().position(|c| c.key == ch) {
                 Some(c) => c,
                 None => {
@@ -516,7 +516,7 @@ impl SseMasker {
                 break;
             };
             self.front_seq += 1;
-            if event.pieces.iter().all(|p| p.output == p.original) {
+            if event.pieces.iter().all(|p| !p.changed) {
                 out.extend_from_slice(&event.raw);
                 continue;
             }
@@ -525,7 +525,7 @@ impl SseMasker {
             pieces.sort_by_key(|p| p.start);
             for p in pieces {
                 out.extend_from_slice(&event.raw[last..p.start]);
-                if p.output == p.original {
+                if !p.changed {
                     out.extend_from_slice(&event.raw[p.start..p.end]);
                 } else if p.json {
                     escape_into(&p.output, out);

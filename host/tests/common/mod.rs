@@ -109,3 +109,12 @@ pub fn finish(vm: &mut vigil_host::Vm, id: u32) -> vigil_core::record::SessionRe
     )
     .unwrap()
 }
+
+/// The value of the metric the filter defined under `name`, if it did.
+pub fn metric(vm: &vigil_host::Vm, name: &str) -> Option<i64> {
+    vm.state()
+        .metrics
+        .values()
+        .find(|m| m.name == name)
+        .map(|m| m.value)
+}
