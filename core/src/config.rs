@@ -20,6 +20,8 @@ pub type ConfigError = Vec<PathError>;
 /// `%FILTER_STATE(wasm.vigil_record:PLAIN)%`.
 pub const DEFAULT_RECORD_PROPERTY: &str = "vigil_record";
 pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
+/// The VM environment variable holding the key records are signed with.
+pub const DEFAULT_RECORD_KEY_ENV: &str = "VIGIL_RECORD_KEY";
 pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
 
 /// A validated plugin configuration.
@@ -60,6 +62,9 @@ pub struct RecordSettings {
     /// How many bytes of each masked body a record keeps (the rest is counted, flagged
     /// `truncated` and covered by the digest).
     pub max_body_bytes: usize,
+    /// The VM environment variable holding the record HMAC key. The plugin refuses to start
+    /// without it: an unsigned record proves nothing to an examiner.
+    pub key_env: String,
 }
 
 /// The upstream credential: read from the VM environment (Envoy's
@@ -140,7 +145,7 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         max_request_body_bytes,
         upstream_credential: upstream_credential?,
         masking: masking?,
-        sha256: sha256_hex(&serde_json::to_vec(value).unwrap_or_default()),
+        sha256: sha256_hex(&crate::canonical::to_vec(value)),
     })
 }
 
@@ -184,6 +189,16 @@ fn read_record(
     if let Some(n) = obj.integer("max_body_bytes", 0, 1024 * 1024, errors) {
         settings.max_body_bytes = n as usize;
     }
+    if let Some(env) = obj.string("key_env", errors) {
+        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            errors.push(
+                &obj.field_path("key_env"),
+                format!("must be an environment variable name, found {env:?}"),
+            );
+        } else {
+            settings.key_env = env;
+        }
+    }
     obj.finish(errors);
     Some(settings)
 }
@@ -224,6 +239,7 @@ impl Default for RecordSettings {
             property: DEFAULT_RECORD_PROPERTY.into(),
             request_id_header: DEFAULT_REQUEST_ID_HEADER.into(),
             max_body_bytes: crate::exchange::DEFAULT_MAX_BODY_BYTES,
+            key_env: DEFAULT_RECORD_KEY_ENV.into(),
         }
     }
 }
@@ -265,7 +281,7 @@ mod tests {
                 "$: missing required field \"id\"",
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
-                "$.record.bogus: unknown field \"bogus\" (expected one of: max_body_bytes, property, request_id_header)",
+                "$.record.bogus: unknown field \"bogus\" (expected one of: key_env, max_body_bytes, property, request_id_header)",
                 "$.rulez: unknown field \"rulez\" (expected one of: default_action, description, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)",
             ]
         );

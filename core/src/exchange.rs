@@ -6,8 +6,8 @@ use crate::config::PluginConfig;
 use crate::digest::StreamDigest;
 use crate::identity::Identity;
 use crate::record::{
-    BodySummary, Decision, PolicyRef, RecordChain, ResponseSummary, Route, SessionRecord,
-    RECORD_VERSION,
+    BodySummary, Decision, PolicyRef, RecordChain, RecordKey, ResponseSummary, Route,
+    SessionRecord, RECORD_VERSION,
 };
 use crate::time::format_rfc3339_millis;
 use std::collections::BTreeMap;
@@ -63,6 +63,7 @@ pub struct ExchangeLog {
     response_body: BodyCopy,
     masked: BTreeMap<String, u64>,
     status: Option<u16>,
+    details: Option<String>,
     identity: Option<Identity>,
     model: Option<String>,
     decision: Decision,
@@ -86,6 +87,7 @@ impl ExchangeLog {
             response_body: BodyCopy::new(DEFAULT_MAX_BODY_BYTES),
             masked: BTreeMap::new(),
             status: None,
+            details: None,
             identity: None,
             model: None,
             decision: Decision {
@@ -190,6 +192,11 @@ impl ExchangeLog {
         self.status
     }
 
+    /// Envoy's response code details, read when the record is sealed.
+    pub fn response_details(&mut self, details: Option<String>) {
+        self.details = details.filter(|d| !d.is_empty());
+    }
+
     /// Seals the observations into the next record of `chain`. `complete` is false when the
     /// exchange ended before the response did.
     pub fn seal(
@@ -199,6 +206,7 @@ impl ExchangeLog {
         vm_id: &str,
         policy: &PluginConfig,
         chain: &mut RecordChain,
+        key: &RecordKey,
     ) -> SessionRecord {
         let mut record = SessionRecord {
             v: RECORD_VERSION,
@@ -229,6 +237,7 @@ impl ExchangeLog {
                 sha256: self.response_body.digest.hex(),
                 body: self.response_body.text(),
                 truncated: self.response_body.truncated,
+                details: self.details.clone(),
             },
             masked: self.masked.clone(),
             policy: PolicyRef {
@@ -236,9 +245,11 @@ impl ExchangeLog {
                 version: policy.version.clone(),
                 sha256: policy.sha256.clone(),
             },
+            key_id: String::new(),
             hash: String::new(),
+            hmac: String::new(),
         };
-        chain.seal(&mut record);
+        chain.seal(&mut record, key);
         record
     }
 }
@@ -275,6 +286,7 @@ mod tests {
             "vm#1",
             &policy,
             &mut RecordChain::default(),
+            &crate::record::chain::tests::test_key(),
         );
         assert_eq!(
             (r.request.bytes, r.request.sha256.as_str()),

@@ -16,13 +16,18 @@ use std::rc::Rc;
 use vigil_core::identity::cache::TokenCache;
 use vigil_core::identity::provider::KeySource;
 use vigil_core::identity::remote::RemoteKeys;
-use vigil_core::record::RecordChain;
+use vigil_core::record::{RecordChain, RecordKey};
 use vigil_core::PluginConfig;
 
 /// What every stream of this plugin shares.
 pub struct Shared {
     pub config: PluginConfig,
     pub chain: RefCell<RecordChain>,
+    /// The key records are signed with (from `record.key_env`). Never logged.
+    pub record_key: RecordKey,
+    /// Records of exchanges that ended after the access log had run (client gone, reset),
+    /// waiting to ride along with the next record written (see stream.rs).
+    pub late_records: RefCell<Vec<Vec<u8>>>,
     pub tokens: RefCell<TokenCache>,
     pub vm_id: String,
     /// The header value carrying the upstream credential (prefix included). Never logged.
@@ -106,10 +111,22 @@ impl VigilRoot {
                 }
             }
         }
+        let key_env = &config.record.key_env;
+        let record_key = match std::env::var(key_env) {
+            Ok(value) => RecordKey::new(value.as_bytes())
+                .map_err(|e| format!("$.record.key_env: {key_env} {e}"))?,
+            Err(_) => {
+                return Err(format!(
+                    "$.record.key_env: the VM environment has no {key_env} (the key session records are signed with; hand it to the VM with vm_config.environment_variables)"
+                ))
+            }
+        };
         let tokens = TokenCache::new(config.token_cache_entries);
         Ok(Shared {
             config,
             chain: RefCell::default(),
+            record_key,
+            late_records: RefCell::default(),
             tokens: RefCell::new(tokens),
             vm_id: self.vm_id.clone(),
             credential,
@@ -211,12 +228,13 @@ impl RootContext for VigilRoot {
             }
         }
         let summary = format!(
-            "{} {} version {} (sha256 {}), {} identity provider(s)",
+            "{} {} version {} (sha256 {}), {} identity provider(s), records signed with the key in {}",
             source,
             config.id,
             config.version,
             config.sha256,
-            config.providers.len()
+            config.providers.len(),
+            config.record.key_env
         );
         match self.prepare(config) {
             Ok(shared) => {

@@ -1,18 +1,23 @@
-//! One HTTP exchange through the filter. This first cut lets traffic pass untouched and
-//! builds the session record as the exchange goes: route and client at request headers, body
-//! lengths and digests chunk by chunk, status at response headers.
+//! One HTTP exchange through the filter: identity, model access and rules on the way in,
+//! masking on the way out, and the session record built as the exchange goes.
 //!
 //! When the record is written matters. Envoy's `setProperty` stores it in the stream's filter
 //! state under `wasm.<name>` (source/extensions/common/wasm/context.cc, `Context::setProperty`,
 //! `CelStateKeyPrefix = "wasm."`), where `%FILTER_STATE(wasm.vigil_record:PLAIN)%` reads it.
-//! The HTTP connection manager's own access logs run before the filter's `on_log`: the
-//! `ActiveStream` constructor registers `config_.accessLogs()` with
-//! `filter_manager_.addAccessLogHandler` before the filter chain exists, and the handlers run
-//! in registration order (source/common/http/conn_manager_impl.cc, filter_manager.h `log()`),
-//! so a record first written in `on_log` is missed by the HCM access log. The
-//! record is therefore sealed and written at the last event of the exchange the filter sees
-//! (end of the response, its trailers, or a headers-only response), and only written in
-//! `on_log` when the exchange never got there (client gone, upstream reset).
+//! The HTTP connection manager's own access logs run before the filter hears the exchange is
+//! over: the `ActiveStream` constructor registers `config_.accessLogs()` with
+//! `filter_manager_.addAccessLogHandler` before the filter chain exists, the handlers run in
+//! registration order, and `doDeferredStreamDestroy` calls `onStreamComplete()`, `log()` and
+//! only then `destroyFilters()` (source/common/http/conn_manager_impl.cc); the Wasm context
+//! overrides neither `onStreamComplete` (its `onDone` runs from `onDestroy`) nor comes before
+//! the HCM loggers in `log()`. So:
+//!
+//! - the record is sealed and written at the last event of the exchange the filter sees (end
+//!   of the response, its trailers, or a headers-only response);
+//! - an exchange that never gets there (client gone, upstream reset mid-body) is sealed in
+//!   `on_log`, too late for its own access-log line. Its record waits in the root and rides
+//!   with the next record this VM writes, under `wasm.<name>_late` (a JSON array), so the
+//!   chain stays whole and `vigil audit verify` finds it in sequence.
 
 use crate::keys::{self, Waiting};
 use crate::logging::ctx_log;
@@ -30,6 +35,10 @@ use vigil_core::exchange::ExchangeLog;
 use vigil_core::identity::authenticate::authenticate;
 use vigil_core::identity::AuthError;
 use vigil_core::record::Route;
+
+/// Records sealed after their access log ran, held for the next record to carry. Each is at
+/// most two body caps plus a few KiB, so the queue stays within a few tens of MiB at the cap.
+const MAX_LATE_RECORDS: usize = 256;
 
 /// Why request headers cannot go on yet.
 enum Hold {
@@ -467,7 +476,7 @@ impl VigilStream {
     }
 
     /// Seals the record and writes it to filter state, once. `complete` is false when the
-    /// exchange ended before the response did.
+    /// exchange ended before the response did (called from `on_log`, after the access log).
     fn seal_record(&mut self, complete: bool) {
         if self.sealed {
             return;
@@ -495,31 +504,82 @@ impl VigilStream {
             policy::count_by(shared, &format!("vigil.masked.{name}"), *n as i64);
         }
         exchange.masked(&counts);
+        exchange.response_details(self.property_string("response.code_details"));
         let record = exchange.seal(
             now,
             complete,
             &shared.vm_id,
             &shared.config,
             &mut shared.chain.borrow_mut(),
+            &shared.record_key,
         );
-        match serde_json::to_vec(&record) {
-            Ok(bytes) => {
-                self.set_property(vec![shared.config.record.property.as_str()], Some(&bytes));
+        let bytes = match serde_json::to_vec(&record) {
+            Ok(bytes) => bytes,
+            Err(e) => {
                 ctx_log!(
-                    debug,
+                    error,
                     self.context_id,
-                    "session record seq {} hash {} written",
-                    record.seq,
-                    record.hash
+                    "session record could not be serialized: {}",
+                    e
                 );
+                return;
             }
-            Err(e) => ctx_log!(
-                error,
-                self.context_id,
-                "session record could not be serialized: {}",
-                e
-            ),
+        };
+        if !complete {
+            // Too late for this exchange's access-log line: the next record carries it.
+            self.hold_late(bytes, record.seq);
+            return;
         }
+        let property = shared.config.record.property.as_str();
+        let late = std::mem::take(&mut *shared.late_records.borrow_mut());
+        if !late.is_empty() {
+            let mut array = Vec::with_capacity(late.iter().map(Vec::len).sum::<usize>() + 2);
+            array.push(b'[');
+            for (i, r) in late.iter().enumerate() {
+                if i > 0 {
+                    array.push(b',');
+                }
+                array.extend_from_slice(r);
+            }
+            array.push(b']');
+            let late_property = format!("{property}_late");
+            self.set_property(vec![late_property.as_str()], Some(&array));
+        }
+        self.set_property(vec![property], Some(&bytes));
+        ctx_log!(
+            debug,
+            self.context_id,
+            "session record seq {} hash {} written ({} late record(s) along)",
+            record.seq,
+            record.hash,
+            late.len()
+        );
+    }
+
+    /// Keeps a record sealed after its access log ran, for the next record to carry. The
+    /// queue is bounded: past it, the record goes to Envoy's log in full (and the gap shows
+    /// in `vigil audit verify`), never silently nowhere.
+    fn hold_late(&self, bytes: Vec<u8>, seq: u64) {
+        let mut late = self.shared.late_records.borrow_mut();
+        if late.len() >= MAX_LATE_RECORDS {
+            drop(late);
+            policy::count(&self.shared, "vigil.records.late_overflow");
+            ctx_log!(
+                warn,
+                self.context_id,
+                "late record queue full; session record seq {} only in this log line: {}",
+                seq,
+                String::from_utf8_lossy(&bytes)
+            );
+            return;
+        }
+        late.push(bytes);
+        ctx_log!(
+            debug,
+            self.context_id,
+            "session record seq {} sealed after the access log; it rides with the next record",
+            seq
+        );
     }
 }
 

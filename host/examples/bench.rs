@@ -161,7 +161,7 @@ fn main() {
                 .map(|c| c.to_string().into_bytes())
                 .unwrap_or_default(),
             now_nanos: now_s * 1_000_000_000,
-            ..VmOptions::default()
+            ..VmOptions::with_record_key()
         };
         Vm::start(plugin, options).unwrap_or_else(|e| panic!("{e}"))
     };

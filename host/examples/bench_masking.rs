@@ -147,7 +147,7 @@ fn main() {
             VmOptions {
                 log_level: LogLevel::Info,
                 plugin_config: config.to_string().into_bytes(),
-                ..VmOptions::default()
+                ..VmOptions::with_record_key()
             },
         )
         .unwrap_or_else(|e| panic!("{e}"))

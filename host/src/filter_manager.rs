@@ -494,6 +494,20 @@ impl Vm {
         self.store.data_mut().streams.remove(&id)
     }
 
+    /// Ends the exchange before it finished: the client went away or the upstream reset
+    /// mid-response. Envoy sets the response code details on a remote close
+    /// (conn_manager_impl.cc `onEvent` -> `doConnectionClose` with
+    /// `DownstreamRemoteDisconnect`, applied in `completeRequest`) and then logs as usual; the
+    /// filter hears nothing before `on_log`.
+    pub fn abort_stream(&mut self, id: u32, details: &str) -> Result<(), HostError> {
+        let s = self.stream_mut(id)?;
+        if s.ended {
+            return Ok(());
+        }
+        s.abort_details = Some(details.to_string());
+        self.complete_stream(id)
+    }
+
     /// Ends the exchange: the access log reads the filter state, then `on_log`, `on_done`
     /// and `on_delete` run (Envoy: HCM access logs, the filter's log handler, onDestroy).
     pub fn complete_stream(&mut self, id: u32) -> Result<(), HostError> {

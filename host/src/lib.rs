@@ -18,6 +18,24 @@ pub mod wasi;
 pub use state::{CallAnswer, HostState, LogLine, PendingCall};
 pub use vm::{HostError, Plugin, Vm, VmOptions};
 
+/// A record key for tests, benches and the shipped captures: `VIGIL_RECORD_KEY` as the VM
+/// sees it. Public test data, never a production key.
+pub const TEST_RECORD_KEY: (&str, &str) = (
+    "VIGIL_RECORD_KEY",
+    "vigil-test-record-key-not-a-secret-0123456789abcdef",
+);
+
+impl VmOptions {
+    /// Options for vigil.wasm with the test record key in the VM environment, as every
+    /// deployment hands its own key to the VM.
+    pub fn with_record_key() -> Self {
+        Self {
+            env: vec![(TEST_RECORD_KEY.0.into(), TEST_RECORD_KEY.1.into())],
+            ..Self::default()
+        }
+    }
+}
+
 /// Serializes bytes as UTF-8 text (U+FFFD for bad bytes), as the replay output shows bodies.
 pub mod bytes_as_text {
     pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {

@@ -98,7 +98,9 @@ fn stream_attribute(state: &HostState, s: &Stream, parts: &[String]) -> Option<V
         ["request", "headers", key] => req_header(key)?,
         ["response", "code"] => int(resp?.get(":status")?.parse().ok()?),
         ["response", "code_details"] => {
-            if s.local_reply.is_some() {
+            if let Some(details) = &s.abort_details {
+                details.clone().into_bytes()
+            } else if s.local_reply.is_some() {
                 b"wasm_local_reply".to_vec()
             } else {
                 b"via_upstream".to_vec()

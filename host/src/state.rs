@@ -193,6 +193,9 @@ pub struct Stream {
     pub access_log_phase: bool,
     /// The filter state as the HTTP connection manager's access log read it.
     pub access_log: Option<BTreeMap<String, Vec<u8>>>,
+    /// Response code details Envoy set when the exchange was cut short (e.g.
+    /// `downstream_remote_disconnect`); read through `response.code_details`.
+    pub abort_details: Option<String>,
     pub ended: bool,
     /// A local reply is being encoded; a second one resets the stream instead.
     pub local_reply_started: bool,

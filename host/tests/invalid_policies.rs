@@ -27,7 +27,7 @@ fn the_filter_refuses_to_start_on_every_invalid_policy() {
             vigil_plugin(),
             VmOptions {
                 plugin_config: text.into_bytes(),
-                ..VmOptions::default()
+                ..VmOptions::with_record_key()
             },
         ) {
             Err(HostError::Rejected {

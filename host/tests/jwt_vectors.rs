@@ -51,7 +51,7 @@ fn capture_for(v: &Value) -> Value {
         "name": v["id"],
         "source": v["source"].to_string(),
         "config": {"id": "conformance", "version": "1", "identity": {"providers": [provider]}, "upstream_credential": {"env": "VIGIL_UPSTREAM_TOKEN"}},
-        "env": {"VIGIL_UPSTREAM_TOKEN": CREDENTIAL},
+        "env": {"VIGIL_UPSTREAM_TOKEN": CREDENTIAL, vigil_host::TEST_RECORD_KEY.0: vigil_host::TEST_RECORD_KEY.1},
         "now": now,
         "request": {"headers": [[":method", "POST"], [":path", "/v1/chat/completions"], [":authority", "models"], ["authorization", format!("Bearer {}", v["token"].as_str().unwrap())], ["x-request-id", "vec-1"]], "body": ["{}"]},
         "upstream": {"headers": [[":status", "200"]], "body": ["ok"]}

@@ -18,9 +18,10 @@ fn vigil(config: Value, env: &[(&str, &str)]) -> Vm {
             plugin_config: config.to_string().into_bytes(),
             env: env
                 .iter()
+                .chain([&vigil_host::TEST_RECORD_KEY])
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            ..VmOptions::default()
+            ..VmOptions::with_record_key()
         },
     )
     .unwrap()
@@ -249,7 +250,7 @@ fn tokens_use_the_key_from_the_vm_environment_and_the_plugin_refuses_to_start_wi
         vigil_plugin(),
         VmOptions {
             plugin_config: config.to_string().into_bytes(),
-            ..VmOptions::default()
+            ..VmOptions::with_record_key()
         },
     );
     match missing {

@@ -23,7 +23,7 @@ fn start(models: Value) -> (Vm, String) {
         VmOptions {
             plugin_config: config.to_string().into_bytes(),
             now_nanos: now,
-            ..VmOptions::default()
+            ..VmOptions::with_record_key()
         },
     )
     .unwrap_or_else(|e| panic!("{e}"));

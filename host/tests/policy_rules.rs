@@ -17,7 +17,7 @@ fn start(rules: Value, extra: Value) -> Vm {
         vigil_plugin(),
         VmOptions {
             plugin_config: config.to_string().into_bytes(),
-            ..VmOptions::default()
+            ..VmOptions::with_record_key()
         },
     )
     .unwrap_or_else(|e| panic!("{e}"))

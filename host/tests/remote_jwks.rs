@@ -25,7 +25,7 @@ fn start(cache_duration_s: u64) -> (Vm, Value) {
             plugin_config: config.to_string().into_bytes(),
             clusters: vec!["idp".into()],
             now_nanos: now,
-            ..VmOptions::default()
+            ..VmOptions::with_record_key()
         },
     )
     .unwrap();
@@ -265,7 +265,7 @@ fn a_held_request_gets_its_model_checked_when_the_keys_arrive() {
             plugin_config: config.to_string().into_bytes(),
             clusters: vec!["idp".into()],
             now_nanos: now,
-            ..VmOptions::default()
+            ..VmOptions::with_record_key()
         },
     )
     .unwrap();

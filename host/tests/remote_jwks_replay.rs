@@ -23,6 +23,7 @@ fn run(idp_answers: Value) -> replay::ReplayResult {
         "config": {"id": "gw", "version": "1", "identity": {"providers": [{"name": "corp", "issuer": "https://example.com",
             "remote_jwks": {"cluster": "idp", "uri": "https://idp.bank.internal/.well-known/jwks.json", "timeout_ms": 300}}]}},
         "now": now,
+        "env": {vigil_host::TEST_RECORD_KEY.0: vigil_host::TEST_RECORD_KEY.1},
         "request": {"headers": [[":method", "GET"], [":path", "/v1/models"], [":authority", "models"], ["authorization", format!("Bearer {}", v["token"].as_str().unwrap())]]},
         "upstream": {"headers": [[":status", "200"]], "body": ["{}"]},
         "callouts": {"idp": idp_answers}

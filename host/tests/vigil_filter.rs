@@ -3,14 +3,14 @@
 mod common;
 use common::*;
 use vigil_core::record::{SessionRecord, GENESIS_HASH};
-use vigil_host::{HostError, Vm, VmOptions};
+use vigil_host::{HostError, Vm, VmOptions, TEST_RECORD_KEY};
 
 fn vigil(config: &str) -> Result<Vm, HostError> {
     Vm::start(
         vigil_plugin(),
         VmOptions {
             plugin_config: config.as_bytes().to_vec(),
-            ..VmOptions::default()
+            ..VmOptions::with_record_key()
         },
     )
 }
@@ -181,27 +181,47 @@ fn a_headers_only_response_seals_the_record_at_response_headers() {
 }
 
 #[test]
-fn a_client_that_goes_away_gets_an_incomplete_record_written_in_on_log() {
+fn a_client_that_goes_away_gets_an_incomplete_record_carried_by_the_next_log_line() {
     let mut vm = vigil("").unwrap();
-    let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &chat_request(), true).unwrap();
-    vm.complete_stream(id).unwrap();
-    let s = vm.stream(id).unwrap();
-    // The HCM access log ran before on_log, so it saw no record (Envoy's order); the record
-    // written in on_log reaches loggers that run after the filter's handler.
-    assert!(s
-        .access_log
-        .as_ref()
-        .unwrap()
-        .get("wasm.vigil_record")
-        .is_none());
-    let r: SessionRecord =
-        serde_json::from_slice(s.filter_state.get("wasm.vigil_record").unwrap()).unwrap();
-    assert!(!r.complete);
-    assert_eq!(r.response.status, None);
+    let gone = vm.create_stream().unwrap();
+    vm.request_headers(gone, &chat_request(), true).unwrap();
+    vm.response_headers(gone, &pairs(&[(":status", "200")]), false)
+        .unwrap();
+    vm.response_body(gone, b"data: partial\n\n", false).unwrap();
+    vm.abort_stream(gone, "downstream_remote_disconnect")
+        .unwrap();
+    // The HCM access log ran before on_log (Envoy's order), so this line has no record.
+    let logged = vm.stream(gone).unwrap().access_log.clone().unwrap();
+    assert!(logged.get("wasm.vigil_record").is_none());
     assert!(vm.logs().iter().any(|l| l
         .message
         .contains("on_log: exchange ended before the response did")));
+
+    // The next exchange's line carries it, ahead of its own record, in chain order.
+    let next = vm.create_stream().unwrap();
+    vm.request_headers(next, &chat_request(), true).unwrap();
+    let own = finish(&mut vm, next);
+    let logged = vm.stream(next).unwrap().access_log.clone().unwrap();
+    let late: Vec<SessionRecord> =
+        serde_json::from_slice(logged.get("wasm.vigil_record_late").unwrap()).unwrap();
+    assert_eq!(late.len(), 1);
+    let r = &late[0];
+    assert!(!r.complete);
+    assert_eq!(r.response.status, Some(200));
+    assert_eq!(r.response.body, "data: partial\n\n");
+    assert_eq!(
+        r.response.details.as_deref(),
+        Some("downstream_remote_disconnect")
+    );
+    assert_eq!((r.seq, own.seq), (1, 2));
+    assert_eq!(own.prev_hash, r.hash);
+
+    // Carried once: the line after has no late records.
+    let third = vm.create_stream().unwrap();
+    vm.request_headers(third, &chat_request(), true).unwrap();
+    finish(&mut vm, third);
+    let logged = vm.stream(third).unwrap().access_log.clone().unwrap();
+    assert!(logged.get("wasm.vigil_record_late").is_none());
 }
 
 #[test]
@@ -233,7 +253,7 @@ fn workers_with_their_own_randomness_keep_separate_chains() {
             vigil_plugin(),
             VmOptions {
                 random_seed: seed,
-                ..VmOptions::default()
+                ..VmOptions::with_record_key()
             },
         )
         .unwrap()
@@ -274,7 +294,7 @@ fn the_filter_follows_the_hosts_log_level() {
         vigil_plugin(),
         VmOptions {
             log_level: vigil_host::abi::LogLevel::Info,
-            ..VmOptions::default()
+            ..VmOptions::with_record_key()
         },
     )
     .unwrap();
@@ -383,14 +403,55 @@ fn a_missing_credential_variable_stops_the_plugin_without_naming_a_value() {
 }
 
 #[test]
+fn a_missing_or_short_record_key_stops_the_plugin_without_printing_the_key() {
+    let start = |env: Vec<(String, String)>| {
+        let err = Vm::start(
+            vigil_plugin(),
+            VmOptions {
+                env,
+                ..VmOptions::default()
+            },
+        )
+        .err()
+        .unwrap();
+        let HostError::Rejected { last_logs, .. } = err else {
+            panic!("expected a refusal")
+        };
+        last_logs.last().unwrap().message.clone()
+    };
+    assert_eq!(
+        start(vec![]),
+        "#1 on_configure: cannot start with embedded default policy: $.record.key_env: the VM environment has no VIGIL_RECORD_KEY (the key session records are signed with; hand it to the VM with vm_config.environment_variables)"
+    );
+    let short = start(vec![("VIGIL_RECORD_KEY".into(), "hunter2-hunter2".into())]);
+    assert_eq!(
+        short,
+        "#1 on_configure: cannot start with embedded default policy: $.record.key_env: VIGIL_RECORD_KEY is 15 bytes long; a record key needs at least 32 (e.g. `openssl rand -hex 32`)"
+    );
+}
+
+#[test]
+fn records_are_signed_with_the_key_from_the_vm_environment() {
+    let mut vm = vigil("").unwrap();
+    let r = exchange(&mut vm, &["{}"], &["ok"]);
+    let key = vigil_core::record::RecordKey::new(TEST_RECORD_KEY.1.as_bytes()).unwrap();
+    assert_eq!(r.key_id, key.id());
+    let value = serde_json::to_value(&r).unwrap();
+    assert!(vigil_core::record::check::check(&value, &[key]).is_ok());
+}
+
+#[test]
 fn the_credential_is_injected_even_without_identity_and_never_logged() {
     let config = r#"{"id": "gw", "version": "1", "upstream_credential": {"env": "MODEL_KEY", "header": "x-api-key", "prefix": ""}}"#;
     let mut vm = Vm::start(
         vigil_plugin(),
         VmOptions {
             plugin_config: config.as_bytes().to_vec(),
-            env: vec![("MODEL_KEY".into(), "k-123".into())],
-            ..VmOptions::default()
+            env: vec![
+                ("MODEL_KEY".into(), "k-123".into()),
+                (TEST_RECORD_KEY.0.into(), TEST_RECORD_KEY.1.into()),
+            ],
+            ..VmOptions::with_record_key()
         },
     )
     .unwrap();

@@ -2,10 +2,15 @@
 //! examiner's questions (who, what, when, which policy decided, what came back) and chains to
 //! the record before it on the same VM so that edits, deletions and reorders show.
 //!
-//! Raw bodies never appear here: until the masking engine fills in masked copies, a record
-//! carries each body's length and SHA-256 only.
+//! Raw bodies never appear here: a record carries the masked bodies (capped), their length and
+//! SHA-256, and counts of what was masked. [`chain`] seals records into a per-VM chain with an
+//! HMAC; [`check`] verifies one record read back from a log line.
 
-use crate::digest::sha256_hex;
+pub mod chain;
+pub mod check;
+
+pub use chain::{RecordChain, RecordKey, GENESIS_HASH};
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -43,8 +48,15 @@ pub struct SessionRecord {
     /// Count of masked values per entity type.
     pub masked: BTreeMap<String, u64>,
     pub policy: PolicyRef,
-    /// SHA-256 of the canonical form of this record without `hash`.
+    /// Fingerprint of the HMAC key ([`RecordKey::id`]), so a verifier holding several keys
+    /// (rotation) knows which one to use.
+    pub key_id: String,
+    /// SHA-256 of the canonical form of this record without `hash` and `hmac`; the next record
+    /// on the VM carries it as `prev_hash`.
     pub hash: String,
+    /// HMAC-SHA-256 of the same canonical bytes, keyed with the record key: only a holder of
+    /// the key can write a record that verifies.
+    pub hmac: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +110,10 @@ pub struct ResponseSummary {
     pub body: String,
     #[serde(default)]
     pub truncated: bool,
+    /// Envoy's response code details (`via_upstream`, `upstream_reset_before_response_started`,
+    /// `downstream_remote_disconnect`, ...): why an exchange ended the way it did.
+    #[serde(default)]
+    pub details: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,56 +124,10 @@ pub struct PolicyRef {
     pub sha256: String,
 }
 
-pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-impl SessionRecord {
-    /// The canonical bytes the record hash covers: the record without `hash`, as JSON with
-    /// keys sorted and no whitespace (serde_json's map is ordered), so any verifier in any
-    /// language can rebuild them.
-    pub fn canonical_bytes(&self) -> Vec<u8> {
-        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        if let Some(map) = value.as_object_mut() {
-            map.remove("hash");
-        }
-        serde_json::to_vec(&value).unwrap_or_default()
-    }
-
-    /// Recomputes the hash from the content.
-    pub fn compute_hash(&self) -> String {
-        sha256_hex(&self.canonical_bytes())
-    }
-}
-
-/// The per-VM chain: sequence numbers and the previous record's hash.
-#[derive(Debug, Clone)]
-pub struct RecordChain {
-    next_seq: u64,
-    prev_hash: String,
-}
-
-impl Default for RecordChain {
-    fn default() -> Self {
-        Self {
-            next_seq: 1,
-            prev_hash: GENESIS_HASH.into(),
-        }
-    }
-}
-
-impl RecordChain {
-    /// Places a record at the end of the chain: sets `seq`, `prev_hash` and `hash`.
-    pub fn seal(&mut self, record: &mut SessionRecord) {
-        record.seq = self.next_seq;
-        record.prev_hash = self.prev_hash.clone();
-        record.hash = record.compute_hash();
-        self.next_seq += 1;
-        self.prev_hash = record.hash.clone();
-    }
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::digest::sha256_hex;
 
     pub(crate) fn sample() -> SessionRecord {
         SessionRecord {
@@ -198,6 +168,7 @@ mod tests {
                 sha256: sha256_hex(b""),
                 body: String::new(),
                 truncated: false,
+                details: Some("via_upstream".into()),
             },
             masked: BTreeMap::new(),
             policy: PolicyRef {
@@ -205,39 +176,9 @@ mod tests {
                 version: "1".into(),
                 sha256: sha256_hex(b"{}"),
             },
+            key_id: String::new(),
             hash: String::new(),
+            hmac: String::new(),
         }
-    }
-
-    #[test]
-    fn chain_links_each_record_to_the_previous_hash() {
-        let mut chain = RecordChain::default();
-        let (mut a, mut b) = (sample(), sample());
-        chain.seal(&mut a);
-        chain.seal(&mut b);
-        assert_eq!((a.seq, b.seq), (1, 2));
-        assert_eq!(a.prev_hash, GENESIS_HASH);
-        assert_eq!(b.prev_hash, a.hash);
-        assert_eq!(a.hash, a.compute_hash());
-    }
-
-    #[test]
-    fn any_edit_changes_the_hash() {
-        let mut chain = RecordChain::default();
-        let mut a = sample();
-        chain.seal(&mut a);
-        let mut edited = a.clone();
-        edited.response.status = Some(201);
-        assert_ne!(edited.compute_hash(), a.hash);
-    }
-
-    #[test]
-    fn a_record_round_trips_through_json() {
-        let mut a = sample();
-        RecordChain::default().seal(&mut a);
-        let text = serde_json::to_string(&a).unwrap();
-        let back: SessionRecord = serde_json::from_str(&text).unwrap();
-        assert_eq!(back, a);
-        assert_eq!(back.compute_hash(), a.hash);
     }
 }
