@@ -1,4 +1,5 @@
-//! `vigil`: replay captured traffic through `vigil.wasm`, and check policies.
+//! `vigil`: replay captured traffic through `vigil.wasm`, check policies, verify and export
+//! session records.
 
 mod policy_check;
 mod replay_cmd;
@@ -39,6 +40,85 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Session records: verify their integrity, export them for examiners.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct RecordInput {
+    /// Record files (JSON lines as Envoy's access log writes them), oldest first.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Environment variable holding a record key (repeat for rotated keys). Default, when no
+    /// key is given: VIGIL_RECORD_KEY.
+    #[arg(long = "key-env", value_name = "VAR")]
+    key_envs: Vec<String>,
+    /// File holding a record key (a trailing newline is ignored); repeatable.
+    #[arg(long = "key-file", value_name = "PATH")]
+    key_files: Vec<PathBuf>,
+    /// The access-log field carrying the record (`<field>_late` carries late records).
+    #[arg(long, default_value = "vigil_record")]
+    field: String,
+    /// The files start mid-chain (rotated logs): chains need not start at seq 1.
+    #[arg(long)]
+    partial: bool,
+}
+
+impl RecordInput {
+    fn keys(&self) -> vigil_cli::audit::KeySources {
+        vigil_cli::audit::KeySources {
+            envs: self.key_envs.clone(),
+            files: self.key_files.clone(),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every record's HMAC and every VM's chain (gaps, duplicates, reorders). Prints a
+    /// summary and each problem with file and line. Exit 0 clean, 1 problems, 2 unreadable.
+    Verify {
+        #[command(flatten)]
+        input: RecordInput,
+        /// Heads a previous run wrote: each chain must reach them (catches deleted tails).
+        #[arg(long, value_name = "HEADS.json")]
+        expect_heads: Option<PathBuf>,
+        /// Write each chain's newest seq and hash, for the next run's --expect-heads.
+        #[arg(long, value_name = "HEADS.json")]
+        write_heads: Option<PathBuf>,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify, select and write records for an examiner: records.jsonl, records.csv,
+    /// report.html and manifest.json (SHA-256 of each) in --out.
+    Export {
+        #[command(flatten)]
+        input: RecordInput,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Requests started at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<String>,
+        /// Requests started before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<String>,
+        /// The caller's subject or email.
+        #[arg(long)]
+        identity: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+        #[arg(long)]
+        model: Option<String>,
+        /// allow, block or require_approval.
+        #[arg(long)]
+        decision: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -69,6 +149,63 @@ fn main() -> ExitCode {
         Command::Policy {
             command: PolicyCommand::Check { files, explain },
         } => policy_check::run(&files, explain.as_deref()),
+        Command::Audit { command } => audit(command),
     };
     ExitCode::from(code)
+}
+
+fn audit(command: AuditCommand) -> u8 {
+    use vigil_cli::audit;
+    match command {
+        AuditCommand::Verify {
+            input,
+            expect_heads,
+            write_heads,
+            json,
+        } => audit::run_verify(
+            &input.files,
+            &input.keys(),
+            input.field.clone(),
+            input.partial,
+            expect_heads,
+            write_heads,
+            json,
+        ),
+        AuditCommand::Export {
+            input,
+            out,
+            from,
+            to,
+            identity,
+            group,
+            model,
+            decision,
+            rule,
+        } => {
+            let keys = match input.keys().load() {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("vigil audit export: {e}");
+                    return 2;
+                }
+            };
+            let options = audit::verify::Options {
+                keys,
+                field: input.field.clone(),
+                chains: true,
+                partial: input.partial,
+                expect_heads: None,
+            };
+            let filters = audit::export::Filters {
+                from,
+                to,
+                identity,
+                group,
+                model,
+                decision,
+                rule,
+            };
+            audit::export::run(&input.files, &options, &filters, &out)
+        }
+    }
 }

@@ -16,23 +16,39 @@ pub fn to_vec(value: &Value) -> Vec<u8> {
     out
 }
 
+/// The canonical bytes of an object without its top-level keys in `leave_out` (a record
+/// without its own digests), written without copying the object.
+pub fn to_vec_without(value: &Value, leave_out: &[&str]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1024);
+    match value {
+        Value::Object(map) => write_object(
+            map.iter().filter(|(k, _)| !leave_out.contains(&k.as_str())),
+            &mut out,
+        ),
+        other => write(other, &mut out),
+    }
+    out
+}
+
+fn write_object<'a>(entries: impl Iterator<Item = (&'a String, &'a Value)>, out: &mut Vec<u8>) {
+    let mut entries: Vec<(&String, &Value)> = entries.collect();
+    entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    out.push(b'{');
+    for (i, (key, item)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(key, out);
+        out.push(b':');
+        write(item, out);
+    }
+    out.push(b'}');
+}
+
 /// Appends the canonical bytes of `value` to `out`.
 pub fn write(value: &Value, out: &mut Vec<u8>) {
     match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            out.push(b'{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(key, out);
-                out.push(b':');
-                write(item, out);
-            }
-            out.push(b'}');
-        }
+        Value::Object(map) => write_object(map.iter(), out),
         Value::Array(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {

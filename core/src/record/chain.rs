@@ -97,15 +97,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 
 /// The canonical bytes of a record given as a JSON object: everything but `hash` and `hmac`.
 pub fn canonical_bytes(value: &serde_json::Value) -> Vec<u8> {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut map = map.clone();
-            map.remove("hash");
-            map.remove("hmac");
-            canonical::to_vec(&serde_json::Value::Object(map))
-        }
-        other => canonical::to_vec(other),
-    }
+    canonical::to_vec_without(value, &["hash", "hmac"])
 }
 
 impl SessionRecord {

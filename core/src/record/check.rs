@@ -4,6 +4,7 @@
 
 use super::{RecordKey, SessionRecord, RECORD_VERSION};
 use crate::digest::sha256_hex;
+use serde::Deserialize;
 use serde_json::Value;
 use std::fmt;
 
@@ -60,8 +61,8 @@ pub fn check(value: &Value, keys: &[RecordKey]) -> Result<Checked, RecordFault> 
         Some(other) => return Err(RecordFault::UnknownVersion(other.to_string())),
         None => return Err(RecordFault::UnknownVersion("(missing)".into())),
     }
-    let record: SessionRecord =
-        serde_json::from_value(value.clone()).map_err(|e| RecordFault::Shape(e.to_string()))?;
+    let record =
+        SessionRecord::deserialize(value).map_err(|e| RecordFault::Shape(e.to_string()))?;
     let bytes = super::chain::canonical_bytes(value);
     if sha256_hex(&bytes) != record.hash {
         return Err(RecordFault::HashMismatch);

@@ -1,0 +1,303 @@
+//! `vigil audit export`: the records an examiner asked for (time range, identity, group,
+//! model, decision, rule), as JSONL (the records as written, still verifiable), CSV (one row
+//! per record), an HTML report, and a manifest with the SHA-256 of every file written and
+//! read. The inputs are verified first; only authentic records are exported, and the report
+//! carries the verification result.
+
+use super::report;
+use super::verify::{Authentic, Options, Verification};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use vigil_core::digest::sha256_hex;
+use vigil_core::time::parse_rfc3339;
+
+/// Which records to export. Every filter given must match.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Filters {
+    /// Inclusive lower bound on `started_at`.
+    pub from: Option<String>,
+    /// Exclusive upper bound on `started_at`.
+    pub to: Option<String>,
+    /// The caller's subject or email.
+    pub identity: Option<String>,
+    pub group: Option<String>,
+    pub model: Option<String>,
+    /// `allow`, `block` or `require_approval`.
+    pub decision: Option<String>,
+    pub rule: Option<String>,
+}
+
+/// Filters with their times read.
+struct Selection<'a> {
+    filters: &'a Filters,
+    from: Option<u64>,
+    to: Option<u64>,
+}
+
+impl<'a> Selection<'a> {
+    fn new(filters: &'a Filters) -> Result<Self, String> {
+        let time = |t: &Option<String>, flag: &str| {
+            t.as_deref()
+                .map(parse_rfc3339)
+                .transpose()
+                .map_err(|e| format!("--{flag}: {e}"))
+        };
+        if let Some(d) = &filters.decision {
+            if !["allow", "block", "require_approval"].contains(&d.as_str()) {
+                return Err(format!(
+                    "--decision: expected allow, block or require_approval, found {d:?}"
+                ));
+            }
+        }
+        Ok(Self {
+            filters,
+            from: time(&filters.from, "from")?,
+            to: time(&filters.to, "to")?,
+        })
+    }
+
+    fn matches(&self, a: &Authentic) -> bool {
+        let r = &a.record;
+        let f = self.filters;
+        let started = parse_rfc3339(&r.started_at).ok();
+        if let Some(from) = self.from {
+            if started.is_none_or(|s| s < from) {
+                return false;
+            }
+        }
+        if let Some(to) = self.to {
+            if started.is_none_or(|s| s >= to) {
+                return false;
+            }
+        }
+        if let Some(who) = &f.identity {
+            let id = r.identity.as_ref();
+            let hit = id.is_some_and(|i| {
+                i.subject.as_deref() == Some(who.as_str()) || i.email.as_deref() == Some(who.as_str())
+            });
+            if !hit {
+                return false;
+            }
+        }
+        if let Some(group) = &f.group {
+            if !r.identity.as_ref().is_some_and(|i| i.groups.contains(group)) {
+                return false;
+            }
+        }
+        if f.model.as_ref().is_some_and(|m| r.model.as_ref() != Some(m)) {
+            return false;
+        }
+        if f.decision.as_ref().is_some_and(|d| &r.decision.action != d) {
+            return false;
+        }
+        if f.rule.as_ref().is_some_and(|rule| r.decision.rule_id.as_ref() != Some(rule)) {
+            return false;
+        }
+        true
+    }
+}
+
+/// What an export wrote.
+pub struct Written {
+    pub exported: usize,
+    pub files: Vec<(String, String, u64)>,
+}
+
+/// Writes the export of `v` (already verified) into `out`.
+pub fn export(
+    v: &Verification,
+    filters: &Filters,
+    out: &Path,
+    generated_at: &str,
+) -> Result<Written, String> {
+    let selection = Selection::new(filters)?;
+    let flagged: std::collections::HashSet<usize> = v.problems.iter().map(|p| p.pos).collect();
+    let chosen: Vec<&Authentic> = v.authentic.iter().filter(|a| selection.matches(a)).collect();
+    std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
+
+    let mut jsonl = String::new();
+    for a in &chosen {
+        jsonl.push_str(&serde_json::to_string(&a.value).map_err(|e| e.to_string())?);
+        jsonl.push('\n');
+    }
+    let csv = to_csv(&chosen, &flagged)?;
+    let html = report::render(v, &chosen, filters, generated_at);
+
+    let mut files = Vec::new();
+    for (name, bytes) in [
+        ("records.jsonl", jsonl.as_bytes()),
+        ("records.csv", csv.as_slice()),
+        ("report.html", html.as_bytes()),
+    ] {
+        let path = out.join(name);
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        files.push((name.to_string(), sha256_hex(bytes), bytes.len() as u64));
+    }
+    let manifest = json!({
+        "generated_at": generated_at,
+        "generator": format!("vigil {}", env!("CARGO_PKG_VERSION")),
+        "filters": filters,
+        "inputs": v.files.iter().map(|f| json!({"path": f.path, "bytes": f.bytes, "sha256": f.sha256})).collect::<Vec<_>>(),
+        "verification": {
+            "records": v.records,
+            "verified": v.verified().count(),
+            "problems": v.problems.len(),
+            "clean": v.is_clean(),
+        },
+        "exported_records": chosen.len(),
+        "files": files.iter().map(|(name, sha, bytes)| json!({"name": name, "bytes": bytes, "sha256": sha})).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())? + "\n";
+    let path = out.join("manifest.json");
+    std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Written {
+        exported: chosen.len(),
+        files,
+    })
+}
+
+const CSV_COLUMNS: &[&str] = &[
+    "vm_id",
+    "seq",
+    "request_id",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "client_address",
+    "method",
+    "path",
+    "subject",
+    "email",
+    "issuer",
+    "groups",
+    "model",
+    "decision",
+    "rule_id",
+    "reason",
+    "approval_id",
+    "approver",
+    "approved_at",
+    "outcome",
+    "complete",
+    "status",
+    "request_bytes",
+    "response_bytes",
+    "masked",
+    "policy_id",
+    "policy_version",
+    "policy_sha256",
+    "hash",
+    "verified",
+];
+
+fn to_csv(
+    chosen: &[&Authentic],
+    flagged: &std::collections::HashSet<usize>,
+) -> Result<Vec<u8>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_COLUMNS).map_err(|e| e.to_string())?;
+    for a in chosen {
+        let r = &a.record;
+        let id = r.identity.as_ref();
+        let approval = |k: &str| {
+            r.approval
+                .as_ref()
+                .and_then(|ap| ap.get(k))
+                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .unwrap_or_default()
+        };
+        let opt = |s: Option<&String>| s.cloned().unwrap_or_default();
+        let masked = r
+            .masked
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect::<Vec<_>>()
+            .join(";");
+        let row = [
+            r.vm_id.clone(),
+            r.seq.to_string(),
+            r.request_id.clone(),
+            r.started_at.clone(),
+            r.ended_at.clone(),
+            r.duration_ms.to_string(),
+            opt(r.client_address.as_ref()),
+            r.route.method.clone(),
+            r.route.path.clone(),
+            opt(id.and_then(|i| i.subject.as_ref())),
+            opt(id.and_then(|i| i.email.as_ref())),
+            opt(id.and_then(|i| i.issuer.as_ref())),
+            id.map(|i| i.groups.join(";")).unwrap_or_default(),
+            opt(r.model.as_ref()),
+            r.decision.action.clone(),
+            opt(r.decision.rule_id.as_ref()),
+            r.decision.reason.clone(),
+            approval("id"),
+            approval("approver"),
+            approval("decided_at"),
+            r.outcome.clone(),
+            r.complete.to_string(),
+            r.response.status.map(|s| s.to_string()).unwrap_or_default(),
+            r.request.bytes.to_string(),
+            r.response.bytes.to_string(),
+            masked,
+            r.policy.id.clone(),
+            r.policy.version.clone(),
+            r.policy.sha256.clone(),
+            r.hash.clone(),
+            (!flagged.contains(&a.pos)).to_string(),
+        ];
+        w.write_record(row.iter().map(|c| neutralize(c)))
+            .map_err(|e| e.to_string())?;
+    }
+    w.into_inner().map_err(|e| e.to_string())
+}
+
+/// A cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) gets a leading
+/// apostrophe: records carry text callers wrote (paths, request ids), and an examiner opens
+/// the CSV in a spreadsheet.
+fn neutralize(cell: &str) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '@' | '\t' | '\r') => format!("'{cell}"),
+        Some('-') if cell.parse::<f64>().is_err() => format!("'{cell}"),
+        _ => cell.to_string(),
+    }
+}
+
+/// `vigil audit export`: verify, select, write; returns the exit status (1 when the inputs
+/// did not verify, though the export is still written with the problems in its report).
+pub fn run(paths: &[PathBuf], options: &Options, filters: &Filters, out: &Path) -> u8 {
+    let v = super::verify::verify_files(paths, options);
+    if !v.unreadable.is_empty() {
+        for (p, e) in &v.unreadable {
+            eprintln!("vigil audit export: {p}: {e}");
+        }
+        return 2;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let generated_at = vigil_core::time::format_rfc3339_millis(now);
+    match export(&v, filters, out, &generated_at) {
+        Ok(written) => {
+            print!("{}", super::summary_text(&v));
+            println!(
+                "exported {} record(s) to {}: {}",
+                written.exported,
+                out.display(),
+                written
+                    .files
+                    .iter()
+                    .map(|(n, sha, _)| format!("{n} (sha256 {sha})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            println!("manifest: {}", out.join("manifest.json").display());
+            v.exit_code()
+        }
+        Err(e) => {
+            eprintln!("vigil audit export: {e}");
+            2
+        }
+    }
+}

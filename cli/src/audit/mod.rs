@@ -1,0 +1,143 @@
+//! `vigil audit`: verify record files and export them for examiners.
+
+pub mod export;
+pub mod read;
+pub mod report;
+pub mod verify;
+
+use std::path::PathBuf;
+use vigil_core::record::RecordKey;
+
+/// Where the record keys come from: environment variables and files, as many as rotation
+/// needs. With neither given, `VIGIL_RECORD_KEY`.
+#[derive(Debug, Default, Clone)]
+pub struct KeySources {
+    pub envs: Vec<String>,
+    pub files: Vec<PathBuf>,
+}
+
+impl KeySources {
+    pub fn load(&self) -> Result<Vec<RecordKey>, String> {
+        let mut keys = Vec::new();
+        let envs = if self.envs.is_empty() && self.files.is_empty() {
+            vec![vigil_core::config::DEFAULT_RECORD_KEY_ENV.to_string()]
+        } else {
+            self.envs.clone()
+        };
+        for env in &envs {
+            let value = std::env::var(env).map_err(|_| {
+                format!("no record key: the environment has no {env} (or pass --key-file)")
+            })?;
+            keys.push(RecordKey::new(value.as_bytes()).map_err(|e| format!("{env} {e}"))?);
+        }
+        for file in &self.files {
+            let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            // A key file written by `echo` or an editor ends with a newline that is not key.
+            let text = bytes
+                .strip_suffix(b"\n")
+                .map(|b| b.strip_suffix(b"\r").unwrap_or(b))
+                .unwrap_or(&bytes);
+            keys.push(RecordKey::new(text).map_err(|e| format!("{}: {e}", file.display()))?);
+        }
+        Ok(keys)
+    }
+}
+
+/// `vigil audit verify`: prints the summary and every problem; returns the exit status.
+pub fn run_verify(
+    paths: &[PathBuf],
+    keys: &KeySources,
+    field: String,
+    partial: bool,
+    expect_heads: Option<PathBuf>,
+    write_heads: Option<PathBuf>,
+    json: bool,
+) -> u8 {
+    let keys = match keys.load() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("vigil audit verify: {e}");
+            return 2;
+        }
+    };
+    let expect_heads = match expect_heads.map(|p| verify::read_heads(&p)).transpose() {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("vigil audit verify: {e}");
+            return 2;
+        }
+    };
+    let options = verify::Options {
+        keys,
+        field,
+        chains: true,
+        partial,
+        expect_heads,
+    };
+    let v = verify::verify_files(paths, &options);
+    if json {
+        println!("{}", summary_json(&v));
+    } else {
+        print!("{}", summary_text(&v));
+    }
+    if let Some(path) = write_heads {
+        let text = serde_json::to_string_pretty(&v.heads()).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, text + "\n") {
+            eprintln!("vigil audit verify: {}: {e}", path.display());
+            return 2;
+        }
+    }
+    v.exit_code()
+}
+
+/// The verification as a person reads it: totals, one line per chain, every problem.
+pub fn summary_text(v: &verify::Verification) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let lines: usize = v.files.iter().map(|f| f.lines).sum();
+    let verified = v.verified().count();
+    let _ = writeln!(
+        out,
+        "{} file(s), {} line(s), {} record(s): {} verified, {} problem(s)",
+        v.files.len() + v.unreadable.len(),
+        lines,
+        v.records,
+        verified,
+        v.problems.len()
+    );
+    for (path, e) in &v.unreadable {
+        let _ = writeln!(out, "{path}: unreadable: {e}");
+    }
+    for (vm, c) in &v.chains {
+        let _ = writeln!(
+            out,
+            "chain {vm}: seq {}..{} ({} records, {} .. {}), head {}",
+            c.first_seq, c.last_seq, c.records, c.first_started_at, c.last_started_at, c.last_hash
+        );
+    }
+    for p in &v.problems {
+        let _ = writeln!(out, "{}: {}", p.at, p.message);
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if v.is_clean() {
+            "verified: every record is authentic and every chain is whole"
+        } else {
+            "NOT VERIFIED"
+        }
+    );
+    out
+}
+
+pub fn summary_json(v: &verify::Verification) -> serde_json::Value {
+    serde_json::json!({
+        "files": v.files,
+        "unreadable": v.unreadable.iter().map(|(p, e)| serde_json::json!({"path": p, "error": e})).collect::<Vec<_>>(),
+        "records": v.records,
+        "verified": v.verified().count(),
+        "chains": v.chains,
+        "problems": v.problems,
+        "clean": v.is_clean(),
+    })
+}
