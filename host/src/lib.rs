@@ -12,6 +12,7 @@ pub mod imports;
 pub mod properties;
 pub mod replay;
 pub mod state;
+pub mod traffic;
 pub mod vm;
 pub mod wasi;
 

@@ -73,24 +73,35 @@ impl<'a> Selection<'a> {
         if let Some(who) = &f.identity {
             let id = r.identity.as_ref();
             let hit = id.is_some_and(|i| {
-                i.subject.as_deref() == Some(who.as_str()) || i.email.as_deref() == Some(who.as_str())
+                i.subject.as_deref() == Some(who.as_str())
+                    || i.email.as_deref() == Some(who.as_str())
             });
             if !hit {
                 return false;
             }
         }
         if let Some(group) = &f.group {
-            if !r.identity.as_ref().is_some_and(|i| i.groups.contains(group)) {
+            if !r
+                .identity
+                .as_ref()
+                .is_some_and(|i| i.groups.contains(group))
+            {
                 return false;
             }
         }
-        if f.model.as_ref().is_some_and(|m| r.model.as_ref() != Some(m)) {
+        if f.model
+            .as_ref()
+            .is_some_and(|m| r.model.as_ref() != Some(m))
+        {
             return false;
         }
         if f.decision.as_ref().is_some_and(|d| &r.decision.action != d) {
             return false;
         }
-        if f.rule.as_ref().is_some_and(|rule| r.decision.rule_id.as_ref() != Some(rule)) {
+        if f.rule
+            .as_ref()
+            .is_some_and(|rule| r.decision.rule_id.as_ref() != Some(rule))
+        {
             return false;
         }
         true
@@ -112,7 +123,11 @@ pub fn export(
 ) -> Result<Written, String> {
     let selection = Selection::new(filters)?;
     let flagged: std::collections::HashSet<usize> = v.problems.iter().map(|p| p.pos).collect();
-    let chosen: Vec<&Authentic> = v.authentic.iter().filter(|a| selection.matches(a)).collect();
+    let chosen: Vec<&Authentic> = v
+        .authentic
+        .iter()
+        .filter(|a| selection.matches(a))
+        .collect();
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
 
     let mut jsonl = String::new();
@@ -203,7 +218,11 @@ fn to_csv(
             r.approval
                 .as_ref()
                 .and_then(|ap| ap.get(k))
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
                 .unwrap_or_default()
         };
         let opt = |s: Option<&String>| s.cloned().unwrap_or_default();

@@ -1,6 +1,7 @@
 //! `vigil audit`: verify record files and export them for examiners.
 
 pub mod export;
+mod par;
 pub mod read;
 pub mod report;
 pub mod verify;

@@ -63,29 +63,33 @@ pub fn read_file(path: &Path, field: &str) -> std::io::Result<FileReading> {
 
 /// Reads the lines of `bytes` as from the file named `file`.
 pub fn read_bytes(file: &str, bytes: &[u8], field: &str) -> FileReading {
-    let mut reading = FileReading::default();
     let late_field = format!("{field}_late");
-    let mut rest = bytes;
-    let mut number = 0;
-    while !rest.is_empty() {
-        let (line, next) = match rest.iter().position(|b| *b == b'\n') {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        rest = next;
-        number += 1;
+    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    // The newline ending the last line does not start another.
+    if bytes.ends_with(b"\n") || bytes.is_empty() {
+        lines.pop();
+    }
+    let numbered: Vec<(usize, &[u8])> = lines.into_iter().enumerate().collect();
+    let per_line = super::par::map(&numbered, |(i, line)| {
         let at = Location {
             file: file.to_string(),
-            line: number,
+            line: i + 1,
             item: None,
         };
-        let before = reading.entries.len();
-        read_line(line, &at, field, &late_field, &mut reading.entries);
-        if reading.entries.len() == before {
+        let mut entries = Vec::new();
+        read_line(line, &at, field, &late_field, &mut entries);
+        entries
+    });
+    let mut reading = FileReading {
+        lines: per_line.len(),
+        ..FileReading::default()
+    };
+    for entries in per_line {
+        if entries.is_empty() {
             reading.lines_without_record += 1;
         }
+        reading.entries.extend(entries);
     }
-    reading.lines = number;
     reading
 }
 
@@ -108,7 +112,11 @@ fn read_line(line: &[u8], at: &Location, field: &str, late_field: &str, out: &mu
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) if e.is_eof() => {
-            return problem(out, at, format!("truncated line: the JSON ends early ({e})"))
+            return problem(
+                out,
+                at,
+                format!("truncated line: the JSON ends early ({e})"),
+            )
         }
         Err(e) => return problem(out, at, format!("not JSON ({e})")),
     };
@@ -201,8 +209,18 @@ fn read_otlp(resource_logs: &Value, at: &Location, late_field: &str, out: &mut V
         .as_array()
         .into_iter()
         .flatten()
-        .flat_map(|r| r.get("scopeLogs").and_then(Value::as_array).into_iter().flatten())
-        .flat_map(|s| s.get("logRecords").and_then(Value::as_array).into_iter().flatten());
+        .flat_map(|r| {
+            r.get("scopeLogs")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .flat_map(|s| {
+            s.get("logRecords")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        });
     for (i, log_record) in records.enumerate() {
         let item_at = Location {
             item: Some(format!("log record {}", i + 1)),
@@ -273,7 +291,8 @@ mod tests {
 
     #[test]
     fn truncated_non_json_empty_and_binary_lines_are_problems_at_their_line() {
-        let r = read("{\"v\":1,\"se\n\nnot json\n[1]\n\u{0}\n{\"vigil_record\":\"{\\\"v\\\":1,\"}\n");
+        let r =
+            read("{\"v\":1,\"se\n\nnot json\n[1]\n\u{0}\n{\"vigil_record\":\"{\\\"v\\\":1,\"}\n");
         let mut bin = b"{\"v\":1}\n".to_vec();
         bin.extend_from_slice(b"\xff\xfe\n");
         let rb = read_bytes("b", &bin, "vigil_record");
@@ -291,7 +310,10 @@ mod tests {
                 "f.jsonl:6: vigil_record is truncated: the record's JSON ends early",
             ]
         );
-        assert_eq!(problems(&rb), vec!["b:2: not UTF-8 (invalid utf-8 sequence of 1 bytes from index 0)"]);
+        assert_eq!(
+            problems(&rb),
+            vec!["b:2: not UTF-8 (invalid utf-8 sequence of 1 bytes from index 0)"]
+        );
     }
 
     #[test]

@@ -85,7 +85,12 @@ pub fn render(
          .bad{color:#a00000;font-weight:bold}code{font-size:.92em}",
     );
     out.push_str("</style></head><body><h1>Vigil session records: examiner report</h1>");
-    let _ = write!(out, "<p>Generated {} by vigil {}.</p>", esc(generated_at), env!("CARGO_PKG_VERSION"));
+    let _ = write!(
+        out,
+        "<p>Generated {} by vigil {}.</p>",
+        esc(generated_at),
+        env!("CARGO_PKG_VERSION")
+    );
 
     // Scope: inputs and filters.
     out.push_str("<section><h2>Scope</h2><table><tr><th>input file</th><th class=n>lines</th><th>SHA-256</th></tr>");
@@ -115,7 +120,11 @@ pub fn render(
             value.as_deref().map(esc).unwrap_or_else(|| "(any)".into())
         );
     }
-    let _ = write!(out, "</table><p>{} record(s) selected.</p></section>", records.len());
+    let _ = write!(
+        out,
+        "</table><p>{} record(s) selected.</p></section>",
+        records.len()
+    );
 
     // Verification.
     let verified = v.verified().count();
@@ -159,17 +168,28 @@ pub fn render(
         }
         out.push_str("</table>");
         if v.problems.len() > MAX_PROBLEMS {
-            let _ = write!(out, "<p>... and {} more (see `vigil audit verify`).</p>", v.problems.len() - MAX_PROBLEMS);
+            let _ = write!(
+                out,
+                "<p>... and {} more (see `vigil audit verify`).</p>",
+                v.problems.len() - MAX_PROBLEMS
+            );
         }
     }
     out.push_str("</section>");
 
-    count_table(&mut out, "Requests per user", "user", &counts(records, |a| vec![who(a)]));
+    count_table(
+        &mut out,
+        "Requests per user",
+        "user",
+        &counts(records, |a| vec![who(a)]),
+    );
     count_table(
         &mut out,
         "Requests per model",
         "model",
-        &counts(records, |a| vec![a.record.model.clone().unwrap_or_else(|| "(none)".into())]),
+        &counts(records, |a| {
+            vec![a.record.model.clone().unwrap_or_else(|| "(none)".into())]
+        }),
     );
     count_table(
         &mut out,
@@ -202,7 +222,10 @@ pub fn render(
     out.push_str("</table></section>");
 
     // Approvals.
-    let approvals: Vec<&&Authentic> = records.iter().filter(|a| a.record.approval.is_some()).collect();
+    let approvals: Vec<&&Authentic> = records
+        .iter()
+        .filter(|a| a.record.approval.is_some())
+        .collect();
     let _ = write!(out, "<section><h2>Approvals ({})</h2><table><tr><th>request time</th><th>user</th><th>model</th><th>rule</th><th>approval</th><th>approver</th><th>decided</th><th>decision</th></tr>", approvals.len());
     for a in approvals.iter().take(MAX_ROWS) {
         let r = &a.record;
@@ -210,7 +233,11 @@ pub fn render(
             r.approval
                 .as_ref()
                 .and_then(|ap| ap.get(k))
-                .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
                 .unwrap_or_default()
         };
         let _ = write!(
@@ -232,7 +259,10 @@ pub fn render(
     out.push_str("</table></section>");
 
     // Blocked requests.
-    let blocked: Vec<&&Authentic> = records.iter().filter(|a| a.record.decision.action == "block").collect();
+    let blocked: Vec<&&Authentic> = records
+        .iter()
+        .filter(|a| a.record.decision.action == "block")
+        .collect();
     let _ = write!(out, "<section><h2>Blocked requests ({})</h2><table><tr><th>time</th><th>user</th><th>model</th><th>route</th><th class=n>status</th><th>rule</th><th>reason</th></tr>", blocked.len());
     for a in blocked.iter().take(MAX_ROWS) {
         let r = &a.record;
@@ -254,7 +284,11 @@ pub fn render(
     }
     out.push_str("</table>");
     if blocked.len() > MAX_ROWS {
-        let _ = write!(out, "<p>First {MAX_ROWS} shown; records.csv lists all {}.</p>", blocked.len());
+        let _ = write!(
+            out,
+            "<p>First {MAX_ROWS} shown; records.csv lists all {}.</p>",
+            blocked.len()
+        );
     }
     out.push_str("</section></body></html>\n");
     out

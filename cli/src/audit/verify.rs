@@ -152,7 +152,7 @@ pub fn verify_files(paths: &[PathBuf], options: &Options) -> Verification {
 /// Verifies what was read, files in the given order.
 pub fn verify_readings(readings: Vec<(String, FileReading)>, options: &Options) -> Verification {
     let mut v = Verification::default();
-    let mut pos = 0;
+    let mut entries = Vec::new();
     for (path, reading) in readings {
         v.files.push(FileSummary {
             path,
@@ -161,27 +161,39 @@ pub fn verify_readings(readings: Vec<(String, FileReading)>, options: &Options) 
             bytes: reading.bytes,
             sha256: reading.sha256,
         });
-        for entry in reading.entries {
-            pos += 1;
-            match entry {
-                Entry::Problem { at, message } => v.problems.push(Problem { at, pos, message }),
-                Entry::Record { at, value } => {
-                    v.records += 1;
-                    match check(&value, &options.keys) {
-                        Ok(checked) => v.authentic.push(Authentic {
-                            at,
-                            pos,
-                            value,
-                            record: checked.record,
-                        }),
-                        Err(fault) => v.problems.push(Problem {
-                            at,
-                            pos,
-                            message: fault.to_string(),
-                        }),
-                    }
-                }
+        entries.extend(reading.entries);
+    }
+    // Hash and HMAC checks are independent per record: spread them over the cores.
+    let checked = super::par::map(&entries, |entry| match entry {
+        Entry::Record { value, .. } => Some(check(value, &options.keys)),
+        Entry::Problem { .. } => None,
+    });
+    for (i, (entry, result)) in entries.into_iter().zip(checked).enumerate() {
+        let pos = i + 1;
+        match (entry, result) {
+            (Entry::Problem { at, message }, _) => v.problems.push(Problem { at, pos, message }),
+            (Entry::Record { at, value }, Some(Ok(checked))) => {
+                v.records += 1;
+                v.authentic.push(Authentic {
+                    at,
+                    pos,
+                    value,
+                    record: checked.record,
+                });
             }
+            (Entry::Record { at, .. }, Some(Err(fault))) => {
+                v.records += 1;
+                v.problems.push(Problem {
+                    at,
+                    pos,
+                    message: fault.to_string(),
+                });
+            }
+            (Entry::Record { at, .. }, None) => v.problems.push(Problem {
+                at,
+                pos,
+                message: "record was not checked".into(),
+            }),
         }
     }
     if options.chains {
@@ -282,7 +294,8 @@ fn check_chains(v: &mut Verification, options: &Options) {
         }
         if let Some(heads) = &options.expect_heads {
             if let Some(head) = heads.get(*vm) {
-                check_head(vm, head, &chosen, &|l: &Link| at(l), &mut problems);
+                let end = end_problem(v, String::new());
+                check_head(vm, head, &chosen, &|l: &Link| at(l), &end, &mut problems);
             }
         }
     }
@@ -303,8 +316,9 @@ fn check_chains(v: &mut Verification, options: &Options) {
     v.problems.extend(problems);
 }
 
-/// Picks, for every seq, the copy that sits where the chain expects it (after its
-/// predecessor, before its successor); the other copies are reported where they are.
+/// Picks, for every seq, the copy that belongs in the chain: the one that links to its
+/// predecessor and that its successor links to, then the one that sits between them in the
+/// input. The other copies are reported where they are.
 fn choose_among_duplicates(
     v: &Verification,
     seqs: &BTreeMap<u64, Vec<Link>>,
@@ -315,16 +329,29 @@ fn choose_among_duplicates(
         let link = if links.len() == 1 {
             links[0]
         } else {
-            let before = seq
-                .checked_sub(1)
-                .and_then(|s| seqs.get(&s))
-                .map(|l| l[0].pos)
-                .unwrap_or(0);
-            let after = seqs.get(&(seq + 1)).map(|l| l[0].pos).unwrap_or(usize::MAX);
+            let record = |l: &Link| &v.authentic[l.index].record;
+            let pred = seq.checked_sub(1).and_then(|s| seqs.get(&s));
+            let succ = seqs.get(&(seq + 1));
+            let before = pred.map(|l| l[0].pos).unwrap_or(0);
+            let after = succ.map(|l| l[0].pos).unwrap_or(usize::MAX);
+            let score = |l: &Link| {
+                let r = record(l);
+                let linked_from = pred
+                    .is_some_and(|p| p.iter().any(|p| record(p).hash == r.prev_hash))
+                    || (seq == 1 && r.prev_hash == GENESIS_HASH);
+                let linked_to =
+                    succ.is_some_and(|s| s.iter().any(|s| record(s).prev_hash == r.hash));
+                let in_place = l.pos > before && l.pos < after;
+                (linked_from as u8 + linked_to as u8, in_place)
+            };
+            // Highest score; the first in the input among equals.
             let fits = links
                 .iter()
-                .find(|l| l.pos > before && l.pos < after)
                 .copied()
+                .fold(None::<Link>, |best, l| match best {
+                    Some(b) if score(&b) >= score(&l) => Some(b),
+                    _ => Some(l),
+                })
                 .unwrap_or(links[0]);
             let kept = &v.authentic[fits.index];
             for other in links.iter().filter(|l| l.pos != fits.pos) {
@@ -333,7 +360,7 @@ fn choose_among_duplicates(
                     format!("duplicate of the record at {} (seq {seq})", kept.at)
                 } else {
                     format!(
-                        "a second record claims seq {seq} of chain {} (the other is at {})",
+                        "a second record claims seq {seq} of chain {} (the one that chains is at {})",
                         a.record.vm_id, kept.at
                     )
                 };
@@ -355,22 +382,23 @@ fn check_head<'a>(
     head: &Head,
     chosen: &BTreeMap<u64, Link>,
     at: &dyn Fn(&Link) -> &'a Authentic,
+    end: &Problem,
     problems: &mut Vec<Problem>,
 ) {
     let Some((&last_seq, last)) = chosen.iter().next_back() else {
         return;
     };
     if last_seq < head.seq {
-        let a = at(last);
+        // The hole is at the end of the input, after the chain's newest record.
         problems.push(Problem {
-            at: a.at.clone(),
-            pos: last.pos,
             message: format!(
-                "chain {vm} ends at seq {last_seq}, but the expected heads reach seq {}: seq {}..{} are missing after this record",
+                "chain {vm} ends at seq {last_seq} ({}), but the expected heads reach seq {}: seq {}..{} are missing",
+                at(last).at,
                 head.seq,
                 last_seq + 1,
                 head.seq
             ),
+            ..end.clone()
         });
     } else if let Some(link) = chosen.get(&head.seq) {
         let a = at(link);

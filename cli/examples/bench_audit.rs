@@ -1,0 +1,81 @@
+//! `vigil audit verify` throughput on 100,000 records written by vigil.wasm in the host (two
+//! VMs, clients going away now and then), against a baseline in the same run: parsing the
+//! same lines as JSON and nothing else.
+//!
+//! Usage: cargo run --release -p vigil-cli --example bench_audit [RECORDS]
+
+use std::time::Instant;
+use vigil_cli::audit::{read, verify};
+use vigil_host::{artifacts, Plugin, TEST_RECORD_KEY};
+
+fn main() {
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(100_000);
+    let plugin = Plugin::load(&artifacts::wasm("vigil_filter").expect("scripts/build first"))
+        .expect("vigil.wasm loads");
+    let t = Instant::now();
+    let lines = vigil_host::traffic::records_through_filter(&plugin, n, 2, 97, 0)
+        .expect("traffic runs");
+    let generated = t.elapsed();
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let bytes = text.as_bytes();
+    let key = vigil_core::record::RecordKey::new(TEST_RECORD_KEY.1.as_bytes()).expect("key");
+    let options = verify::Options {
+        keys: vec![key],
+        field: "vigil_record".into(),
+        chains: true,
+        partial: false,
+        expect_heads: None,
+    };
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    println!(
+        "audit verify: {n} records ({:.1} MiB of access-log lines, written through vigil.wasm in {:.1} s), {threads} thread(s)",
+        bytes.len() as f64 / (1024.0 * 1024.0),
+        generated.as_secs_f64()
+    );
+    let mut best_parse = f64::MAX;
+    let mut best_verify = f64::MAX;
+    let mut best_read = f64::MAX;
+    for _ in 0..3 {
+        // Baseline: every line parsed as JSON, and the record string in it parsed again.
+        let t = Instant::now();
+        let mut parsed = 0usize;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_slice(line).expect("json");
+            if let Some(r) = v["vigil_record"].as_str() {
+                let r: serde_json::Value = serde_json::from_str(r).expect("record json");
+                parsed += r.is_object() as usize;
+            }
+        }
+        best_parse = best_parse.min(t.elapsed().as_secs_f64());
+        assert!(parsed > 0);
+
+        let t = Instant::now();
+        let reading = read::read_bytes("bench.jsonl", bytes, "vigil_record");
+        best_read = best_read.min(t.elapsed().as_secs_f64());
+        let t2 = Instant::now();
+        let v = verify::verify_readings(vec![("bench.jsonl".into(), reading)], &options);
+        let checked = t2.elapsed().as_secs_f64();
+        best_verify = best_verify.min(t.elapsed().as_secs_f64());
+        assert!(v.is_clean(), "{:?}", v.problems.first());
+        assert_eq!(v.records, n);
+        let _ = checked;
+    }
+    println!(
+        "  verify (read + HMAC + chains): {:.0} records/s ({:.0} MB/s), best of 3",
+        n as f64 / best_verify,
+        bytes.len() as f64 / best_verify / 1e6
+    );
+    println!(
+        "  of which reading the lines: {:.0}%",
+        100.0 * best_read / best_verify
+    );
+    println!(
+        "  baseline, JSON parse of the same lines on one thread: {:.0} records/s; verify costs {:.2}x the parse",
+        n as f64 / best_parse,
+        best_verify / best_parse
+    );
+}

@@ -1,0 +1,114 @@
+//! Synthetic traffic through vigil.wasm, logged the way Envoy's access log writes it: the
+//! session records tests verify and benches measure.
+
+use crate::{HostError, Plugin, Vm, VmOptions};
+
+/// A policy that blocks one path, so records carry both decisions.
+pub const POLICY: &str = r#"{"id": "audit-test", "version": "1",
+  "rules": [{"id": "no-fine-tuning", "when": {"path": {"prefix": "/v1/fine_tuning/"}},
+             "action": {"type": "block", "status": 403, "message": "not through the gateway"}}]}"#;
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// One access-log line the way Envoy's `json_format` writes it: the record and the late
+/// records are strings (`%FILTER_STATE(...:PLAIN)%`), a missing one is null.
+fn access_log_line(vm: &Vm, id: u32) -> String {
+    let Some(s) = vm.stream(id) else {
+        return String::from("{}");
+    };
+    let empty = Default::default();
+    let logged = s.access_log.as_ref().unwrap_or(&empty);
+    let text = |key: &str| {
+        logged
+            .get(key)
+            .map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
+            .unwrap_or(serde_json::Value::Null)
+    };
+    serde_json::json!({
+        "time": "2026-11-22T10:00:00.000Z",
+        "status": s.response.sent_headers.as_ref().and_then(|h| h.iter().find(|(k, _)| k == ":status")).map(|(_, v)| v.clone()),
+        "vigil_record": text("wasm.vigil_record"),
+        "vigil_record_late": text("wasm.vigil_record_late"),
+    })
+    .to_string()
+}
+
+/// Runs `n` exchanges through vigil.wasm on `vms` VMs (round robin, each its own chain, as
+/// Envoy's workers) and returns the access-log lines in the order Envoy would write them.
+/// Every `abort_every`th exchange loses its client mid-answer, so its record rides on a later
+/// line. The VMs' chain ids are the same from run to run; `clock_offset_ms` makes a run whose
+/// records differ from another's.
+pub fn records_through_filter(
+    plugin: &Plugin,
+    n: usize,
+    vms: usize,
+    abort_every: usize,
+    clock_offset_ms: u64,
+) -> Result<Vec<String>, HostError> {
+    let mut machines: Vec<Vm> = (0..vms)
+        .map(|w| {
+            Vm::start(
+                plugin,
+                VmOptions {
+                    plugin_config: POLICY.as_bytes().to_vec(),
+                    random_seed: 1000 + w as u64,
+                    now_nanos: 1_795_000_000_000_000_000 + clock_offset_ms * 1_000_000,
+                    ..VmOptions::with_record_key()
+                },
+            )
+        })
+        .collect::<Result<_, _>>()?;
+    let mut lines = Vec::with_capacity(n);
+    for i in 0..n {
+        let vm = &mut machines[i % vms];
+        vm.advance(7_000_000)?;
+        let id = vm.create_stream()?;
+        let path = if i % 10 == 3 {
+            "/v1/fine_tuning/jobs"
+        } else {
+            "/v1/chat/completions"
+        };
+        let rid = format!("req-{i}");
+        let headers = pairs(&[
+            (":method", "POST"),
+            (":path", path),
+            (":authority", "models.bank.internal"),
+            ("content-type", "application/json"),
+            ("x-request-id", &rid),
+        ]);
+        vm.request_headers(id, &headers, false)?;
+        let body = format!(
+            r#"{{"model":"llama-3-70b","messages":[{{"role":"user","content":"request {i}: customer SSN 123-45-{:04}, mail j{i}@bank.example"}}]}}"#,
+            1000 + i % 9000
+        );
+        vm.request_body(id, body.as_bytes(), true)?;
+        let answered = vm.stream(id).is_some_and(|s| s.request.sent_end);
+        if answered {
+            vm.response_headers(
+                id,
+                &pairs(&[(":status", "200"), ("content-type", "application/json")]),
+                false,
+            )?;
+            let answer = format!(
+                r#"{{"choices":[{{"message":{{"content":"answer {i} for card 4111 1111 1111 1111"}}}}]}}"#
+            );
+            if abort_every > 0 && i % abort_every == abort_every - 1 {
+                vm.response_body(id, &answer.as_bytes()[..20], false)?;
+                vm.abort_stream(id, "downstream_remote_disconnect")?;
+                // Envoy still writes the line; the record is not on it.
+                lines.push(access_log_line(vm, id));
+                vm.remove_stream(id);
+                continue;
+            }
+            vm.response_body(id, answer.as_bytes(), true)?;
+        }
+        vm.complete_stream(id)?;
+        lines.push(access_log_line(vm, id));
+        vm.remove_stream(id);
+    }
+    Ok(lines)
+}
