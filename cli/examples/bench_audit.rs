@@ -16,8 +16,8 @@ fn main() {
     let plugin = Plugin::load(&artifacts::wasm("vigil_filter").expect("scripts/build first"))
         .expect("vigil.wasm loads");
     let t = Instant::now();
-    let lines = vigil_host::traffic::records_through_filter(&plugin, n, 2, 97, 0)
-        .expect("traffic runs");
+    let lines =
+        vigil_host::traffic::records_through_filter(&plugin, n, 2, 97, 0).expect("traffic runs");
     let generated = t.elapsed();
     let mut text = lines.join("\n");
     text.push('\n');
@@ -30,7 +30,9 @@ fn main() {
         partial: false,
         expect_heads: None,
     };
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!(
         "audit verify: {n} records ({:.1} MiB of access-log lines, written through vigil.wasm in {:.1} s), {threads} thread(s)",
         bytes.len() as f64 / (1024.0 * 1024.0),

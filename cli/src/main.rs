@@ -95,30 +95,33 @@ enum AuditCommand {
     },
     /// Verify, select and write records for an examiner: records.jsonl, records.csv,
     /// report.html and manifest.json (SHA-256 of each) in --out.
-    Export {
-        #[command(flatten)]
-        input: RecordInput,
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-        /// Requests started at or after this time (RFC 3339).
-        #[arg(long)]
-        from: Option<String>,
-        /// Requests started before this time (RFC 3339).
-        #[arg(long)]
-        to: Option<String>,
-        /// The caller's subject or email.
-        #[arg(long)]
-        identity: Option<String>,
-        #[arg(long)]
-        group: Option<String>,
-        #[arg(long)]
-        model: Option<String>,
-        /// allow, block or require_approval.
-        #[arg(long)]
-        decision: Option<String>,
-        #[arg(long)]
-        rule: Option<String>,
-    },
+    Export(Box<ExportArgs>),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    input: RecordInput,
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Requests started at or after this time (RFC 3339).
+    #[arg(long)]
+    from: Option<String>,
+    /// Requests started before this time (RFC 3339).
+    #[arg(long)]
+    to: Option<String>,
+    /// The caller's subject or email.
+    #[arg(long)]
+    identity: Option<String>,
+    #[arg(long)]
+    group: Option<String>,
+    #[arg(long)]
+    model: Option<String>,
+    /// allow, block or require_approval.
+    #[arg(long)]
+    decision: Option<String>,
+    #[arg(long)]
+    rule: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -171,17 +174,18 @@ fn audit(command: AuditCommand) -> u8 {
             write_heads,
             json,
         ),
-        AuditCommand::Export {
-            input,
-            out,
-            from,
-            to,
-            identity,
-            group,
-            model,
-            decision,
-            rule,
-        } => {
+        AuditCommand::Export(args) => {
+            let ExportArgs {
+                input,
+                out,
+                from,
+                to,
+                identity,
+                group,
+                model,
+                decision,
+                rule,
+            } = *args;
             let keys = match input.keys().load() {
                 Ok(k) => k,
                 Err(e) => {
