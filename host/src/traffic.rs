@@ -112,3 +112,30 @@ pub fn records_through_filter(
     }
     Ok(lines)
 }
+
+/// One exchange whose prompt is `content` (a JSON string's contents, escapes allowed), on a
+/// fresh VM: records with awkward text for canonical-form tests.
+pub fn records_through_filter_with_prompt(
+    plugin: &Plugin,
+    content: &str,
+) -> Result<Vec<String>, HostError> {
+    let mut vm = Vm::start(plugin, VmOptions::with_record_key())?;
+    let id = vm.create_stream()?;
+    let headers = pairs(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "models.bank.internal"),
+        ("content-type", "application/json"),
+    ]);
+    vm.request_headers(id, &headers, false)?;
+    let body = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{content}"}}]}}"#);
+    vm.request_body(id, body.as_bytes(), true)?;
+    vm.response_headers(
+        id,
+        &pairs(&[(":status", "200"), ("content-type", "text/plain")]),
+        false,
+    )?;
+    vm.response_body(id, content.as_bytes(), true)?;
+    vm.complete_stream(id)?;
+    Ok(vec![access_log_line(&vm, id)])
+}
