@@ -129,7 +129,11 @@ fn the_standard_library_of_another_language_reproduces_hash_and_hmac() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // 60 exchanges, the last one's client gone (its record waits for a line that never comes
     // in this run), plus the awkward one.
     assert_eq!(stdout.trim(), "ok 60");

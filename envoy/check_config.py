@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Validates Envoy bootstrap files offline against Envoy's API, as far as no Envoy binary can.
+
+Each YAML file is parsed into envoy.config.bootstrap.v3.Bootstrap with protobuf's strict JSON
+mapping (unknown fields, wrong types, bad enum names and unknown `@type`s in typed_config are
+errors), every `google.protobuf.Any` is unpacked into its real message, and the
+protoc-gen-validate rules that Envoy enforces at load time are checked on every message
+(required fields and oneofs, minimum lengths and counts, numeric bounds, defined enums).
+The messages come from xds-protos (generated from envoyproxy/data-plane-api).
+
+Istio WasmPlugin manifests (kind: WasmPlugin) are checked against the fields of Istio's
+extensions.istio.io/v1alpha1 WasmPlugin API.
+
+Prints one JSON object per file: {"file", "ok", "errors", "wasm_configurations",
+"access_log_formats", "vm_env"}; exits 1 when any file is invalid.
+"""
+import importlib, json, pkgutil, re, sys
+
+import yaml
+from google.protobuf import any_pb2, descriptor, json_format
+
+import envoy
+import validate.validate_pb2 as pgv
+
+
+def load_all_envoy_types():
+    # Any fields name their type by URL; the type must be in the descriptor pool, so every
+    # generated module of the envoy package is imported (xds, udpa come in as dependencies).
+    for mod in pkgutil.walk_packages(envoy.__path__, "envoy."):
+        if mod.name.endswith("_pb2"):
+            try:
+                importlib.import_module(mod.name)
+            except Exception:  # a module whose optional dependency is absent
+                pass
+
+
+class Checker:
+    def __init__(self, path):
+        self.path = path
+        self.errors = []
+        self.wasm_configurations = []
+        self.access_log_formats = []
+        self.vm_env = []
+
+    def error(self, where, message):
+        self.errors.append(f"{where}: {message}")
+
+    def message(self, msg, where):
+        desc = msg.DESCRIPTOR
+        if desc.full_name == "google.protobuf.Any":
+            return self.any(msg, where)
+        for oneof in desc.oneofs:
+            if oneof.GetOptions().HasExtension(pgv.required) and oneof.GetOptions().Extensions[pgv.required]:
+                if msg.WhichOneof(oneof.name) is None:
+                    self.error(where, f"one of {[f.name for f in oneof.fields]} is required")
+        for field in desc.fields:
+            self.field(msg, field, f"{where}.{field.name}")
+        self.notice(msg, where)
+
+    def any(self, msg, where):
+        type_name = msg.type_url.split("/")[-1]
+        try:
+            from google.protobuf import symbol_database
+            cls = symbol_database.Default().GetSymbol(type_name)
+        except KeyError:
+            return self.error(where, f"unknown type {type_name}")
+        inner = cls()
+        if not msg.Unpack(inner):
+            return self.error(where, f"cannot unpack {type_name}")
+        self.message(inner, f"{where}<{type_name}>")
+
+    def field(self, msg, field, where):
+        # A oneof member's rules apply only to the member that is set (PGV semantics).
+        oneof = field.containing_oneof
+        if oneof is not None and msg.WhichOneof(oneof.name) != field.name:
+            return
+        opts = field.GetOptions()
+        rules = opts.Extensions[pgv.rules] if opts.HasExtension(pgv.rules) else None
+        repeated = field.is_repeated
+        is_map = repeated and field.message_type is not None and field.message_type.GetOptions().map_entry
+        if repeated:
+            values = getattr(msg, field.name)
+            if rules is not None and rules.HasField("repeated"):
+                r = rules.repeated
+                if r.min_items and len(values) < r.min_items:
+                    self.error(where, f"needs at least {r.min_items} item(s), has {len(values)}")
+            if field.message_type is not None:
+                items = values.values() if is_map else values
+                for i, item in enumerate(items):
+                    if isinstance(item, (str, bytes, int, float, bool)):
+                        continue
+                    self.message(item, f"{where}[{i}]")
+            return
+        if field.message_type is not None:
+            present = msg.HasField(field.name)
+            if rules is not None and rules.HasField("message") and rules.message.required and not present:
+                self.error(where, "is required")
+            if rules is not None and rules.HasField("duration") and rules.duration.required and not present:
+                self.error(where, "is required")
+            if present:
+                self.message(getattr(msg, field.name), where)
+            return
+        value = getattr(msg, field.name)
+        if rules is None:
+            return
+        kind = rules.WhichOneof("type")
+        if kind == "string":
+            r = rules.string
+            if r.min_len and len(value) < r.min_len:
+                self.error(where, f"must be at least {r.min_len} character(s)")
+            if r.min_bytes and len(value.encode()) < r.min_bytes:
+                self.error(where, f"must be at least {r.min_bytes} byte(s)")
+        elif kind == "enum":
+            if rules.enum.defined_only and value not in [v.number for v in field.enum_type.values]:
+                self.error(where, f"enum value {value} is not defined")
+        elif kind in ("uint32", "uint64", "int32", "int64", "double"):
+            r = getattr(rules, kind)
+            for bound, test, text in (("gt", lambda a, b: a > b, ">"), ("gte", lambda a, b: a >= b, ">="),
+                                      ("lt", lambda a, b: a < b, "<"), ("lte", lambda a, b: a <= b, "<=")):
+                if r.HasField(bound) and not test(value, getattr(r, bound)):
+                    self.error(where, f"must be {text} {getattr(r, bound)}, is {value}")
+
+    def notice(self, msg, where):
+        # Facts the project's tests assert about the shipped files.
+        name = msg.DESCRIPTOR.full_name
+        if name == "envoy.extensions.wasm.v3.PluginConfig":
+            cfg = msg.configuration
+            if cfg.type_url.endswith("google.protobuf.StringValue"):
+                from google.protobuf import wrappers_pb2
+                s = wrappers_pb2.StringValue()
+                cfg.Unpack(s)
+                self.wasm_configurations.append({"where": where, "configuration": s.value,
+                    "failure_policy": json_format.MessageToDict(msg).get("failurePolicy", "UNSPECIFIED")})
+        elif name == "envoy.extensions.wasm.v3.EnvironmentVariables":
+            self.vm_env.extend(list(msg.host_env_keys))
+            self.vm_env.extend(list(msg.key_values.keys()))
+        elif name == "envoy.config.core.v3.SubstitutionFormatString":
+            self.access_log_formats.append(json_format.MessageToDict(msg))
+        elif name == "envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig":
+            self.access_log_formats.append(json_format.MessageToDict(msg))
+
+
+ISTIO_WASMPLUGIN_SPEC = {
+    # istio.extensions.v1alpha1.WasmPlugin (istio.io/latest/docs/reference/config/proxy_extensions/wasm-plugin/)
+    "selector", "targetRef", "targetRefs", "url", "sha256", "imagePullPolicy", "imagePullSecret",
+    "pluginConfig", "pluginName", "phase", "priority", "failStrategy", "vmConfig", "match", "type",
+}
+ISTIO_ENUMS = {
+    "imagePullPolicy": {"UNSPECIFIED_POLICY", "IfNotPresent", "Always"},
+    "phase": {"UNSPECIFIED_PHASE", "AUTHN", "AUTHZ", "STATS"},
+    "failStrategy": {"FAIL_CLOSE", "FAIL_OPEN", "FAIL_RELOAD"},
+    "type": {"UNSPECIFIED_PLUGIN_TYPE", "HTTP", "NETWORK"},
+}
+
+
+def check_wasmplugin(doc, c):
+    if doc.get("apiVersion") not in ("extensions.istio.io/v1alpha1",):
+        c.error("apiVersion", f"expected extensions.istio.io/v1alpha1, found {doc.get('apiVersion')!r}")
+    spec = doc.get("spec") or {}
+    for key in spec:
+        if key not in ISTIO_WASMPLUGIN_SPEC:
+            c.error(f"spec.{key}", "unknown WasmPlugin field")
+    for key, allowed in ISTIO_ENUMS.items():
+        if key in spec and spec[key] not in allowed:
+            c.error(f"spec.{key}", f"{spec[key]!r} is not one of {sorted(allowed)}")
+    if not spec.get("url"):
+        c.error("spec.url", "is required")
+    for i, env in enumerate((spec.get("vmConfig") or {}).get("env") or []):
+        if set(env) - {"name", "value", "valueFrom"}:
+            c.error(f"spec.vmConfig.env[{i}]", f"unknown fields {sorted(set(env) - {'name', 'value', 'valueFrom'})}")
+        if env.get("valueFrom", "INLINE") not in ("INLINE", "HOST"):
+            c.error(f"spec.vmConfig.env[{i}].valueFrom", f"{env.get('valueFrom')!r} is not INLINE or HOST")
+        c.vm_env.append(env.get("name"))
+    if "pluginConfig" in spec:
+        c.wasm_configurations.append({"where": "spec.pluginConfig", "configuration": json.dumps(spec["pluginConfig"]),
+                                      "failure_policy": spec.get("failStrategy", "FAIL_CLOSE")})
+
+
+def check_file(path):
+    c = Checker(path)
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f)
+    except Exception as e:
+        c.error("yaml", str(e).replace("\n", " "))
+        return c
+    if isinstance(doc, dict) and doc.get("kind") == "WasmPlugin":
+        check_wasmplugin(doc, c)
+        return c
+    from envoy.config.bootstrap.v3 import bootstrap_pb2
+    msg = bootstrap_pb2.Bootstrap()
+    try:
+        json_format.ParseDict(doc, msg, ignore_unknown_fields=False)
+    except json_format.ParseError as e:
+        # protobuf nests "Failed to parse X field: " once per level; the path at the end says it.
+        message = re.sub(r"Failed to parse \w+ field: ", "", str(e)).split("\n Available Fields")[0]
+        c.error("Bootstrap", message.rstrip(". "))
+        return c
+    c.message(msg, "Bootstrap")
+    return c
+
+
+def main(paths):
+    load_all_envoy_types()
+    bad = False
+    for path in paths:
+        c = check_file(path)
+        bad |= bool(c.errors)
+        print(json.dumps({"file": path, "ok": not c.errors, "errors": c.errors,
+                          "wasm_configurations": c.wasm_configurations,
+                          "access_log_formats": c.access_log_formats, "vm_env": c.vm_env}))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
