@@ -73,7 +73,8 @@ fn every_record_the_filter_writes_validates_under_the_schema() {
 fn the_schema_refuses_what_the_record_type_refuses() {
     let schema = schema();
     let good = records(&records_through_filter(1, 1, 0, 0)).remove(0);
-    let edits: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
         ("unknown field", Box::new(|r| r["colour"] = "red".into())),
         (
             "missing hmac",
