@@ -3,8 +3,8 @@
 
 Reads JSON lines on stdin (bare records, or Envoy access-log lines with the record in the
 `vigil_record` field and late records in `vigil_record_late`), recomputes each record's hash
-and HMAC-SHA-256 over its canonical form, and prints `ok N` or the first failing line.
-The key comes from the VIGIL_RECORD_KEY environment variable. Chain order is `vigil audit
+(SHA-256 of its canonical form) and HMAC-SHA-256 of that hash, and prints `ok N` or the first
+failing line. The key comes from the VIGIL_RECORD_KEY environment variable. Chain order is `vigil audit
 verify`'s job; this shows the digests need nothing but a JSON library to reproduce.
 """
 import hashlib, hmac, json, os, sys
@@ -33,10 +33,10 @@ def records(line):
 count = 0
 for number, line in enumerate(sys.stdin, 1):
     for record in records(line):
-        data = canonical(record)
-        if hashlib.sha256(data).hexdigest() != record["hash"]:
+        digest = hashlib.sha256(canonical(record)).digest()
+        if digest.hex() != record["hash"]:
             sys.exit(f"line {number}: hash does not match")
-        if not hmac.compare_digest(hmac.new(key, data, hashlib.sha256).hexdigest(), record["hmac"]):
+        if not hmac.compare_digest(hmac.new(key, digest, hashlib.sha256).hexdigest(), record["hmac"]):
             sys.exit(f"line {number}: HMAC does not match")
         count += 1
 print(f"ok {count}")

@@ -207,7 +207,7 @@ impl ExchangeLog {
         policy: &PluginConfig,
         chain: &mut RecordChain,
         key: &RecordKey,
-    ) -> SessionRecord {
+    ) -> (SessionRecord, Vec<u8>) {
         let mut record = SessionRecord {
             v: RECORD_VERSION,
             request_id: self.request_id.clone(),
@@ -249,8 +249,8 @@ impl ExchangeLog {
             hash: String::new(),
             hmac: String::new(),
         };
-        chain.seal(&mut record, key);
-        record
+        let json = chain.seal(&mut record, key);
+        (record, json)
     }
 }
 
@@ -280,7 +280,7 @@ mod tests {
         log.request_chunk(b"lo");
         log.response_status(Some("201"));
         log.response_chunk(b"ok");
-        let r = log.seal(
+        let (r, _) = log.seal(
             1_250_000_000,
             true,
             "vm#1",

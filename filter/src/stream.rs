@@ -505,7 +505,7 @@ impl VigilStream {
         }
         exchange.masked(&counts);
         exchange.response_details(self.property_string("response.code_details"));
-        let record = exchange.seal(
+        let (record, bytes) = exchange.seal(
             now,
             complete,
             &shared.vm_id,
@@ -513,18 +513,6 @@ impl VigilStream {
             &mut shared.chain.borrow_mut(),
             &shared.record_key,
         );
-        let bytes = match serde_json::to_vec(&record) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                ctx_log!(
-                    error,
-                    self.context_id,
-                    "session record could not be serialized: {}",
-                    e
-                );
-                return;
-            }
-        };
         if !complete {
             // Too late for this exchange's access-log line: the next record carries it.
             self.hold_late(bytes, record.seq);

@@ -5,7 +5,10 @@
 //!   proxy-wasm module; the embedded default policy (masking every entity) against it;
 //! - identity: a valid RS256 and a valid ES256 token, with the verified-token cache warm and
 //!   with it off (every request verifies the signature), against the pass-through request;
-//! - the same verification natively (vigil-core on this machine), against the wasm cost.
+//! - the same verification natively (vigil-core on this machine), against the wasm cost;
+//! - the session record: the pass-through request with the record keeping no body copies
+//!   (record.max_body_bytes 0), and the record's whole construction (observations, canonical
+//!   form, SHA-256, HMAC, JSON) natively, against the pass-through request.
 //!
 //! Tokens and keys are read from ../shared/conformance/jwt (jvl-rs256-kid-ok, rfc7515-a3-es256-ok).
 //! Usage: scripts/bench [REQUESTS]   (default 20000 for cheap scenarios; cold ones run a tenth)
@@ -107,6 +110,73 @@ fn request(token: Option<&str>) -> Vec<(String, String)> {
     r
 }
 
+/// The record's cost inside vigil.wasm: the pass-through exchange with its answer ending in an
+/// empty last chunk. The filter seals and writes the record in that last call; an empty
+/// chunk that is not the last, sent just before, is the same call without it. Returns the
+/// medians of (last call, empty call before it).
+fn sealing_call(vm: &mut Vm, request: &[(String, String)], rounds: usize) -> (f64, f64) {
+    let mut last = Vec::with_capacity(rounds);
+    let mut before = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let id = vm.create_stream().expect("create stream");
+        vm.request_headers(id, request, false)
+            .expect("request headers");
+        vm.request_body(id, BODY, true).expect("request body");
+        vm.response_headers(
+            id,
+            &pairs(&[(":status", "200"), ("content-type", "application/json")]),
+            false,
+        )
+        .expect("response headers");
+        vm.response_body(id, ANSWER, false).expect("response body");
+        let t = Instant::now();
+        vm.response_body(id, b"", false).expect("empty chunk");
+        before.push(t.elapsed());
+        let t = Instant::now();
+        vm.response_body(id, b"", true).expect("last chunk");
+        last.push(t.elapsed());
+        vm.complete_stream(id).expect("complete");
+        vm.remove_stream(id);
+    }
+    last.sort();
+    before.sort();
+    (micros(last[rounds / 2]), micros(before[rounds / 2]))
+}
+
+/// Native construction of the pass-through request's record, the code the filter runs at the
+/// end of an exchange: median time per record.
+fn native_record(rounds: usize) -> Duration {
+    use vigil_core::exchange::ExchangeLog;
+    use vigil_core::record::{RecordChain, RecordKey, Route};
+    let key = RecordKey::new(vigil_host::TEST_RECORD_KEY.1.as_bytes()).expect("key");
+    let config =
+        vigil_core::PluginConfig::parse(br#"{"id": "bench", "version": "1"}"#).expect("config");
+    let mut chain = RecordChain::default();
+    let mut times: Vec<Duration> = (0..rounds)
+        .map(|i| {
+            let start = Instant::now();
+            let mut log = ExchangeLog::new(
+                1_000_000,
+                Route {
+                    method: "POST".into(),
+                    path: "/v1/chat/completions".into(),
+                    authority: "models".into(),
+                },
+                format!("bench-{i}"),
+                Some("10.0.0.1:5000".into()),
+            );
+            log.request_chunk(BODY);
+            log.response_status(Some("200"));
+            log.response_chunk(ANSWER);
+            let sealed = log.seal(2_000_000, true, "vigil#0", &config, &mut chain, &key);
+            std::hint::black_box(sealed);
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
 /// Native verification of a vector's token: median time per verify.
 fn native_verify(v: &Value, rounds: usize) -> Duration {
     let keys = KeySet::parse(&v["jwks"]).expect("key set");
@@ -183,6 +253,19 @@ fn main() {
             vm: start(
                 &vigil,
                 Some(&json!({"id": "bench", "version": "1", "masking": {"entities": {}}})),
+                0,
+            ),
+            request: request(None),
+            requests,
+            times: vec![],
+        },
+        Scenario {
+            name: "pass-through, no body copy",
+            vm: start(
+                &vigil,
+                Some(
+                    &json!({"id": "bench", "version": "1", "masking": {"entities": {}}, "record": {"max_body_bytes": 0}}),
+                ),
                 0,
             ),
             request: request(None),
@@ -288,15 +371,20 @@ fn main() {
         p99(1) / p99(0)
     );
     println!(
-        "  masking default / pass-through      median {:>7.2}x   p99 {:>7.2}x",
+        "  record without body copies / pass-through  median {:>7.2}x   p99 {:>7.2}x",
         median(2) / median(1),
         p99(2) / p99(1)
     );
+    println!(
+        "  masking default / pass-through      median {:>7.2}x   p99 {:>7.2}x",
+        median(3) / median(1),
+        p99(3) / p99(1)
+    );
     for (i, name) in [
-        (3, "RS256 warm"),
-        (4, "RS256 cold"),
-        (5, "ES256 warm"),
-        (6, "ES256 cold"),
+        (4, "RS256 warm"),
+        (5, "RS256 cold"),
+        (6, "ES256 warm"),
+        (7, "ES256 cold"),
     ] {
         println!(
             "  {name:<10} / pass-through          median {:>7.2}x   p99 {:>7.2}x",
@@ -304,7 +392,7 @@ fn main() {
             p99(i) / p99(1)
         );
     }
-    for (i, name) in [(7, "1 rule"), (8, "50 rules"), (9, "500 rules")] {
+    for (i, name) in [(8, "1 rule"), (9, "50 rules"), (10, "500 rules")] {
         println!(
             "  {name:<10} / pass-through          median {:>7.2}x   p99 {:>7.2}x",
             median(i) / median(1),
@@ -313,14 +401,14 @@ fn main() {
     }
     println!(
         "  500 rules / 1 rule                  median {:>7.2}x   p99 {:>7.2}x",
-        median(9) / median(7),
-        p99(9) / p99(7)
+        median(10) / median(8),
+        p99(10) / p99(8)
     );
     let (rs_native, es_native) = (
         micros(native_verify(&rs, 500)),
         micros(native_verify(&es, 500)),
     );
-    let (rs_wasm, es_wasm) = (median(4) - median(1), median(6) - median(1));
+    let (rs_wasm, es_wasm) = (median(5) - median(1), median(7) - median(1));
     println!("verification (cold minus pass-through in wasm, against native vigil-core):");
     println!(
         "  RS256  wasm {rs_wasm:>9.2} us   native {rs_native:>9.2} us   ratio {:>6.2}x",
@@ -329,5 +417,23 @@ fn main() {
     println!(
         "  ES256  wasm {es_wasm:>9.2} us   native {es_native:>9.2} us   ratio {:>6.2}x",
         es_wasm / es_native
+    );
+    let pass_through = median(1);
+    let (sealing, plain) = sealing_call(&mut scenarios[1].vm, &request(None), requests / 4);
+    let record = sealing - plain;
+    let native = micros(native_record(2000));
+    println!("session record (build, canonical form, SHA-256, HMAC, JSON, set_property):");
+    println!(
+        "  in vigil.wasm: last body call {sealing:.2} us - same call without sealing {plain:.2} us = {record:.2} us per record"
+    );
+    println!(
+        "  record / pass-through request     {:>7.2}x   ({:.2} us of {:.2} us)",
+        record / pass_through,
+        record,
+        pass_through
+    );
+    println!(
+        "  natively (vigil-core): {native:.2} us per record; wasm / native {:.2}x",
+        record / native
     );
 }

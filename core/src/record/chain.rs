@@ -1,14 +1,15 @@
 //! Sealing records into a per-VM chain: each record gets the next sequence number, the hash of
 //! the record before it, its own hash and an HMAC under the record key.
 //!
-//! Both digests cover the same bytes: the canonical JSON ([`crate::canonical`]) of the record
-//! without `hash` and `hmac`. The hash links the chain (anyone can recompute it); the HMAC
-//! proves a key holder wrote the record (a forger who edits a record and recomputes every hash
-//! after it still cannot produce the HMACs).
+//! `hash` is the SHA-256 of the canonical JSON ([`crate::canonical`]) of the record without
+//! `hash` and `hmac`; `hmac` is HMAC-SHA-256 under the record key of those 32 hash bytes
+//! (hash-then-MAC, as signatures do: one pass over the record, not two). The hash links the
+//! chain (anyone can recompute it); the HMAC proves a key holder wrote the record (a forger
+//! who edits a record and recomputes every hash after it still cannot produce the HMACs).
 
 use super::SessionRecord;
 use crate::canonical;
-use crate::digest::{hex, sha256_hex};
+use crate::digest::hex;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -108,8 +109,38 @@ impl SessionRecord {
 
     /// Recomputes the hash from the content.
     pub fn compute_hash(&self) -> String {
-        sha256_hex(&self.canonical_bytes())
+        hex(&Sha256::digest(self.canonical_bytes()))
     }
+}
+
+/// The two digests of canonical record bytes: (`hash`, `hmac`) in hex.
+pub fn digests(canonical: &[u8], key: &RecordKey) -> (String, String) {
+    let hash = Sha256::digest(canonical);
+    (hex(&hash), key.sign(&hash))
+}
+
+/// Whether `hash_hex` and `hmac_hex` are the digests of `canonical` under `key`.
+pub fn digests_hold(
+    canonical: &[u8],
+    key: &RecordKey,
+    hash_hex: &str,
+    hmac_hex: &str,
+) -> Result<(), Fault> {
+    let hash = Sha256::digest(canonical);
+    if hex(&hash) != hash_hex {
+        return Err(Fault::Hash);
+    }
+    if !key.verifies(&hash, hmac_hex) {
+        return Err(Fault::Hmac);
+    }
+    Ok(())
+}
+
+/// Which digest failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Hash,
+    Hmac,
 }
 
 /// The per-VM chain: sequence numbers and the previous record's hash.
@@ -130,16 +161,27 @@ impl Default for RecordChain {
 
 impl RecordChain {
     /// Places a record at the end of the chain: sets `seq`, `prev_hash`, `key_id`, `hash` and
-    /// `hmac`.
-    pub fn seal(&mut self, record: &mut SessionRecord, key: &RecordKey) {
+    /// `hmac`, and returns the record as the JSON to write. That JSON is the canonical form
+    /// with the two digests appended: built once, it is both what the digests cover and
+    /// (plus 150 bytes) what goes to the log.
+    pub fn seal(&mut self, record: &mut SessionRecord, key: &RecordKey) -> Vec<u8> {
         record.seq = self.next_seq;
         record.prev_hash = self.prev_hash.clone();
         record.key_id = key.id().to_string();
-        let bytes = record.canonical_bytes();
-        record.hash = sha256_hex(&bytes);
-        record.hmac = key.sign(&bytes);
+        let mut json = record.canonical_bytes();
+        let (hash, hmac) = digests(&json, key);
+        // `{...}` becomes `{...,"hash":"..","hmac":".."}`; hex needs no escaping.
+        if json.last() == Some(&b'}') {
+            json.pop();
+            json.extend_from_slice(
+                format!(",\"hash\":\"{hash}\",\"hmac\":\"{hmac}\"}}").as_bytes(),
+            );
+        }
+        record.hash = hash;
+        record.hmac = hmac;
         self.next_seq += 1;
         self.prev_hash = record.hash.clone();
+        json
     }
 }
 
@@ -165,13 +207,16 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_hmac_covers_the_same_bytes_as_the_hash_and_needs_the_key() {
+    fn the_hmac_covers_the_hash_of_the_canonical_bytes_and_needs_the_key() {
         let mut a = sample();
         RecordChain::default().seal(&mut a, &test_key());
         let bytes = a.canonical_bytes();
-        assert!(test_key().verifies(&bytes, &a.hmac));
+        assert_eq!(digests_hold(&bytes, &test_key(), &a.hash, &a.hmac), Ok(()));
         let other = RecordKey::new(b"another-record-key-0123456789abcdef012345").unwrap();
-        assert!(!other.verifies(&bytes, &a.hmac));
+        assert_eq!(
+            digests_hold(&bytes, &other, &a.hash, &a.hmac),
+            Err(Fault::Hmac)
+        );
         assert_ne!(other.id(), test_key().id());
         assert_eq!(a.key_id.len(), 16);
     }
@@ -183,7 +228,19 @@ pub(crate) mod tests {
         let mut edited = a.clone();
         edited.response.status = Some(201);
         assert_ne!(edited.compute_hash(), a.hash);
-        assert!(!test_key().verifies(&edited.canonical_bytes(), &a.hmac));
+        assert_eq!(
+            digests_hold(&edited.canonical_bytes(), &test_key(), &a.hash, &a.hmac),
+            Err(Fault::Hash)
+        );
+    }
+
+    #[test]
+    fn the_sealed_json_is_the_record_with_its_digests() {
+        let mut a = sample();
+        let json = RecordChain::default().seal(&mut a, &test_key());
+        let back: SessionRecord = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, a);
+        assert!(json.ends_with(format!(",\"hmac\":\"{}\"}}", a.hmac).as_bytes()));
     }
 
     #[test]
