@@ -102,26 +102,11 @@ enum AuditCommand {
 struct ExportArgs {
     #[command(flatten)]
     input: RecordInput,
+    /// Directory the export is written to (created when missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Requests started at or after this time (RFC 3339).
-    #[arg(long)]
-    from: Option<String>,
-    /// Requests started before this time (RFC 3339).
-    #[arg(long)]
-    to: Option<String>,
-    /// The caller's subject or email.
-    #[arg(long)]
-    identity: Option<String>,
-    #[arg(long)]
-    group: Option<String>,
-    #[arg(long)]
-    model: Option<String>,
-    /// allow, block or require_approval.
-    #[arg(long)]
-    decision: Option<String>,
-    #[arg(long)]
-    rule: Option<String>,
+    #[command(flatten)]
+    filters: vigil_cli::audit::export::Filters,
 }
 
 #[derive(Subcommand)]
@@ -178,13 +163,7 @@ fn audit(command: AuditCommand) -> u8 {
             let ExportArgs {
                 input,
                 out,
-                from,
-                to,
-                identity,
-                group,
-                model,
-                decision,
-                rule,
+                filters,
             } = *args;
             let keys = match input.keys().load() {
                 Ok(k) => k,
@@ -199,15 +178,6 @@ fn audit(command: AuditCommand) -> u8 {
                 chains: true,
                 partial: input.partial,
                 expect_heads: None,
-            };
-            let filters = audit::export::Filters {
-                from,
-                to,
-                identity,
-                group,
-                model,
-                decision,
-                rule,
             };
             audit::export::run(&input.files, &options, &filters, &out)
         }

@@ -12,18 +12,28 @@ use vigil_core::digest::sha256_hex;
 use vigil_core::time::parse_rfc3339;
 
 /// Which records to export. Every filter given must match.
-#[derive(Debug, Default, Clone, serde::Serialize)]
+#[derive(Debug, Default, Clone, serde::Serialize, clap::Args)]
 pub struct Filters {
-    /// Inclusive lower bound on `started_at`.
+    /// Requests started at or after this time (RFC 3339).
+    #[arg(long)]
     pub from: Option<String>,
-    /// Exclusive upper bound on `started_at`.
+    /// Requests started before this time (RFC 3339).
+    #[arg(long)]
     pub to: Option<String>,
     /// The caller's subject or email.
+    #[arg(long)]
     pub identity: Option<String>,
+    /// A group the caller belongs to.
+    #[arg(long)]
     pub group: Option<String>,
+    /// The model called.
+    #[arg(long)]
     pub model: Option<String>,
-    /// `allow`, `block` or `require_approval`.
+    /// allow, block or require_approval.
+    #[arg(long)]
     pub decision: Option<String>,
+    /// The id of the rule that decided.
+    #[arg(long)]
     pub rule: Option<String>,
 }
 

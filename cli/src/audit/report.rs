@@ -26,6 +26,20 @@ fn esc(text: &str) -> String {
     out
 }
 
+/// One field of a record's approval (`id`, `approver`, `decided_at`, ...) as text; empty when
+/// the record has no approval or the approval no such field.
+pub fn approval_field(r: &vigil_core::SessionRecord, key: &str) -> String {
+    r.approval
+        .as_ref()
+        .and_then(|ap| ap.get(key))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .unwrap_or_default()
+}
+
 fn who(a: &Authentic) -> String {
     match &a.record.identity {
         Some(i) => i

@@ -10,7 +10,7 @@
 use super::read::{read_file, Entry, FileReading, Location};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use vigil_core::record::check::check;
 use vigil_core::record::{RecordKey, SessionRecord, GENESIS_HASH};
@@ -434,13 +434,4 @@ fn end_problem(v: &Verification, message: String) -> Problem {
 pub fn read_heads(path: &std::path::Path) -> Result<Heads, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not a heads file ({e})", path.display()))
-}
-
-/// Counts per chain id, for summaries.
-pub fn records_per_vm(v: &Verification) -> HashMap<&str, usize> {
-    let mut counts = HashMap::new();
-    for a in &v.authentic {
-        *counts.entry(a.record.vm_id.as_str()).or_default() += 1;
-    }
-    counts
 }
