@@ -4,6 +4,7 @@
 //! types, and the CLI validates and reads the very same types, so the two never disagree.
 
 pub mod access;
+pub mod approval;
 pub mod canonical;
 pub mod config;
 pub mod digest;

@@ -1,0 +1,6 @@
+//! Just-in-time approval, the parts the filter and the approval service share: the digest an
+//! approval is bound to, and the protocol between them (what the filter asks, what the
+//! service answers, and every way an answer can be unusable, each a refusal).
+
+pub mod digest;
+pub mod protocol;

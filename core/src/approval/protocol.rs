@@ -1,0 +1,204 @@
+//! The filter's call to the approval service and the service's answer. Anything but a
+//! well-formed answer is a refusal (fail closed): a callout that resets, times out, finds no
+//! healthy host, answers non-2xx or answers something this parser does not accept. Each
+//! cause is a [`CalloutFault`] whose `code` goes into the client's 503 and the record.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What the filter asks: create the ticket for this request, or get the open one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRequest {
+    pub request_digest: String,
+    pub subject: Option<String>,
+    pub email: Option<String>,
+    pub issuer: Option<String>,
+    pub groups: Vec<String>,
+    pub model: Option<String>,
+    pub rule_id: String,
+    pub approver_groups: Vec<String>,
+    /// The start of the prompt, with personal data masked, for the approver to read.
+    pub excerpt: String,
+    pub request_id: String,
+    pub ttl_s: u64,
+}
+
+/// Where a ticket stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+    /// Approved, and used as many times as the rule allows.
+    Consumed,
+}
+
+/// The service's answer about one ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    pub id: String,
+    pub status: Status,
+    pub request_digest: String,
+    #[serde(default)]
+    pub approver: Option<String>,
+    #[serde(default)]
+    pub decided_at: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub expires_at: String,
+}
+
+/// Why an approval callout gave no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CalloutFault {
+    /// The cluster refused the call at once (unknown cluster, no healthy host).
+    NotDispatched(String),
+    Reset,
+    Timeout,
+    Status(u16),
+    Unparseable(String),
+    /// A well-formed answer about another request: never taken as this one's approval.
+    WrongRequest,
+}
+
+impl CalloutFault {
+    /// Stable code for the client's error body and the record.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CalloutFault::NotDispatched(_) => "approval_service_unavailable",
+            CalloutFault::Reset => "approval_service_reset",
+            CalloutFault::Timeout => "approval_service_timeout",
+            CalloutFault::Status(_) => "approval_service_error",
+            CalloutFault::Unparseable(_) => "approval_service_garbage",
+            CalloutFault::WrongRequest => "approval_service_mismatch",
+        }
+    }
+}
+
+impl fmt::Display for CalloutFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CalloutFault::NotDispatched(why) => {
+                write!(f, "the approval service could not be called: {why}")
+            }
+            CalloutFault::Reset => write!(f, "the approval service reset the connection"),
+            CalloutFault::Timeout => write!(f, "the approval service did not answer in time"),
+            CalloutFault::Status(s) => write!(f, "the approval service answered HTTP {s}"),
+            CalloutFault::Unparseable(why) => {
+                write!(f, "the approval service's answer is not a ticket: {why}")
+            }
+            CalloutFault::WrongRequest => {
+                write!(f, "the approval service answered about another request")
+            }
+        }
+    }
+}
+
+/// Longest ticket id accepted: ids go into headers, records and URLs.
+const MAX_ID: usize = 128;
+
+/// Reads the service's answer to a call about `digest`.
+pub fn parse_answer(status: u16, body: &[u8], digest: &str) -> Result<Ticket, CalloutFault> {
+    if !(200..300).contains(&status) {
+        return Err(CalloutFault::Status(status));
+    }
+    let ticket: Ticket =
+        serde_json::from_slice(body).map_err(|e| CalloutFault::Unparseable(e.to_string()))?;
+    if ticket.id.is_empty()
+        || ticket.id.len() > MAX_ID
+        || !ticket
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(CalloutFault::Unparseable(format!(
+            "ticket id {:?} is not 1-{MAX_ID} letters, digits, '-' or '_'",
+            ticket.id.chars().take(40).collect::<String>()
+        )));
+    }
+    if crate::time::parse_rfc3339(&ticket.expires_at).is_err() {
+        return Err(CalloutFault::Unparseable(format!(
+            "expires_at {:?} is not an RFC 3339 time",
+            ticket.expires_at
+        )));
+    }
+    if ticket.request_digest != digest {
+        return Err(CalloutFault::WrongRequest);
+    }
+    if ticket.status == Status::Approved && ticket.approver.as_deref().unwrap_or("").is_empty() {
+        return Err(CalloutFault::Unparseable(
+            "an approved ticket names no approver".into(),
+        ));
+    }
+    Ok(ticket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "5f2b";
+
+    fn answer(extra: &str) -> String {
+        format!(
+            r#"{{"id":"t-1","status":"approved","request_digest":"{D}","approver":"risk.officer@bank.example","decided_at":"2026-11-22T10:00:00Z","reason":"ok","expires_at":"2026-11-22T11:00:00Z"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn a_well_formed_approval_is_read() {
+        let t = parse_answer(200, answer("").as_bytes(), D).unwrap();
+        assert_eq!(
+            (t.status, t.approver.as_deref()),
+            (Status::Approved, Some("risk.officer@bank.example"))
+        );
+    }
+
+    #[test]
+    fn every_unusable_answer_is_a_fault_with_its_own_code() {
+        let cases: Vec<(u16, String, &str)> = vec![
+            (503, answer(""), "approval_service_error"),
+            (200, "<html>oops</html>".into(), "approval_service_garbage"),
+            (
+                200,
+                answer("").replace("approved", "maybe"),
+                "approval_service_garbage",
+            ),
+            (
+                200,
+                answer("").replace("\"t-1\"", "\"t 1; drop\""),
+                "approval_service_garbage",
+            ),
+            (
+                200,
+                answer("").replace("2026-11-22T11:00:00Z", "soon"),
+                "approval_service_garbage",
+            ),
+            (
+                200,
+                answer("").replace(D, "other"),
+                "approval_service_mismatch",
+            ),
+            (
+                200,
+                answer("").replace("risk.officer@bank.example", ""),
+                "approval_service_garbage",
+            ),
+            (200, String::new(), "approval_service_garbage"),
+        ];
+        for (status, body, code) in cases {
+            let fault = parse_answer(status, body.as_bytes(), D).unwrap_err();
+            assert_eq!(fault.code(), code, "{body}: {fault}");
+        }
+        assert_eq!(CalloutFault::Timeout.code(), "approval_service_timeout");
+        assert_eq!(CalloutFault::Reset.code(), "approval_service_reset");
+    }
+
+    #[test]
+    fn unknown_fields_in_an_answer_are_tolerated_for_newer_services() {
+        assert!(parse_answer(200, answer(r#","uses_left":1"#).as_bytes(), D).is_ok());
+    }
+}
