@@ -6,15 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
-use std::path::PathBuf;
 use vigil_core::PluginConfig;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+/// The workspace root, where the scripts, policies and test data live.
+use vigil_host::artifacts::workspace_root as root;
 
 /// One JSON result per file from envoy/check_config.py.
 fn check(files: &[&str]) -> Vec<Value> {

@@ -8,12 +8,8 @@ use common::*;
 use serde_json::Value;
 use std::path::PathBuf;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+/// The workspace root, where the scripts, policies and test data live.
+use vigil_host::artifacts::workspace_root as root;
 
 fn schema() -> jsonschema::Validator {
     let text = std::fs::read_to_string(root().join("docs/session-record.schema.json")).unwrap();

@@ -1,15 +1,10 @@
 //! `vigil replay` against the replay output contract (DESIGN.md), through the real binary.
 
 use serde_json::Value;
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+/// The workspace root, where the scripts, policies and test data live.
+use vigil_host::artifacts::workspace_root as root;
 
 fn vigil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))

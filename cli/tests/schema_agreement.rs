@@ -7,12 +7,8 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use vigil_core::PluginConfig;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+/// The workspace root, where the scripts, policies and test data live.
+use vigil_host::artifacts::workspace_root as root;
 
 fn schema() -> jsonschema::Validator {
     let schema: Value = serde_json::from_str(

@@ -132,7 +132,7 @@ pub fn export(
     generated_at: &str,
 ) -> Result<Written, String> {
     let selection = Selection::new(filters)?;
-    let flagged: std::collections::HashSet<usize> = v.problems.iter().map(|p| p.pos).collect();
+    let flagged = v.flagged();
     let chosen: Vec<&Authentic> = v
         .authentic
         .iter()
@@ -224,17 +224,7 @@ fn to_csv(
     for a in chosen {
         let r = &a.record;
         let id = r.identity.as_ref();
-        let approval = |k: &str| {
-            r.approval
-                .as_ref()
-                .and_then(|ap| ap.get(k))
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .unwrap_or_default()
-        };
+        let approval = |k: &str| report::approval_field(r, k);
         let opt = |s: Option<&String>| s.cloned().unwrap_or_default();
         let masked = r
             .masked

@@ -243,17 +243,7 @@ pub fn render(
     let _ = write!(out, "<section><h2>Approvals ({})</h2><table><tr><th>request time</th><th>user</th><th>model</th><th>rule</th><th>approval</th><th>approver</th><th>decided</th><th>decision</th></tr>", approvals.len());
     for a in approvals.iter().take(MAX_ROWS) {
         let r = &a.record;
-        let field = |k: &str| {
-            r.approval
-                .as_ref()
-                .and_then(|ap| ap.get(k))
-                .map(|v| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
-                })
-                .unwrap_or_default()
-        };
+        let field = |k: &str| approval_field(r, k);
         let _ = write!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",

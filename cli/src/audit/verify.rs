@@ -10,7 +10,7 @@
 use super::read::{read_file, Entry, FileReading, Location};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use vigil_core::record::check::check;
 use vigil_core::record::{RecordKey, SessionRecord, GENESIS_HASH};
@@ -93,10 +93,14 @@ pub struct Verification {
 }
 
 impl Verification {
+    /// Positions in the input where a problem was reported.
+    pub fn flagged(&self) -> HashSet<usize> {
+        self.problems.iter().map(|p| p.pos).collect()
+    }
+
     /// Authentic records with no problem reported at their place: the verified ones.
     pub fn verified(&self) -> impl Iterator<Item = &Authentic> {
-        let flagged: std::collections::HashSet<usize> =
-            self.problems.iter().map(|p| p.pos).collect();
+        let flagged = self.flagged();
         self.authentic
             .iter()
             .filter(move |a| !flagged.contains(&a.pos))
