@@ -7,6 +7,7 @@
 //! fields are errors, so a misspelt setting never silently falls back to a default.
 
 use crate::access::{read_models, ModelAccess};
+use crate::approval::settings::{read_approval, ApprovalService};
 use crate::digest::sha256_hex;
 use crate::identity::provider::{read_identity, IdentitySettings, Provider};
 use crate::json_reader::{self, Errors, ObjectReader, PathError};
@@ -47,6 +48,8 @@ pub struct PluginConfig {
     pub upstream_credential: Option<UpstreamCredential>,
     /// What personal data is masked, and how.
     pub masking: Masking,
+    /// Where approvals are asked for; present whenever a rule can require one.
+    pub approval: Option<ApprovalService>,
     /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
     /// reformatting a policy does not change its hash but any edit of meaning does.
     pub sha256: String,
@@ -132,6 +135,18 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         Some(v) => read_masking(&root.field_path("masking"), v, errors),
         None => Some(Masking::default()),
     };
+    let approval = match root.get("approval") {
+        Some(v) => read_approval(&root.field_path("approval"), v, errors).map(Some),
+        None => Some(None),
+    };
+    if let (Some(rules), Some(None)) = (&rules, &approval) {
+        if rules.may_need_approval() {
+            errors.push(
+                "$",
+                "a rule requires approval, so the policy needs an \"approval\" section naming the approval service's cluster",
+            );
+        }
+    }
     root.finish(errors);
     Some(PluginConfig {
         id: id?,
@@ -145,6 +160,7 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         max_request_body_bytes,
         upstream_credential: upstream_credential?,
         masking: masking?,
+        approval: approval?,
         sha256: sha256_hex(&crate::canonical::to_vec(value)),
     })
 }
@@ -282,7 +298,7 @@ mod tests {
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
                 "$.record.bogus: unknown field \"bogus\" (expected one of: key_env, max_body_bytes, property, request_id_header)",
-                "$.rulez: unknown field \"rulez\" (expected one of: default_action, description, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)",
+                "$.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)",
             ]
         );
     }

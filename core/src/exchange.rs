@@ -68,6 +68,7 @@ pub struct ExchangeLog {
     model: Option<String>,
     decision: Decision,
     outcome: &'static str,
+    approval: Option<serde_json::Value>,
 }
 
 impl ExchangeLog {
@@ -97,6 +98,7 @@ impl ExchangeLog {
                 shadow: Vec::new(),
             },
             outcome: "forwarded",
+            approval: None,
         }
     }
 
@@ -157,6 +159,18 @@ impl ExchangeLog {
             shadow,
         };
         self.outcome = "local_response";
+    }
+
+    /// Records a refusal that keeps the rules' own action (a request that needed approval
+    /// and did not get it stays `require_approval`, with the reason it was refused).
+    pub fn refuse_keeping_action(&mut self, reason: String) {
+        self.decision.reason = reason;
+        self.outcome = "local_response";
+    }
+
+    /// What the approval service said about this request (ticket, approver, decision time).
+    pub fn set_approval(&mut self, approval: serde_json::Value) {
+        self.approval = Some(approval);
     }
 
     /// How much of each (masked) body the record keeps.
@@ -222,7 +236,7 @@ impl ExchangeLog {
             identity: self.identity.clone(),
             model: self.model.clone(),
             decision: self.decision.clone(),
-            approval: None,
+            approval: self.approval.clone(),
             outcome: self.outcome.into(),
             complete,
             request: BodySummary {

@@ -83,10 +83,11 @@ pub fn refusal(verdict: &Verdict) -> Option<Refusal> {
     match &verdict.action {
         Action::Allow => None,
         Action::Block { status, message } => Some(Refusal::new(*status, "blocked_by_policy", message.clone()).for_rule(rule)),
-        // Until the approval service exists (issue 7), a request that needs approval cannot get
-        // it, so it is refused: fail closed.
-        Action::RequireApproval { approvers, .. } => Some(
-            Refusal::new(403, "approval_required", format!("{}; it needs approval by a member of {}, and this build has no approval service", verdict.reason, approvers.join(", ")))
+        // The stream asks for approval itself (stream/approval.rs). This is the path of a
+        // body-less request decided by the root after a key-set fetch, which cannot hold a
+        // stream's callouts: it is refused, and a retry (keys now cached) asks normally.
+        Action::RequireApproval(approval) => Some(
+            Refusal::new(503, "approval_retry", format!("{}; it needs approval by a member of {}, which could not be asked while the identity provider's keys were loading; send the request again", verdict.reason, approval.approvers.join(", ")))
                 .for_rule(rule),
         ),
     }

@@ -11,6 +11,8 @@ pub struct Refusal {
     pub headers: Vec<(String, String)>,
     /// The policy rule that refused, named in the error body and the record.
     pub rule_id: Option<String>,
+    /// More fields of the error object (an approval's ticket id and where to follow it).
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Quotes a value for an RFC 7235 auth-param (quoted-string: escape `\\` and `"`).
@@ -38,7 +40,13 @@ impl Refusal {
             message: message.into(),
             headers: vec![("content-type".into(), "application/json".into())],
             rule_id: None,
+            details: serde_json::Map::new(),
         }
+    }
+
+    pub fn with_detail(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.details.insert(key.into(), value);
+        self
     }
 
     pub fn for_rule(mut self, rule_id: Option<String>) -> Self {
@@ -73,6 +81,9 @@ impl Refusal {
         let mut error = serde_json::json!({"code": self.code, "message": self.message, "request_id": request_id});
         if let Some(rule) = &self.rule_id {
             error["rule_id"] = serde_json::json!(rule);
+        }
+        for (k, v) in &self.details {
+            error[k] = v.clone();
         }
         serde_json::json!({ "error": error }).to_string()
     }

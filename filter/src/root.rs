@@ -32,6 +32,8 @@ pub struct Shared {
     pub vm_id: String,
     /// The header value carrying the upstream credential (prefix included). Never logged.
     pub credential: Option<String>,
+    /// The key the filter presents to the approval service, when the policy names one.
+    pub approval_key: Option<String>,
     /// Per provider index: the remote key set state (None for inline providers).
     pub remote: RefCell<Vec<Option<RemoteKeys>>>,
     /// Key-set fetches in flight, by callout token.
@@ -121,6 +123,17 @@ impl VigilRoot {
                 ))
             }
         };
+        let approval_key = match config.approval.as_ref().and_then(|a| a.key_env.as_ref()) {
+            Some(env) => match std::env::var(env) {
+                Ok(value) if !value.is_empty() => Some(value),
+                _ => {
+                    return Err(format!(
+                        "$.approval.key_env: the VM environment has no {env} (the key the filter presents to the approval service; hand it to the VM with vm_config.environment_variables)"
+                    ))
+                }
+            },
+            None => None,
+        };
         let tokens = TokenCache::new(config.token_cache_entries);
         Ok(Shared {
             config,
@@ -130,6 +143,7 @@ impl VigilRoot {
             tokens: RefCell::new(tokens),
             vm_id: self.vm_id.clone(),
             credential,
+            approval_key,
             remote: RefCell::new(remote),
             fetches: RefCell::default(),
             waiting: RefCell::default(),

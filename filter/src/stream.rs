@@ -19,6 +19,8 @@
 //!   with the next record this VM writes, under `wasm.<name>_late` (a JSON array), so the
 //!   chain stays whole and `vigil audit verify` finds it in sequence.
 
+mod approval;
+
 use crate::keys::{self, Waiting};
 use crate::logging::ctx_log;
 use crate::masking::{ExchangeMasking, ResponsePlan};
@@ -64,6 +66,8 @@ pub struct VigilStream {
     rule_headers: Vec<(String, Option<String>)>,
     /// Personal data masked in both bodies.
     masking: ExchangeMasking,
+    /// The approval this request waits for, when its rule requires one.
+    approval: Option<approval::Approval>,
 }
 
 impl VigilStream {
@@ -79,6 +83,7 @@ impl VigilStream {
             model_in_body: false,
             rule_headers: Vec::new(),
             masking: ExchangeMasking::default(),
+            approval: None,
         }
     }
 
@@ -309,11 +314,12 @@ impl VigilStream {
         if self.awaiting_body {
             return Action::Continue;
         }
-        self.apply_rules(None, 0)
+        self.apply_rules(None, b"")
     }
 
     /// Evaluates the rules and acts on the verdict.
-    fn apply_rules(&mut self, body: Option<&serde_json::Value>, body_bytes: u64) -> Action {
+    fn apply_rules(&mut self, body: Option<&serde_json::Value>, raw: &[u8]) -> Action {
+        let body_bytes = raw.len() as u64;
         let shared = self.shared.clone();
         let verdict = {
             let x = self.exchange.as_ref();
@@ -330,6 +336,9 @@ impl VigilStream {
         };
         if let Some(x) = self.exchange.as_mut() {
             x.decide(&verdict);
+        }
+        if let vigil_core::rules::Action::RequireApproval(rule) = &verdict.action {
+            return self.ask_approval(rule.clone(), verdict.rule_id.clone(), raw, body);
         }
         match policy::refusal(&verdict) {
             None => Action::Continue,
@@ -386,11 +395,19 @@ impl VigilStream {
             }
             Err(_) => None,
         };
-        self.apply_rules(parsed.as_ref(), body.len() as u64)
+        self.apply_rules(parsed.as_ref(), body)
     }
 
     /// Answers the request with the refusal and records why.
     fn refuse(&mut self, refusal: Refusal) -> Action {
+        if let Some(exchange) = self.exchange.as_mut() {
+            exchange.refuse(refusal.rule_id.clone(), refusal.reason());
+        }
+        self.send_refusal(&refusal)
+    }
+
+    /// Sends the refusal's answer to the client.
+    fn send_refusal(&mut self, refusal: &Refusal) -> Action {
         let request_id = self
             .exchange
             .as_ref()
@@ -403,9 +420,6 @@ impl VigilStream {
             refusal.status,
             refusal.reason()
         );
-        if let Some(exchange) = self.exchange.as_mut() {
-            exchange.refuse(refusal.rule_id.clone(), refusal.reason());
-        }
         let body = refusal.body(&request_id);
         let headers: Vec<(&str, &str)> = refusal
             .headers
@@ -571,8 +585,25 @@ impl VigilStream {
     }
 }
 
-// Key-set fetches are dispatched by the root, so no callout answer ever lands here.
-impl Context for VigilStream {}
+// Key-set fetches are dispatched by the root; a stream's own callouts are its approval calls.
+impl Context for VigilStream {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if !self.approval_answered(token, num_headers, body_size) {
+            ctx_log!(
+                warn,
+                self.context_id,
+                "answer to unknown callout {} ignored",
+                token
+            );
+        }
+    }
+}
 
 impl HttpContext for VigilStream {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {

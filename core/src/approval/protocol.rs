@@ -21,7 +21,37 @@ pub struct TicketRequest {
     /// The start of the prompt, with personal data masked, for the approver to read.
     pub excerpt: String,
     pub request_id: String,
+    /// How long the ticket waits for a decision.
     pub ttl_s: u64,
+    /// How long an approval stays usable once given.
+    pub approved_ttl_s: u64,
+    /// How many requests one approval lets through.
+    pub uses: u32,
+}
+
+/// What the filter sends to use an approved ticket once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumeRequest {
+    pub request_digest: String,
+    pub request_id: String,
+}
+
+/// Where the filter creates (or gets) the ticket for a request.
+pub const TICKETS_PATH: &str = "/v1/tickets";
+/// The header the filter presents its key in.
+pub const FILTER_KEY_HEADER: &str = "x-vigil-filter-key";
+/// Longest long poll the service holds (the filter's wait is cut into polls of this).
+pub const MAX_POLL_WAIT_S: u64 = 20;
+
+/// Where the filter polls a ticket, holding up to `wait_s` for a decision.
+pub fn status_path(id: &str, digest: &str, wait_s: u64) -> String {
+    format!("{TICKETS_PATH}/{id}/status?digest={digest}&wait_s={wait_s}")
+}
+
+/// Where the filter uses an approved ticket.
+pub fn consume_path(id: &str) -> String {
+    format!("{TICKETS_PATH}/{id}/consume")
 }
 
 /// Where a ticket stands.
@@ -49,6 +79,14 @@ pub struct Ticket {
     #[serde(default)]
     pub reason: Option<String>,
     pub expires_at: String,
+    /// Set by consumption: this call used the approval (false: nothing was used).
+    #[serde(default)]
+    pub granted: bool,
+    /// Uses taken so far, and the most the rule allows.
+    #[serde(default)]
+    pub uses: u32,
+    #[serde(default)]
+    pub max_uses: u32,
 }
 
 /// Why an approval callout gave no usable answer.
@@ -103,7 +141,20 @@ const MAX_ID: usize = 128;
 /// Reads the service's answer to a call about `digest`.
 pub fn parse_answer(status: u16, body: &[u8], digest: &str) -> Result<Ticket, CalloutFault> {
     if !(200..300).contains(&status) {
-        return Err(CalloutFault::Status(status));
+        // Envoy answers for a cluster it cannot reach: the router's local replies are 503
+        // "no healthy upstream" and "upstream connect error or disconnect/reset before
+        // headers. reset reason: ..." (source/common/router/router.cc), and 504 "upstream
+        // request timeout" when the callout's timeout passes. The service itself answers JSON.
+        let text = String::from_utf8_lossy(&body[..body.len().min(64)]);
+        return Err(match status {
+            503 if text.starts_with("no healthy upstream")
+                || text.starts_with("upstream connect error") =>
+            {
+                CalloutFault::NotDispatched(text.into_owned())
+            }
+            504 => CalloutFault::Timeout,
+            _ => CalloutFault::Status(status),
+        });
     }
     let ticket: Ticket =
         serde_json::from_slice(body).map_err(|e| CalloutFault::Unparseable(e.to_string()))?;
@@ -161,6 +212,14 @@ mod tests {
     fn every_unusable_answer_is_a_fault_with_its_own_code() {
         let cases: Vec<(u16, String, &str)> = vec![
             (503, answer(""), "approval_service_error"),
+            (500, answer(""), "approval_service_error"),
+            (503, "no healthy upstream".into(), "approval_service_unavailable"),
+            (
+                503,
+                "upstream connect error or disconnect/reset before headers. reset reason: connection failure".into(),
+                "approval_service_unavailable",
+            ),
+            (504, "upstream request timeout".into(), "approval_service_timeout"),
             (200, "<html>oops</html>".into(), "approval_service_garbage"),
             (
                 200,

@@ -27,7 +27,32 @@ pub struct Rule {
 pub enum Action {
     Allow,
     Block { status: u32, message: String },
-    RequireApproval { approvers: Vec<String>, ttl_s: u64 },
+    RequireApproval(ApprovalRule),
+}
+
+/// How a request that needs approval waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApprovalMode {
+    /// Answer 403 at once with the ticket; a retry of the same request passes once approved.
+    Ticket,
+    /// Hold the request (paused) until the ticket is decided or `max_wait_s` passes.
+    Wait,
+}
+
+/// What a `require_approval` action asks of the approval service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRule {
+    /// Groups whose members may decide.
+    pub approvers: Vec<String>,
+    /// How long a ticket waits for a decision.
+    pub ttl_s: u64,
+    /// How long an approval stays usable once given.
+    pub approved_ttl_s: u64,
+    /// How many requests one approval lets through.
+    pub uses: u32,
+    pub mode: ApprovalMode,
+    /// In `wait` mode, how long the request is held.
+    pub max_wait_s: u64,
 }
 
 impl Action {
@@ -35,7 +60,7 @@ impl Action {
         match self {
             Action::Allow => "allow",
             Action::Block { .. } => "block",
-            Action::RequireApproval { .. } => "require_approval",
+            Action::RequireApproval(_) => "require_approval",
         }
     }
 }
@@ -239,7 +264,13 @@ impl Default for RuleSet {
 
 impl RuleSet {
     pub fn new(rules: Vec<Rule>, default: Action, block_non_json: bool) -> Self {
-        let needs_body = rules.iter().any(|r| r.when.needs_body());
+        // An approval is bound to the request body (an approval for one prompt must not pass
+        // another), so a policy that can ask for one waits for the body before deciding.
+        let approval = |a: &Action| matches!(a, Action::RequireApproval(_));
+        let needs_body = rules
+            .iter()
+            .any(|r| r.when.needs_body() || (!r.shadow && approval(&r.action)))
+            || approval(&default);
         let mut header_names: Vec<String> = rules
             .iter()
             .flat_map(|r| r.when.headers.iter().map(|(n, _)| n.clone()))
@@ -255,9 +286,17 @@ impl RuleSet {
         }
     }
 
-    /// Whether any rule looks at the request body.
+    /// Whether any rule looks at the request body (or may ask for an approval bound to it).
     pub fn needs_body(&self) -> bool {
         self.needs_body
+    }
+
+    /// Whether any enforced rule, or the default, asks for approval.
+    pub fn may_need_approval(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| !r.shadow && matches!(r.action, Action::RequireApproval(_)))
+            || matches!(self.default, Action::RequireApproval(_))
     }
 
     /// The request headers any rule tests.

@@ -1,7 +1,7 @@
 //! Reading `rules`, `default_action` and `non_json_body` from a policy, with an error for
 //! every problem, each naming its JSON path and the bad value.
 
-use super::{Action, JsonCondition, JsonTest, PathMatch, Rule, RuleSet, When};
+use super::{Action, ApprovalMode, ApprovalRule, JsonCondition, JsonTest, PathMatch, Rule, RuleSet, When};
 use crate::json_reader::{describe, read_string, Errors, ObjectReader};
 use regex_lite::Regex;
 use serde_json::Value;
@@ -383,7 +383,38 @@ fn read_action(path: &str, value: &Value, errors: &mut Errors) -> Option<Action>
             let ttl_s = obj
                 .integer("ttl_s", 60, 7 * 24 * 3600, errors)
                 .unwrap_or(3600);
-            Some(Action::RequireApproval { approvers, ttl_s })
+            let approved_ttl_s = obj
+                .integer("approved_ttl_s", 60, 7 * 24 * 3600, errors)
+                .unwrap_or(900);
+            let uses = obj.integer("uses", 1, 1000, errors).unwrap_or(1) as u32;
+            let mode = match obj.string("mode", errors).as_deref() {
+                None | Some("ticket") => ApprovalMode::Ticket,
+                Some("wait") => ApprovalMode::Wait,
+                Some(other) => {
+                    errors.push(
+                        &obj.field_path("mode"),
+                        format!("expected \"ticket\" or \"wait\", found {other:?}"),
+                    );
+                    ApprovalMode::Ticket
+                }
+            };
+            // Envoy's stream idle timeout (5 minutes by default) ends a held request that
+            // waits longer, so a longer wait is refused here rather than cut there.
+            let max_wait_s = obj.integer("max_wait_s", 1, 300, errors);
+            if max_wait_s.is_some() && mode != ApprovalMode::Wait {
+                errors.push(
+                    &obj.field_path("max_wait_s"),
+                    "applies only to \"mode\": \"wait\"",
+                );
+            }
+            Some(Action::RequireApproval(ApprovalRule {
+                approvers,
+                ttl_s,
+                approved_ttl_s,
+                uses,
+                mode,
+                max_wait_s: max_wait_s.unwrap_or(60),
+            }))
         }
         Some(other) => {
             errors.push(
