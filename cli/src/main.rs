@@ -32,6 +32,10 @@ enum Command {
         /// Show the filter's log lines under each capture.
         #[arg(long)]
         logs: bool,
+        /// Send a cluster's callouts to a real address instead of the capture's script,
+        /// e.g. `--cluster approvals=127.0.0.1:8080` (repeatable).
+        #[arg(long = "cluster", value_name = "NAME=HOST:PORT", value_parser = vigil_host::live::parse_cluster)]
+        clusters: Vec<(String, std::net::SocketAddr)>,
         #[arg(required = true)]
         captures: Vec<PathBuf>,
     },
@@ -132,8 +136,9 @@ fn main() -> ExitCode {
             json,
             wasm,
             logs,
+            clusters,
             captures,
-        } => replay_cmd::run(json, wasm, logs, &captures),
+        } => replay_cmd::run(json, wasm, logs, &clusters, &captures),
         Command::Policy {
             command: PolicyCommand::Check { files, explain },
         } => policy_check::run(&files, explain.as_deref()),

@@ -1,10 +1,17 @@
 //! `vigil replay`: captures through the compiled filter, as JSON lines or for a person.
 
 use std::path::{Path, PathBuf};
-use vigil_host::replay::{replay_file, ReplayResult};
+use std::net::SocketAddr;
+use vigil_host::replay::{replay_file_live, ReplayResult};
 use vigil_host::Plugin;
 
-pub fn run(json: bool, wasm: Option<PathBuf>, show_logs: bool, captures: &[PathBuf]) -> u8 {
+pub fn run(
+    json: bool,
+    wasm: Option<PathBuf>,
+    show_logs: bool,
+    live: &[(String, SocketAddr)],
+    captures: &[PathBuf],
+) -> u8 {
     let wasm = match wasm
         .map(Ok)
         .unwrap_or_else(|| vigil_host::artifacts::wasm("vigil_filter"))
@@ -25,7 +32,7 @@ pub fn run(json: bool, wasm: Option<PathBuf>, show_logs: bool, captures: &[PathB
     let mut code = 0;
     let mut results = Vec::new();
     for path in captures {
-        let result = replay_file(&plugin, path);
+        let result = replay_file_live(&plugin, path, live);
         code = code.max(exit_code(&result));
         if json {
             match serde_json::to_string(&result) {

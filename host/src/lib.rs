@@ -9,6 +9,7 @@ pub mod filter_manager;
 mod guest;
 pub mod headers;
 pub mod imports;
+pub mod live;
 pub mod properties;
 pub mod replay;
 pub mod state;

@@ -6,6 +6,8 @@
 //! capture's script in the order they were dispatched; a callout the script cannot answer is
 //! an error of this capture, never a hang.
 
+use crate::live::LiveClusters;
+use std::time::Duration;
 use crate::abi::Pairs;
 use crate::capture::{self, LoadedCapture};
 use crate::state::CallAnswer;
@@ -84,8 +86,17 @@ fn record_key(config: &[u8]) -> String {
 
 /// Loads and runs one capture file.
 pub fn replay_file(plugin: &Plugin, path: &Path) -> ReplayResult {
+    replay_file_live(plugin, path, &[])
+}
+
+/// Replays a capture file, sending the callouts of the `live` clusters to real addresses.
+pub fn replay_file_live(
+    plugin: &Plugin,
+    path: &Path,
+    live: &[(String, std::net::SocketAddr)],
+) -> ReplayResult {
     match capture::load(path) {
-        Ok(loaded) => run(plugin, &loaded),
+        Ok(loaded) => run_live(plugin, &loaded, live),
         Err(e) => {
             let name = path
                 .file_stem()
@@ -105,12 +116,24 @@ fn seed_from(name: &str) -> u64 {
 
 /// Runs a loaded capture.
 pub fn run(plugin: &Plugin, loaded: &LoadedCapture) -> ReplayResult {
+    run_live(plugin, loaded, &[])
+}
+
+/// Runs a loaded capture; callouts to the `live` clusters go to their real addresses
+/// instead of the capture's script.
+pub fn run_live(
+    plugin: &Plugin,
+    loaded: &LoadedCapture,
+    live: &[(String, std::net::SocketAddr)],
+) -> ReplayResult {
     let c = &loaded.capture;
+    let mut clusters: Vec<String> = loaded.callouts.keys().cloned().collect();
+    clusters.extend(live.iter().map(|(name, _)| name.clone()));
     let options = VmOptions {
         plugin_config: loaded.config_bytes.clone(),
         env: c.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         now_nanos: loaded.now_nanos,
-        clusters: loaded.callouts.keys().cloned().collect(),
+        clusters,
         // Each capture is its own Envoy worker: a seed from its name gives it its own chain
         // id (the same every run), so the records of several replays verify together.
         random_seed: seed_from(&c.name),
@@ -128,6 +151,7 @@ pub fn run(plugin: &Plugin, loaded: &LoadedCapture) -> ReplayResult {
             .collect(),
         errors: Vec::new(),
         stopped: false,
+        live: LiveClusters::new(live.iter().cloned()),
     };
     let outcome = exchange.drive(&mut vm, loaded);
     let mut result = collect(
@@ -163,7 +187,11 @@ struct Exchange {
     script: BTreeMap<String, VecDeque<CallAnswer>>,
     errors: Vec<String>,
     stopped: bool,
+    live: LiveClusters,
 }
+
+/// Longest a replay waits for one live callout's answer beyond its own timeout.
+const LIVE_WAIT: Duration = Duration::from_secs(600);
 
 impl Exchange {
     /// Plays the capture; returns the stream's context id.
@@ -252,6 +280,10 @@ impl Exchange {
             self.errors.push(format!("the filter called cluster {cluster:?}, which the capture's `callouts` does not script (the filter got BadArgument)"));
         }
         while !self.stopped {
+            if self.live.waiting(vm) {
+                self.live.pump(vm, LIVE_WAIT)?;
+                continue;
+            }
             let Some(call) = vm.state().pending_calls.values().next().cloned() else {
                 break;
             };
