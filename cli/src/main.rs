@@ -2,6 +2,7 @@
 //! session records.
 
 mod policy_check;
+mod approvals_cmd;
 mod replay_cmd;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +50,17 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The approval service for rules that require a human decision.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// Serve the approval API and the approvers' page (SQLite or PostgreSQL).
+    Serve(approvals_cmd::ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -143,6 +155,9 @@ fn main() -> ExitCode {
             command: PolicyCommand::Check { files, explain },
         } => policy_check::run(&files, explain.as_deref()),
         Command::Audit { command } => audit(command),
+        Command::Approvals {
+            command: ApprovalsCommand::Serve(args),
+        } => approvals_cmd::serve(&args),
     };
     ExitCode::from(code)
 }

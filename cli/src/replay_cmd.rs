@@ -1,7 +1,7 @@
 //! `vigil replay`: captures through the compiled filter, as JSON lines or for a person.
 
-use std::path::{Path, PathBuf};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use vigil_host::replay::{replay_file_live, ReplayResult};
 use vigil_host::Plugin;
 

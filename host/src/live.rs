@@ -131,7 +131,10 @@ impl LiveClusters {
 }
 
 fn connect_error(reason: &str) -> CallAnswer {
-    let body = format!("upstream connect error or disconnect/reset before headers. reset reason: {reason}").into_bytes();
+    let body = format!(
+        "upstream connect error or disconnect/reset before headers. reset reason: {reason}"
+    )
+    .into_bytes();
     CallAnswer::Response {
         headers: vec![
             (":status".into(), "503".into()),
@@ -198,7 +201,12 @@ fn send(call: &PendingCall, addr: SocketAddr) -> Option<CallAnswer> {
             body,
             trailers: Vec::new(),
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::TimedOut
+                || e.kind() == std::io::ErrorKind::WouldBlock =>
+        {
+            None
+        }
         Err(_) => Some(CallAnswer::Reset),
     }
 }

@@ -6,15 +6,15 @@
 //! capture's script in the order they were dispatched; a callout the script cannot answer is
 //! an error of this capture, never a hang.
 
-use crate::live::LiveClusters;
-use std::time::Duration;
 use crate::abi::Pairs;
 use crate::capture::{self, LoadedCapture};
+use crate::live::LiveClusters;
 use crate::state::CallAnswer;
 use crate::vm::{HostError, Plugin, Vm, VmOptions};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
+use std::time::Duration;
 
 /// What reached the model server.
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,7 +1,9 @@
 //! Reading `rules`, `default_action` and `non_json_body` from a policy, with an error for
 //! every problem, each naming its JSON path and the bad value.
 
-use super::{Action, ApprovalMode, ApprovalRule, JsonCondition, JsonTest, PathMatch, Rule, RuleSet, When};
+use super::{
+    Action, ApprovalMode, ApprovalRule, JsonCondition, JsonTest, PathMatch, Rule, RuleSet, When,
+};
 use crate::json_reader::{describe, read_string, Errors, ObjectReader};
 use regex_lite::Regex;
 use serde_json::Value;

@@ -107,8 +107,12 @@ impl VigilStream {
         let Some(service) = &shared.config.approval else {
             // The policy parser refuses such a policy; never let the request through anyway.
             return self.refuse(
-                Refusal::new(503, "approval_unavailable", "the policy names no approval service")
-                    .for_rule(rule_id),
+                Refusal::new(
+                    503,
+                    "approval_unavailable",
+                    "the policy names no approval service",
+                )
+                .for_rule(rule_id),
             );
         };
         let (request, digest) = {
@@ -374,7 +378,12 @@ impl VigilStream {
                 .with_detail("ticket_id", json!(t.id))
                 .with_detail("ticket_status", json!(status_name(t.status)))
                 .with_detail("expires_at", json!(t.expires_at));
-            if let Some(url) = shared.config.approval.as_ref().and_then(|s| s.follow_url.as_ref()) {
+            if let Some(url) = shared
+                .config
+                .approval
+                .as_ref()
+                .and_then(|s| s.follow_url.as_ref())
+            {
                 refusal = refusal.with_detail("follow_url", json!(format!("{url}{}", t.id)));
             }
         }

@@ -1,0 +1,377 @@
+//! The HTTP API (docs/approvals.openapi.yaml): the gateway's calls under `/v1/tickets`
+//! (create-or-get, long-poll status, consume; filter key), and the approvers' (pending list,
+//! detail with history, decision; their own JWT). Errors are `{"error": {"code", "message"}}`.
+
+use crate::auth::same_secret;
+use crate::store::{DecideRefused, Decision, StoreError, TicketView};
+use crate::Service;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use vigil_core::approval::protocol::{
+    ConsumeRequest, TicketRequest, FILTER_KEY_HEADER, MAX_POLL_WAIT_S,
+};
+use vigil_core::identity::Identity;
+
+/// Largest reason an approver may give.
+const MAX_REASON: usize = 2000;
+/// How often a long poll re-reads the database (decisions taken on another replica).
+const POLL_EVERY: Duration = Duration::from_millis(250);
+
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/", get(ui))
+        .route("/healthz", get(health))
+        .route("/openapi.yaml", get(openapi))
+        .route("/v1/tickets", post(create_or_get).get(list_pending))
+        .route("/v1/tickets/{id}", get(detail))
+        .route("/v1/tickets/{id}/status", get(status))
+        .route("/v1/tickets/{id}/consume", post(consume))
+        .route("/v1/tickets/{id}/decision", post(decide))
+        .with_state(service)
+}
+
+/// An error answer.
+pub struct ApiError(StatusCode, &'static str, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.0,
+            Json(json!({"error": {"code": self.1, "message": self.2}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        eprintln!("vigil approvals: {e}");
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the ticket store is not answering".into(),
+        )
+    }
+}
+
+type Answer<T> = Result<T, ApiError>;
+
+fn not_found(id: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        "ticket_not_found",
+        format!("no ticket {id:?}"),
+    )
+}
+
+/// The gateway's calls carry the filter key when the service was given one.
+fn check_filter(service: &Service, headers: &HeaderMap) -> Answer<()> {
+    let Some(key) = &service.filter_key else {
+        return Ok(());
+    };
+    let given = headers
+        .get(FILTER_KEY_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if same_secret(given, key.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "filter_key_invalid",
+            format!("gateway calls need the filter key in {FILTER_KEY_HEADER}"),
+        ))
+    }
+}
+
+/// The approver behind a request.
+async fn approver(service: &Service, headers: &HeaderMap) -> Answer<Identity> {
+    let now_s = service.clock.now_ms() / 1000;
+    service
+        .approvers
+        .identify(
+            |name| {
+                headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            },
+            now_s,
+        )
+        .await
+        .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e.code, e.message))
+}
+
+/// How an approver is named in tickets and history.
+fn name_of(i: &Identity) -> String {
+    i.email
+        .clone()
+        .or_else(|| i.subject.clone())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn may_decide(i: &Identity, t: &TicketView) -> bool {
+    t.approver_groups.iter().any(|g| i.groups.contains(g))
+}
+
+fn is_requester(i: &Identity, t: &TicketView) -> bool {
+    let same_subject = i.subject.is_some() && i.subject == t.subject && i.issuer == t.issuer;
+    let same_email = i.email.is_some() && i.email == t.email;
+    same_subject || same_email
+}
+
+async fn ui() -> Html<&'static str> {
+    Html(include_str!("ui.html"))
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [("content-type", "application/yaml")],
+        include_str!("../../docs/approvals.openapi.yaml"),
+    )
+}
+
+async fn health(State(s): State<Arc<Service>>) -> Json<serde_json::Value> {
+    let w = s.webhook.as_ref().map(|w| {
+        use std::sync::atomic::Ordering::Relaxed;
+        json!({"delivered": w.stats.delivered.load(Relaxed), "failed": w.stats.failed.load(Relaxed),
+               "dropped": w.stats.dropped.load(Relaxed), "attempts": w.stats.attempts.load(Relaxed)})
+    });
+    Json(json!({"status": "ok", "webhook": w}))
+}
+
+fn check_request(r: &TicketRequest) -> Answer<()> {
+    let bad = |why: String| Err(ApiError(StatusCode::BAD_REQUEST, "bad_ticket_request", why));
+    if r.request_digest.len() != 64 || !r.request_digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return bad("request_digest must be 64 hex digits (SHA-256)".into());
+    }
+    if r.approver_groups.is_empty() {
+        return bad("approver_groups must name at least one group".into());
+    }
+    if r.ttl_s == 0 || r.approved_ttl_s == 0 || r.uses == 0 {
+        return bad("ttl_s, approved_ttl_s and uses must be positive".into());
+    }
+    if r.excerpt.len() > 64 * 1024 {
+        return bad("the excerpt is over 64 KiB".into());
+    }
+    Ok(())
+}
+
+/// POST /v1/tickets: the gateway's create-or-get.
+async fn create_or_get(
+    State(s): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Answer<(StatusCode, Json<TicketView>)> {
+    check_filter(&s, &headers)?;
+    let request: TicketRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_ticket_request", e.to_string()))?;
+    check_request(&request)?;
+    let opened = s.store.create_or_get(&request, s.clock.now_ms()).await?;
+    if opened.created {
+        if let Some(w) = &s.webhook {
+            w.notify(crate::webhook::message(&opened.ticket, s.ui_url.as_deref()));
+        }
+    }
+    let code = if opened.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(opened.ticket)))
+}
+
+#[derive(Deserialize)]
+struct StatusQuery {
+    digest: String,
+    #[serde(default)]
+    wait_s: u64,
+}
+
+/// GET /v1/tickets/{id}/status?digest=&wait_s=: the gateway's long poll. Answers at once
+/// unless the ticket is pending; then when it changes, or after `wait_s`.
+async fn status(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<StatusQuery>,
+    headers: HeaderMap,
+) -> Answer<Json<TicketView>> {
+    check_filter(&s, &headers)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait_s.min(MAX_POLL_WAIT_S));
+    loop {
+        // Registered before the read, so a decision between the read and the wait still wakes.
+        let changed = s.changed.notified();
+        let ticket = s.store.get(&id, s.clock.now_ms()).await?;
+        let ticket = match ticket {
+            Some(t) if t.request_digest == q.digest => t,
+            _ => return Err(not_found(&id)),
+        };
+        if ticket.status != "pending" || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(ticket));
+        }
+        let _ = tokio::time::timeout_at(
+            deadline.min(tokio::time::Instant::now() + POLL_EVERY),
+            changed,
+        )
+        .await;
+    }
+}
+
+/// POST /v1/tickets/{id}/consume: takes one use of an approved ticket.
+async fn consume(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Answer<Json<TicketView>> {
+    check_filter(&s, &headers)?;
+    let request: ConsumeRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "bad_consume_request",
+            e.to_string(),
+        )
+    })?;
+    let ticket = s
+        .store
+        .consume(
+            &id,
+            &request.request_digest,
+            &request.request_id,
+            s.clock.now_ms(),
+        )
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    Ok(Json(ticket))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+/// GET /v1/tickets: pending tickets this approver may decide (not their own).
+async fn list_pending(
+    State(s): State<Arc<Service>>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Answer<Json<serde_json::Value>> {
+    let who = approver(&s, &headers).await?;
+    let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let tickets: Vec<TicketView> = s
+        .store
+        .pending(s.clock.now_ms(), 5000)
+        .await?
+        .into_iter()
+        .filter(|t| may_decide(&who, t) && !is_requester(&who, t))
+        .take(limit as usize)
+        .collect();
+    Ok(Json(
+        json!({"approver": name_of(&who), "groups": who.groups, "tickets": tickets}),
+    ))
+}
+
+/// GET /v1/tickets/{id}: a ticket with its history, for its approvers and its requester.
+async fn detail(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer<Json<serde_json::Value>> {
+    let who = approver(&s, &headers).await?;
+    let ticket = s
+        .store
+        .get(&id, s.clock.now_ms())
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if !may_decide(&who, &ticket) && !is_requester(&who, &ticket) {
+        return Err(not_found(&id));
+    }
+    let events = s.store.events(&id).await?;
+    let can_decide =
+        ticket.status == "pending" && may_decide(&who, &ticket) && !is_requester(&who, &ticket);
+    Ok(Json(
+        json!({"ticket": ticket, "events": events, "can_decide": can_decide}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: String,
+    reason: String,
+}
+
+/// POST /v1/tickets/{id}/decision: approve or deny, with a reason.
+async fn decide(
+    State(s): State<Arc<Service>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Answer<Json<TicketView>> {
+    let who = approver(&s, &headers).await?;
+    let d: DecisionBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_decision", e.to_string()))?;
+    let decision = match d.decision.as_str() {
+        "approve" => Decision::Approve,
+        "deny" => Decision::Deny,
+        other => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                "bad_decision",
+                format!("decision must be \"approve\" or \"deny\", found {other:?}"),
+            ))
+        }
+    };
+    let reason = d.reason.trim();
+    if reason.is_empty() || reason.len() > MAX_REASON {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "reason_required",
+            format!("a decision needs a reason of 1 to {MAX_REASON} bytes"),
+        ));
+    }
+    let now = s.clock.now_ms();
+    let ticket = s.store.get(&id, now).await?.ok_or_else(|| not_found(&id))?;
+    if is_requester(&who, &ticket) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "self_approval",
+            "nobody decides on their own request".into(),
+        ));
+    }
+    if !may_decide(&who, &ticket) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "not_an_approver",
+            format!(
+                "{} is not in any of the approver groups {}",
+                name_of(&who),
+                ticket.approver_groups.join(", ")
+            ),
+        ));
+    }
+    match s
+        .store
+        .decide(&id, &name_of(&who), decision, reason, now)
+        .await?
+    {
+        Ok(t) => {
+            s.changed.notify_waiters();
+            Ok(Json(t))
+        }
+        Err(DecideRefused::NotFound) => Err(not_found(&id)),
+        Err(DecideRefused::NotPending(status)) => Err(ApiError(
+            StatusCode::CONFLICT,
+            "not_pending",
+            format!("ticket {id} is {status}; only a pending ticket can be decided"),
+        )),
+    }
+}

@@ -1,0 +1,126 @@
+//! Who is calling the service. Approvers present their own JWT, verified against the same
+//! identity providers as the filter (the policy file's `identity.providers`): inline key
+//! sets, or remote ones fetched from the IdP's `uri` and cached for `cache_duration_s`.
+//! The gateway presents the filter key (`x-vigil-filter-key`), compared in constant time.
+
+use std::sync::Mutex;
+use vigil_core::identity::authenticate::authenticate;
+use vigil_core::identity::cache::TokenCache;
+use vigil_core::identity::jwks::MAX_JWKS_BYTES;
+use vigil_core::identity::provider::{KeySource, Provider};
+use vigil_core::identity::remote::RemoteKeys;
+use vigil_core::identity::{AuthError, Identity};
+
+pub struct Approvers {
+    providers: Vec<Provider>,
+    remote: Mutex<Vec<Option<RemoteKeys>>>,
+    tokens: Mutex<TokenCache>,
+    http: reqwest::Client,
+}
+
+impl Approvers {
+    pub fn new(providers: Vec<Provider>) -> Self {
+        let remote = providers
+            .iter()
+            .map(|p| match &p.keys {
+                KeySource::Remote(r) => Some(RemoteKeys::new(r.clone())),
+                KeySource::Inline(_) => None,
+            })
+            .collect();
+        Self {
+            providers,
+            remote: Mutex::new(remote),
+            tokens: Mutex::new(TokenCache::new(1024)),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.providers.is_empty()
+    }
+
+    /// Fetches the remote key sets that are due (none yet, or past their refresh time).
+    async fn refresh(&self, now: i64) {
+        let due: Vec<(usize, String, u64)> = match self.remote.lock() {
+            Ok(mut remote) => remote
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let r = r.as_mut()?;
+                    if !r.due(now) {
+                        return None;
+                    }
+                    r.started();
+                    Some((i, r.settings.uri.clone(), r.settings.timeout_ms))
+                })
+                .collect(),
+            Err(_) => return,
+        };
+        for (i, uri, timeout_ms) in due {
+            let answer = self
+                .http
+                .get(&uri)
+                .timeout(std::time::Duration::from_millis(timeout_ms.max(1000)))
+                .send()
+                .await;
+            let (status, body) = match answer {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    match r.bytes().await {
+                        Ok(b) if b.len() <= MAX_JWKS_BYTES => (Some(status), b.to_vec()),
+                        _ => (None, Vec::new()),
+                    }
+                }
+                Err(_) => (None, Vec::new()),
+            };
+            if let Ok(mut remote) = self.remote.lock() {
+                if let Some(Some(r)) = remote.get_mut(i) {
+                    if let Err(e) = r.answered(status, &body, now) {
+                        eprintln!("vigil approvals: key set of provider {i} refused: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Verifies an approver's request headers.
+    pub async fn identify(
+        &self,
+        header: impl Fn(&str) -> Option<String>,
+        now_s: i64,
+    ) -> Result<Identity, AuthError> {
+        if self.providers.is_empty() {
+            return Err(AuthError::new(
+                "no_providers",
+                "the service was started without identity providers (--policy), so nobody can decide",
+            ));
+        }
+        self.refresh(now_s).await;
+        let remote = self
+            .remote
+            .lock()
+            .map_err(|_| AuthError::new("keys_unavailable", "key cache poisoned"))?;
+        let mut tokens = self
+            .tokens
+            .lock()
+            .map_err(|_| AuthError::new("keys_unavailable", "token cache poisoned"))?;
+        authenticate(
+            &self.providers,
+            header,
+            |i| match &self.providers.get(i)?.keys {
+                KeySource::Inline(k) => Some(k),
+                KeySource::Remote(_) => remote.get(i)?.as_ref()?.keys(),
+            },
+            &mut tokens,
+            now_s,
+        )
+    }
+}
+
+/// Compares two secrets without leaking where they differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,109 @@
+//! The approval service behind `vigil approvals serve`: tickets for requests whose policy
+//! rule requires a human decision. The gateway (vigil.wasm) opens a ticket per request
+//! digest, polls it and consumes it; approvers list, read and decide with their own JWT;
+//! every change is stored with who, when and why, in SQLite or PostgreSQL.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod store;
+pub mod webhook;
+
+use auth::Approvers;
+use clock::Clock;
+use std::sync::Arc;
+use store::Store;
+use tokio::sync::Notify;
+use vigil_core::identity::provider::Provider;
+use webhook::Webhook;
+
+/// Everything a request handler needs.
+pub struct Service {
+    pub store: Store,
+    pub approvers: Approvers,
+    pub clock: Clock,
+    /// The key gateway calls must present; `None` accepts any caller on those routes.
+    pub filter_key: Option<String>,
+    pub webhook: Option<Webhook>,
+    /// The page approvers open (named in webhook messages).
+    pub ui_url: Option<String>,
+    /// Woken on every decision, for long polls on this replica.
+    pub changed: Notify,
+}
+
+/// How to start the service.
+pub struct Options {
+    /// `sqlite://PATH?mode=rwc`, a plain file path, or `postgres://...`.
+    pub db: String,
+    pub providers: Vec<Provider>,
+    pub filter_key: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_retry: webhook::Retry,
+    pub ui_url: Option<String>,
+    pub clock: Clock,
+    pub max_connections: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            db: "approvals.db".into(),
+            providers: Vec::new(),
+            filter_key: None,
+            webhook_url: None,
+            webhook_retry: webhook::Retry::default(),
+            ui_url: None,
+            clock: Clock::default(),
+            max_connections: 16,
+        }
+    }
+}
+
+/// A database argument as a URL: a bare path is a SQLite file (created if missing).
+pub fn db_url(db: &str) -> String {
+    if db.starts_with("postgres://") || db.starts_with("postgresql://") || db.starts_with("sqlite:")
+    {
+        db.to_string()
+    } else {
+        format!("sqlite://{db}?mode=rwc")
+    }
+}
+
+impl Service {
+    /// Connects the store and starts the webhook and the expiry sweep (needs a Tokio runtime).
+    pub async fn start(o: Options) -> Result<Arc<Service>, store::StoreError> {
+        let store = Store::connect(&db_url(&o.db), o.max_connections).await?;
+        let service = Arc::new(Service {
+            store,
+            approvers: Approvers::new(o.providers),
+            clock: o.clock,
+            filter_key: o.filter_key,
+            webhook: o.webhook_url.map(|u| Webhook::start(u, o.webhook_retry)),
+            ui_url: o.ui_url,
+            changed: Notify::new(),
+        });
+        let weak = Arc::downgrade(&service);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
+            loop {
+                every.tick().await;
+                let Some(s) = weak.upgrade() else { break };
+                if let Err(e) = s.store.sweep(s.clock.now_ms()).await {
+                    eprintln!("vigil approvals: expiry sweep: {e}");
+                }
+            }
+        });
+        Ok(service)
+    }
+
+    /// Serves the API on `listener` until `shutdown` resolves.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(listener, api::router(self))
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

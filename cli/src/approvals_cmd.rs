@@ -1,0 +1,108 @@
+//! `vigil approvals serve`: the approval service on a Tokio runtime.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use vigil_approvals::{Options, Service};
+use vigil_core::PluginConfig;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where tickets are kept: a SQLite file (created when missing), or
+    /// postgres://USER@HOST:PORT/DB for several replicas.
+    #[arg(long, default_value = "approvals.db")]
+    db: String,
+    /// The policy (plugin configuration) whose identity providers verify approvers' tokens:
+    /// the same providers as the filter.
+    #[arg(long, value_name = "POLICY.json")]
+    policy: Option<PathBuf>,
+    /// Environment variable holding the key gateway calls must present (the filter's
+    /// approval.key_env). Without it, any caller may open and consume tickets.
+    #[arg(long, value_name = "VAR")]
+    filter_key_env: Option<String>,
+    /// Post a Slack-compatible message here for every new ticket.
+    #[arg(long, value_name = "URL")]
+    webhook: Option<String>,
+    /// The address approvers open the page at, linked from webhook messages.
+    #[arg(long, value_name = "URL")]
+    ui_url: Option<String>,
+}
+
+fn options(a: &ServeArgs) -> Result<Options, String> {
+    let providers = match &a.policy {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let config = PluginConfig::parse(&bytes).map_err(|errors| {
+                let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                format!("{}: {}", path.display(), all.join("; "))
+            })?;
+            config.providers
+        }
+        None => Vec::new(),
+    };
+    let filter_key = match &a.filter_key_env {
+        Some(var) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Some(v),
+            _ => return Err(format!("--filter-key-env: the environment has no {var}")),
+        },
+        None => None,
+    };
+    Ok(Options {
+        db: a.db.clone(),
+        providers,
+        filter_key,
+        webhook_url: a.webhook.clone(),
+        ui_url: a.ui_url.clone(),
+        ..Options::default()
+    })
+}
+
+pub fn serve(a: &ServeArgs) -> u8 {
+    let options = match options(a) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("vigil approvals serve: {e}");
+            return 2;
+        }
+    };
+    if options.providers.is_empty() {
+        eprintln!("vigil approvals serve: no --policy with identity providers: nobody can decide tickets");
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("vigil approvals serve: {e}");
+            return 2;
+        }
+    };
+    let listen = a.listen;
+    runtime.block_on(async move {
+        let service = match Service::start(options).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("vigil approvals serve: {e}");
+                return 2;
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("vigil approvals serve: cannot listen on {listen}: {e}");
+                return 2;
+            }
+        };
+        eprintln!("vigil approvals: listening on http://{listen}");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        match service.serve(listener, shutdown).await {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("vigil approvals serve: {e}");
+                1
+            }
+        }
+    })
+}
