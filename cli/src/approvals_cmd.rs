@@ -68,7 +68,9 @@ pub fn serve(a: &ServeArgs) -> u8 {
         }
     };
     if options.providers.is_empty() {
-        eprintln!("vigil approvals serve: no --policy with identity providers: nobody can decide tickets");
+        eprintln!(
+            "vigil approvals serve: no --policy with identity providers: nobody can decide tickets"
+        );
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,

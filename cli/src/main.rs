@@ -1,8 +1,8 @@
 //! `vigil`: replay captured traffic through `vigil.wasm`, check policies, verify and export
 //! session records.
 
-mod policy_check;
 mod approvals_cmd;
+mod policy_check;
 mod replay_cmd;
 
 use clap::{Parser, Subcommand};

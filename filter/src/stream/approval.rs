@@ -134,7 +134,13 @@ impl VigilStream {
                 email: identity.and_then(|i| i.email.clone()),
                 issuer: identity.and_then(|i| i.issuer.clone()),
                 groups: identity.map(|i| i.groups.clone()).unwrap_or_default(),
-                model: x.model().map(str::to_string),
+                // The admitted model; without a models section, the one the body names.
+                model: x.model().map(str::to_string).or_else(|| {
+                    parsed
+                        .and_then(|v| v.get("model"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                }),
                 rule_id: rule_id.clone().unwrap_or_else(|| "default".into()),
                 approver_groups: rule.approvers.clone(),
                 excerpt: excerpt(raw, parsed, &shared.config.masking, service.excerpt_chars),
