@@ -1,5 +1,5 @@
 //! Policy rules through vigil.wasm: first match wins, block with status and message,
-//! require_approval failing closed (no approval service yet), shadow mode, prompt regexes,
+//! require_approval failing closed when the approval service cannot be called, shadow mode, prompt regexes,
 //! JSON pointer tests, saved headers at the end of the body, non-JSON bodies, the default
 //! action, and the decision counters.
 
@@ -130,11 +130,12 @@ fn prompt_regexes_look_at_the_chat_messages() {
 }
 
 #[test]
-fn a_large_batch_requires_approval_and_fails_closed_until_approvals_exist() {
+fn a_large_batch_requires_approval_and_fails_closed_when_the_service_cannot_be_called() {
     let mut vm = start(
         json!([{"id": "big-batch", "description": "Batches over 100 instances need a risk officer", "when": {"path": {"glob": "/v2/models/*/infer"}, "json": [{"pointer": "/instances", "length_gt": 100}]},
                 "action": {"type": "require_approval", "approvers": ["risk-officers"], "ttl_s": 3600}}]),
-        json!({}),
+        // Envoy has no such cluster here: the call cannot be made, so the request is refused.
+        json!({"approval": {"cluster": "approvals"}}),
     );
     let instances: Vec<Value> = (0..101).map(|i| json!({"income": i})).collect();
     let big = send(
@@ -144,8 +145,9 @@ fn a_large_batch_requires_approval_and_fails_closed_until_approvals_exist() {
         &[],
         Some(&json!({"instances": instances}).to_string()),
     );
-    assert_eq!(status(&vm, big).as_deref(), Some("403"));
-    assert_eq!(error(&vm, big)["code"], "approval_required");
+    assert_eq!(status(&vm, big).as_deref(), Some("503"));
+    assert_eq!(error(&vm, big)["code"], "approval_service_unavailable");
+    assert_eq!(error(&vm, big)["rule_id"], "big-batch");
     let r = finish(&mut vm, big);
     assert_eq!(
         (
