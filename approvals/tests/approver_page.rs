@@ -1,0 +1,233 @@
+//! The approvers' page in headless Chromium (driven through chromedriver): an approver signs
+//! in with their token, sees the pending ticket, opens it, reads the masked excerpt (shown as
+//! text, never as markup), is stopped when approving without a reason, then approves; a
+//! second ticket is denied. The decisions are checked through the API.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+struct Driver(Child, u16);
+
+impl Driver {
+    fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "chromedriver is not installed (.ci/run installs chromium and chromium-driver)",
+            );
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Driver(child, port);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("chromedriver did not start");
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn open_ticket(svc: &Running, who: &str, excerpt: &str) -> String {
+    let open = json!({"request_digest": format!("{:0>64}", who.len() * 7 + excerpt.len()), "subject": who,
+        "email": format!("{who}@bank.test"), "issuer": ISSUER, "groups": ["analysts"], "model": "llama-3.1-70b",
+        "rule_id": "wire-transfers", "approver_groups": ["risk-officers"], "excerpt": excerpt,
+        "request_id": format!("rq-{who}"), "ttl_s": 600, "approved_ttl_s": 300, "uses": 1});
+    let t: Value = ureq::post(&svc.url("/v1/tickets"))
+        .set("x-vigil-filter-key", FILTER_KEY)
+        .send_json(open)
+        .unwrap()
+        .into_json()
+        .unwrap();
+    t["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn an_approver_reviews_the_masked_prompt_and_decides_in_the_browser() {
+    let db = Db::sqlite("approver-page");
+    let svc = Running::start(&db, Some(FILTER_KEY), |_| {});
+    let hostile = "Wire transfer for [US_SSN] <img src=x onerror=\"document.title='owned'\">";
+    let first = open_ticket(&svc, "analyst-7", hostile);
+    let second = open_ticket(&svc, "analyst-8", "Wire transfer to a new beneficiary");
+    let driver = Driver::start();
+    let officer = token("officer-1", &["risk-officers"]);
+    let base = svc.url("/");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (first_id, second_id, officer_token) = (first.clone(), second.clone(), officer.clone());
+    rt.block_on(async move {
+        let (first, second, officer) = (first_id, second_id, officer_token);
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+            "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run"]}),
+        );
+        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", driver.1))
+            .await
+            .expect("chromedriver session");
+        c.goto(&base).await.unwrap();
+        c.find(Locator::Id("token"))
+            .await
+            .unwrap()
+            .send_keys(&officer)
+            .await
+            .unwrap();
+        c.find(Locator::Id("signin"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let row = c
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(&format!("tr[data-id='{first}']")))
+            .await
+            .unwrap();
+        assert!(row.text().await.unwrap().contains("analyst-7@bank.test"));
+        assert_eq!(
+            c.find_all(Locator::Css("tr.ticket")).await.unwrap().len(),
+            2
+        );
+        row.click().await.unwrap();
+        let excerpt = c
+            .wait()
+            .for_element(Locator::Id("d-excerpt"))
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            if !excerpt.text().await.unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            excerpt.text().await.unwrap(),
+            hostile,
+            "the excerpt is shown as text"
+        );
+        assert!(c
+            .find_all(Locator::Css("#d-excerpt img"))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_ne!(c.title().await.unwrap(), "owned");
+        // No reason, no decision.
+        c.find(Locator::Id("approve"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let message = c.find(Locator::Id("message")).await.unwrap();
+        assert!(message.text().await.unwrap().contains("Give a reason"));
+        c.find(Locator::Id("reason"))
+            .await
+            .unwrap()
+            .send_keys("client confirmed by call-back")
+            .await
+            .unwrap();
+        c.find(Locator::Id("approve"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = message.text().await.unwrap();
+            if text.contains("approved") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(text, format!("Ticket {first} approved."));
+        // The history on the page shows the decision.
+        let history = c
+            .find(Locator::Id("events"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            history.contains("officer-1@bank.test")
+                && history.contains("client confirmed by call-back"),
+            "{history}"
+        );
+        // The second ticket, denied.
+        c.wait()
+            .for_element(Locator::Css(&format!("tr[data-id='{second}']")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            if c.find(Locator::Id("d-id"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                == second
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        c.find(Locator::Id("reason"))
+            .await
+            .unwrap()
+            .send_keys("beneficiary not verified")
+            .await
+            .unwrap();
+        c.find(Locator::Id("deny"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            if message.text().await.unwrap().contains("denied") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            message.text().await.unwrap(),
+            format!("Ticket {second} denied.")
+        );
+        c.close().await.unwrap();
+    });
+    let (_, a) = svc.call("GET", &format!("/v1/tickets/{first}"), &officer, None);
+    assert_eq!(
+        (
+            a["ticket"]["status"].as_str(),
+            a["ticket"]["approver"].as_str()
+        ),
+        (Some("approved"), Some("officer-1@bank.test"))
+    );
+    assert_eq!(a["ticket"]["reason"], "client confirmed by call-back");
+    let (_, d) = svc.call("GET", &format!("/v1/tickets/{second}"), &officer, None);
+    assert_eq!(d["ticket"]["status"], "denied");
+}
