@@ -98,7 +98,7 @@ mod tests {
     #[test]
     fn a_rule_behind_a_broader_one_can_never_match() {
         let w = warnings(
-            r#"{"id":"p","version":"1","rules":[
+            r#"{"id":"p","version":"1","approval":{"cluster":"approvals"},"rules":[
                 {"id":"admins","when":{"path":{"prefix":"/admin/"}},"action":{"type":"block"}},
                 {"id":"admin-deletes","when":{"path":{"prefix":"/admin/"},"methods":["DELETE"]},"action":{"type":"require_approval","approvers":["ops"]}},
                 {"id":"trial","mode":"shadow","when":{},"action":{"type":"block"}},

@@ -1,0 +1,86 @@
+//! New tickets are announced to a Slack-compatible webhook: `{"text": ...}` naming the
+//! requester, model, rule and ticket; failed deliveries are retried with backoff; and a
+//! webhook that hangs never holds up the API.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+use support::*;
+use vigil_approvals::webhook::Retry;
+
+/// A webhook that holds its first request until released, then answers 500, 500, 200.
+fn webhook() -> (String, mpsc::Receiver<Value>, mpsc::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/approvals", listener.local_addr().unwrap());
+    let (seen_tx, seen_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().enumerate() {
+            let mut conn = conn.unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            seen_tx.send(serde_json::from_slice::<Value>(&body).unwrap()).unwrap();
+            if n == 0 {
+                let _ = release_rx.recv();
+            }
+            let status = if n < 2 { "500 Internal Server Error" } else { "200 OK" };
+            let _ = write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+        }
+    });
+    (url, seen_rx, release_tx)
+}
+
+#[test]
+fn new_tickets_are_announced_with_retries_and_a_hung_webhook_never_blocks_the_api() {
+    let (url, seen, release) = webhook();
+    let db = Db::sqlite("webhook");
+    let svc = Running::start(&db, Some(FILTER_KEY), |o| {
+        o.webhook_url = Some(url);
+        o.ui_url = Some("https://approvals.bank.test/".into());
+        o.webhook_retry = Retry { attempts: 4, first_backoff: Duration::from_millis(50), timeout: Duration::from_secs(10) };
+    });
+    let open = json!({"request_digest": "ef".repeat(32), "subject": "analyst-7", "email": "analyst-7@bank.test",
+        "issuer": ISSUER, "groups": [], "model": "llama-3.1-70b", "rule_id": "wire-transfers",
+        "approver_groups": ["risk-officers"], "excerpt": "Wire transfer for [US_SSN]", "request_id": "rq",
+        "ttl_s": 600, "approved_ttl_s": 600, "uses": 1});
+    let t: Value = ureq::post(&svc.url("/v1/tickets")).set("x-vigil-filter-key", FILTER_KEY).send_json(open.clone()).unwrap().into_json().unwrap();
+    let id = t["id"].as_str().unwrap();
+    // The webhook holds its first delivery; the API answered anyway, and answers again.
+    let first = seen.recv_timeout(Duration::from_secs(10)).unwrap();
+    let again: Value = ureq::post(&svc.url("/v1/tickets")).set("x-vigil-filter-key", FILTER_KEY).send_json(open).unwrap().into_json().unwrap();
+    assert_eq!(again["id"], id);
+    let text = first["text"].as_str().unwrap();
+    assert!(text.starts_with("Approval needed: analyst-7@bank.test asks model llama-3.1-70b (rule wire-transfers)"), "{text}");
+    assert!(text.contains(&format!("<https://approvals.bank.test/#{id}|Review ticket {id}>")), "{text}");
+    assert_eq!(first["ticket_id"], id);
+    release.send(()).unwrap();
+    // 500, 500, then 200: delivered on the third attempt, each the same message.
+    for _ in 0..2 {
+        assert_eq!(seen.recv_timeout(Duration::from_secs(10)).unwrap(), first);
+    }
+    let mut health = Value::Null;
+    for _ in 0..200 {
+        health = ureq::get(&svc.url("/healthz")).call().unwrap().into_json().unwrap();
+        if health["webhook"]["delivered"] == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(health["webhook"], json!({"delivered": 1, "failed": 0, "dropped": 0, "attempts": 3}), "{health}");
+}
