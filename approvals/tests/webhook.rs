@@ -35,12 +35,21 @@ fn webhook() -> (String, mpsc::Receiver<Value>, mpsc::Sender<()>) {
             }
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
-            seen_tx.send(serde_json::from_slice::<Value>(&body).unwrap()).unwrap();
+            seen_tx
+                .send(serde_json::from_slice::<Value>(&body).unwrap())
+                .unwrap();
             if n == 0 {
                 let _ = release_rx.recv();
             }
-            let status = if n < 2 { "500 Internal Server Error" } else { "200 OK" };
-            let _ = write!(conn, "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let status = if n < 2 {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            );
         }
     });
     (url, seen_rx, release_tx)
@@ -53,21 +62,45 @@ fn new_tickets_are_announced_with_retries_and_a_hung_webhook_never_blocks_the_ap
     let svc = Running::start(&db, Some(FILTER_KEY), |o| {
         o.webhook_url = Some(url);
         o.ui_url = Some("https://approvals.bank.test/".into());
-        o.webhook_retry = Retry { attempts: 4, first_backoff: Duration::from_millis(50), timeout: Duration::from_secs(10) };
+        o.webhook_retry = Retry {
+            attempts: 4,
+            first_backoff: Duration::from_millis(50),
+            timeout: Duration::from_secs(10),
+        };
     });
     let open = json!({"request_digest": "ef".repeat(32), "subject": "analyst-7", "email": "analyst-7@bank.test",
         "issuer": ISSUER, "groups": [], "model": "llama-3.1-70b", "rule_id": "wire-transfers",
         "approver_groups": ["risk-officers"], "excerpt": "Wire transfer for [US_SSN]", "request_id": "rq",
         "ttl_s": 600, "approved_ttl_s": 600, "uses": 1});
-    let t: Value = ureq::post(&svc.url("/v1/tickets")).set("x-vigil-filter-key", FILTER_KEY).send_json(open.clone()).unwrap().into_json().unwrap();
+    let t: Value = ureq::post(&svc.url("/v1/tickets"))
+        .set("x-vigil-filter-key", FILTER_KEY)
+        .send_json(open.clone())
+        .unwrap()
+        .into_json()
+        .unwrap();
     let id = t["id"].as_str().unwrap();
     // The webhook holds its first delivery; the API answered anyway, and answers again.
     let first = seen.recv_timeout(Duration::from_secs(10)).unwrap();
-    let again: Value = ureq::post(&svc.url("/v1/tickets")).set("x-vigil-filter-key", FILTER_KEY).send_json(open).unwrap().into_json().unwrap();
+    let again: Value = ureq::post(&svc.url("/v1/tickets"))
+        .set("x-vigil-filter-key", FILTER_KEY)
+        .send_json(open)
+        .unwrap()
+        .into_json()
+        .unwrap();
     assert_eq!(again["id"], id);
     let text = first["text"].as_str().unwrap();
-    assert!(text.starts_with("Approval needed: analyst-7@bank.test asks model llama-3.1-70b (rule wire-transfers)"), "{text}");
-    assert!(text.contains(&format!("<https://approvals.bank.test/#{id}|Review ticket {id}>")), "{text}");
+    assert!(
+        text.starts_with(
+            "Approval needed: analyst-7@bank.test asks model llama-3.1-70b (rule wire-transfers)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "<https://approvals.bank.test/#{id}|Review ticket {id}>"
+        )),
+        "{text}"
+    );
     assert_eq!(first["ticket_id"], id);
     release.send(()).unwrap();
     // 500, 500, then 200: delivered on the third attempt, each the same message.
@@ -76,11 +109,19 @@ fn new_tickets_are_announced_with_retries_and_a_hung_webhook_never_blocks_the_ap
     }
     let mut health = Value::Null;
     for _ in 0..200 {
-        health = ureq::get(&svc.url("/healthz")).call().unwrap().into_json().unwrap();
+        health = ureq::get(&svc.url("/healthz"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
         if health["webhook"]["delivered"] == 1 {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    assert_eq!(health["webhook"], json!({"delivered": 1, "failed": 0, "dropped": 0, "attempts": 3}), "{health}");
+    assert_eq!(
+        health["webhook"],
+        json!({"delivered": 1, "failed": 0, "dropped": 0, "attempts": 3}),
+        "{health}"
+    );
 }
