@@ -28,9 +28,11 @@ impl Driver {
             .expect(
                 "chromedriver is not installed (.ci/run installs chromium and chromium-driver)",
             );
+        // Owned from here: the driver process is killed and reaped on every path.
+        let driver = Driver(child, port);
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Driver(child, port);
+                return driver;
             }
             std::thread::sleep(Duration::from_millis(50));
         }

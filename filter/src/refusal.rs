@@ -12,7 +12,8 @@ pub struct Refusal {
     /// The policy rule that refused, named in the error body and the record.
     pub rule_id: Option<String>,
     /// More fields of the error object (an approval's ticket id and where to follow it).
-    pub details: serde_json::Map<String, serde_json::Value>,
+    /// Boxed: most refusals have none, and a refusal travels in `Result`s.
+    pub details: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// Quotes a value for an RFC 7235 auth-param (quoted-string: escape `\\` and `"`).
@@ -40,12 +41,14 @@ impl Refusal {
             message: message.into(),
             headers: vec![("content-type".into(), "application/json".into())],
             rule_id: None,
-            details: serde_json::Map::new(),
+            details: None,
         }
     }
 
     pub fn with_detail(mut self, key: &str, value: serde_json::Value) -> Self {
-        self.details.insert(key.into(), value);
+        self.details
+            .get_or_insert_with(Default::default)
+            .insert(key.into(), value);
         self
     }
 
@@ -82,7 +85,7 @@ impl Refusal {
         if let Some(rule) = &self.rule_id {
             error["rule_id"] = serde_json::json!(rule);
         }
-        for (k, v) in &self.details {
+        for (k, v) in self.details.iter().flat_map(|d| d.iter()) {
             error[k] = v.clone();
         }
         serde_json::json!({ "error": error }).to_string()
