@@ -96,6 +96,22 @@ fn rules_config(n: usize) -> Value {
     json!({"id": "bench-rules", "version": "1", "masking": {"entities": {}}, "rules": rules})
 }
 
+/// A prompt rule that does not match the bench request: with `require_approval`, the policy
+/// names an approval service (a cluster the bench VM does not have, never called).
+fn prompt_rule_config(approval: bool) -> Value {
+    let action = if approval {
+        json!({"type": "require_approval", "approvers": ["risk-officers"]})
+    } else {
+        json!({"type": "block"})
+    };
+    let mut c = json!({"id": "bench-approval", "version": "1", "masking": {"entities": {}},
+        "rules": [{"id": "wire-transfers", "when": {"prompt": {"matches": ["(?i)wire transfer"]}}, "action": action}]});
+    if approval {
+        c["approval"] = json!({"cluster": "approvals"});
+    }
+    c
+}
+
 fn request(token: Option<&str>) -> Vec<(String, String)> {
     let mut r = pairs(&[
         (":method", "POST"),
@@ -328,6 +344,20 @@ fn main() {
             requests,
             times: vec![],
         },
+        Scenario {
+            name: "prompt rule (block)",
+            vm: start(&vigil, Some(&prompt_rule_config(false)), 0),
+            request: request(None),
+            requests,
+            times: vec![],
+        },
+        Scenario {
+            name: "prompt rule (approval)",
+            vm: start(&vigil, Some(&prompt_rule_config(true)), 0),
+            request: request(None),
+            requests,
+            times: vec![],
+        },
     ];
     for s in scenarios.iter_mut() {
         for _ in 0..(s.requests / 20).max(50) {
@@ -403,6 +433,17 @@ fn main() {
         "  500 rules / 1 rule                  median {:>7.2}x   p99 {:>7.2}x",
         median(10) / median(8),
         p99(10) / p99(8)
+    );
+    println!("  a request whose rules need no approval (the policy has an approval rule that does not match):");
+    println!(
+        "    approval rule / pass-through      median {:>7.2}x   p99 {:>7.2}x",
+        median(12) / median(1),
+        p99(12) / p99(1)
+    );
+    println!(
+        "    approval rule / same rule, block  median {:>7.2}x   p99 {:>7.2}x",
+        median(12) / median(11),
+        p99(12) / p99(11)
     );
     let (rs_native, es_native) = (
         micros(native_verify(&rs, 500)),
