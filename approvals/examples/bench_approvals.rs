@@ -74,13 +74,6 @@ fn load(
     }
 }
 
-fn open_body(digest: String, uses: u32) -> Value {
-    json!({"request_digest": digest, "subject": "analyst-7", "email": "analyst-7@bank.test", "issuer": ISSUER,
-        "groups": ["analysts"], "model": "llama-3.1-70b", "rule_id": "wire-transfers", "approver_groups": ["risk-officers"],
-        "excerpt": "Draft a wire transfer of $250,000 for client [PERSON]", "request_id": "bench", "ttl_s": 3600,
-        "approved_ttl_s": 3600, "uses": uses})
-}
-
 fn digest(tag: u8, c: usize, i: usize) -> String {
     format!("{tag:02x}{c:030x}{i:032x}")
 }
@@ -90,7 +83,12 @@ fn open(tag: u8) -> std::sync::Arc<MakeRequest> {
         (
             reqwest::Method::POST,
             "/v1/tickets".into(),
-            Some(open_body(digest(tag, c, i), 1)),
+            Some(ticket_request(
+                &digest(tag, c, i),
+                "analyst-7",
+                "Draft a wire transfer of $250,000 for client [PERSON]",
+                1,
+            )),
         )
     })
 }
@@ -117,12 +115,12 @@ fn bench(name: &str, db: Db, per_client: usize) {
     let officer = token("officer-1", &["risk-officers"]);
     let ids: Vec<String> = (0..CLIENTS)
         .map(|c| {
-            let t: Value = ureq::post(&svc.url("/v1/tickets"))
-                .set("x-vigil-filter-key", FILTER_KEY)
-                .send_json(open_body(digest(0x02, c, 0), 1000))
-                .unwrap()
-                .into_json()
-                .unwrap();
+            let t = svc.open(&ticket_request(
+                &digest(0x02, c, 0),
+                "analyst-7",
+                "bench",
+                1000,
+            ));
             let id = t["id"].as_str().unwrap().to_string();
             assert_eq!(svc.decide(&id, &officer, "approve", "bench").0, 200);
             id

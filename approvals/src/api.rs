@@ -15,7 +15,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use vigil_core::approval::protocol::{
-    ConsumeRequest, TicketRequest, FILTER_KEY_HEADER, MAX_POLL_WAIT_S,
+    ConsumeRequest, Status, TicketRequest, FILTER_KEY_HEADER, MAX_POLL_WAIT_S,
 };
 use vigil_core::identity::Identity;
 
@@ -213,7 +213,7 @@ async fn status(
             Some(t) if t.request_digest == q.digest => t,
             _ => return Err(not_found(&id)),
         };
-        if ticket.status != "pending" || tokio::time::Instant::now() >= deadline {
+        if ticket.status != Status::Pending || tokio::time::Instant::now() >= deadline {
             return Ok(Json(ticket));
         }
         let _ = tokio::time::timeout_at(
@@ -295,8 +295,9 @@ async fn detail(
         return Err(not_found(&id));
     }
     let events = s.store.events(&id).await?;
-    let can_decide =
-        ticket.status == "pending" && may_decide(&who, &ticket) && !is_requester(&who, &ticket);
+    let can_decide = ticket.status == Status::Pending
+        && may_decide(&who, &ticket)
+        && !is_requester(&who, &ticket);
     Ok(Json(
         json!({"ticket": ticket, "events": events, "can_decide": can_decide}),
     ))
@@ -371,7 +372,10 @@ async fn decide(
         Err(DecideRefused::NotPending(status)) => Err(ApiError(
             StatusCode::CONFLICT,
             "not_pending",
-            format!("ticket {id} is {status}; only a pending ticket can be decided"),
+            format!(
+                "ticket {id} is {}; only a pending ticket can be decided",
+                status.name()
+            ),
         )),
     }
 }

@@ -18,7 +18,7 @@ use crate::clock::rfc3339;
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
-use vigil_core::approval::protocol::TicketRequest;
+use vigil_core::approval::protocol::{Status, TicketRequest};
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -47,7 +47,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct TicketView {
     pub id: String,
-    pub status: String,
+    pub status: Status,
     pub request_digest: String,
     pub subject: Option<String>,
     pub email: Option<String>,
@@ -92,7 +92,7 @@ pub enum Decision {
 pub enum DecideRefused {
     NotFound,
     /// Decided already, expired or used: the current state.
-    NotPending(String),
+    NotPending(Status),
 }
 
 const COLUMNS: &str = "id, status, request_digest, subject, email, issuer, groups_json, model, rule_id, approver_groups_json, excerpt, request_id, created_at, expires_at, approver, decided_at, reason, uses, max_uses";
@@ -143,7 +143,11 @@ fn view(row: &AnyRow) -> Result<TicketView> {
     let decided: Option<i64> = row.try_get("decided_at")?;
     Ok(TicketView {
         id: row.try_get("id")?,
-        status: row.try_get("status")?,
+        status: {
+            let name: String = row.try_get("status")?;
+            Status::from_name(&name)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown status {name:?}")))?
+        },
         request_digest: row.try_get("request_digest")?,
         subject: row.try_get("subject")?,
         email: row.try_get("email")?,

@@ -6,7 +6,7 @@
 
 mod support;
 use fantoccini::{ClientBuilder, Locator};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
@@ -48,17 +48,25 @@ impl Drop for Driver {
 }
 
 fn open_ticket(svc: &Running, who: &str, excerpt: &str) -> String {
-    let open = json!({"request_digest": format!("{:0>64}", who.len() * 7 + excerpt.len()), "subject": who,
-        "email": format!("{who}@bank.test"), "issuer": ISSUER, "groups": ["analysts"], "model": "llama-3.1-70b",
-        "rule_id": "wire-transfers", "approver_groups": ["risk-officers"], "excerpt": excerpt,
-        "request_id": format!("rq-{who}"), "ttl_s": 600, "approved_ttl_s": 300, "uses": 1});
-    let t: Value = ureq::post(&svc.url("/v1/tickets"))
-        .set("x-vigil-filter-key", FILTER_KEY)
-        .send_json(open)
+    let digest = format!("{:0>64}", who.len() * 7 + excerpt.len());
+    svc.open(&ticket_request(&digest, who, excerpt, 1))["id"]
+        .as_str()
         .unwrap()
-        .into_json()
-        .unwrap();
-    t["id"].as_str().unwrap().to_string()
+        .to_string()
+}
+
+/// The element's text once `done` holds of it (the page fills it in asynchronously), or
+/// its text after 5 s.
+async fn text_when(e: &fantoccini::elements::Element, done: impl Fn(&str) -> bool) -> String {
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = e.text().await.unwrap();
+        if done(&text) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    text
 }
 
 #[test]
@@ -116,14 +124,8 @@ fn an_approver_reviews_the_masked_prompt_and_decides_in_the_browser() {
             .for_element(Locator::Id("d-excerpt"))
             .await
             .unwrap();
-        for _ in 0..100 {
-            if !excerpt.text().await.unwrap().is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         assert_eq!(
-            excerpt.text().await.unwrap(),
+            text_when(&excerpt, |t| !t.is_empty()).await,
             hostile,
             "the excerpt is shown as text"
         );
@@ -154,15 +156,10 @@ fn an_approver_reviews_the_masked_prompt_and_decides_in_the_browser() {
             .click()
             .await
             .unwrap();
-        let mut text = String::new();
-        for _ in 0..100 {
-            text = message.text().await.unwrap();
-            if text.contains("approved") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        assert_eq!(text, format!("Ticket {first} approved."));
+        assert_eq!(
+            text_when(&message, |t| t.contains("approved")).await,
+            format!("Ticket {first} approved.")
+        );
         // The history on the page shows the decision.
         let history = c
             .find(Locator::Id("events"))
@@ -184,19 +181,8 @@ fn an_approver_reviews_the_masked_prompt_and_decides_in_the_browser() {
             .click()
             .await
             .unwrap();
-        for _ in 0..100 {
-            if c.find(Locator::Id("d-id"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-                == second
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let shown = c.find(Locator::Id("d-id")).await.unwrap();
+        assert_eq!(text_when(&shown, |t| t == second).await, second);
         c.find(Locator::Id("reason"))
             .await
             .unwrap()
@@ -209,14 +195,8 @@ fn an_approver_reviews_the_masked_prompt_and_decides_in_the_browser() {
             .click()
             .await
             .unwrap();
-        for _ in 0..100 {
-            if message.text().await.unwrap().contains("denied") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         assert_eq!(
-            message.text().await.unwrap(),
+            text_when(&message, |t| t.contains("denied")).await,
             format!("Ticket {second} denied.")
         );
         c.close().await.unwrap();

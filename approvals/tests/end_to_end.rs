@@ -318,15 +318,7 @@ fn only_other_members_of_the_approver_groups_decide(db: Db) {
 fn concurrent_consumption_never_exceeds_the_uses(db: Db) {
     let svc = Running::start(&db, Some(FILTER_KEY), |o| o.max_connections = 32);
     let digest = "ab".repeat(32);
-    let open = json!({"request_digest": digest, "subject": "analyst-7", "email": null, "issuer": ISSUER,
-        "groups": ["analysts"], "model": "m", "rule_id": "r", "approver_groups": ["risk-officers"],
-        "excerpt": "x", "request_id": "rq", "ttl_s": 600, "approved_ttl_s": 600, "uses": 3});
-    let t: Value = ureq::post(&svc.url("/v1/tickets"))
-        .set("x-vigil-filter-key", FILTER_KEY)
-        .send_json(open)
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let t = svc.open(&ticket_request(&digest, "analyst-7", "x", 3));
     let id = t["id"].as_str().unwrap().to_string();
     svc.decide(&id, &officer(), "approve", "batch of three");
     let url = svc.url(&format!("/v1/tickets/{id}/consume"));
@@ -369,22 +361,15 @@ fn concurrent_consumption_never_exceeds_the_uses(db: Db) {
 /// Concurrent first sends of one request open one ticket.
 fn concurrent_first_requests_open_one_ticket(db: Db) {
     let svc = Running::start(&db, Some(FILTER_KEY), |o| o.max_connections = 16);
-    let url = svc.url("/v1/tickets");
-    let ids: std::collections::BTreeSet<String> = (0..16)
-        .map(|_| {
-            let url = url.clone();
-            std::thread::spawn(move || {
-                let open = json!({"request_digest": "cd".repeat(32), "subject": "analyst-7", "email": null, "issuer": ISSUER,
-                    "groups": [], "model": "m", "rule_id": "r", "approver_groups": ["risk-officers"],
-                    "excerpt": "x", "request_id": "rq", "ttl_s": 600, "approved_ttl_s": 600, "uses": 1});
-                let v: Value = ureq::post(&url).set("x-vigil-filter-key", FILTER_KEY).send_json(open).unwrap().into_json().unwrap();
-                v["id"].as_str().unwrap().to_string()
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .collect();
+    let request = ticket_request(&"cd".repeat(32), "analyst-7", "x", 1);
+    let ids: std::collections::BTreeSet<String> = std::thread::scope(|s| {
+        (0..16)
+            .map(|_| s.spawn(|| svc.open(&request)["id"].as_str().unwrap().to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect()
+    });
     assert_eq!(ids.len(), 1, "{ids:?}");
 }
 

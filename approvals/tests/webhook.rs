@@ -68,25 +68,17 @@ fn new_tickets_are_announced_with_retries_and_a_hung_webhook_never_blocks_the_ap
             timeout: Duration::from_secs(10),
         };
     });
-    let open = json!({"request_digest": "ef".repeat(32), "subject": "analyst-7", "email": "analyst-7@bank.test",
-        "issuer": ISSUER, "groups": [], "model": "llama-3.1-70b", "rule_id": "wire-transfers",
-        "approver_groups": ["risk-officers"], "excerpt": "Wire transfer for [US_SSN]", "request_id": "rq",
-        "ttl_s": 600, "approved_ttl_s": 600, "uses": 1});
-    let t: Value = ureq::post(&svc.url("/v1/tickets"))
-        .set("x-vigil-filter-key", FILTER_KEY)
-        .send_json(open.clone())
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let open = ticket_request(
+        &"ef".repeat(32),
+        "analyst-7",
+        "Wire transfer for [US_SSN]",
+        1,
+    );
+    let t = svc.open(&open);
     let id = t["id"].as_str().unwrap();
     // The webhook holds its first delivery; the API answered anyway, and answers again.
     let first = seen.recv_timeout(Duration::from_secs(10)).unwrap();
-    let again: Value = ureq::post(&svc.url("/v1/tickets"))
-        .set("x-vigil-filter-key", FILTER_KEY)
-        .send_json(open)
-        .unwrap()
-        .into_json()
-        .unwrap();
+    let again = svc.open(&open);
     assert_eq!(again["id"], id);
     let text = first["text"].as_str().unwrap();
     assert!(

@@ -205,15 +205,8 @@ fn read_record(
     if let Some(n) = obj.integer("max_body_bytes", 0, 1024 * 1024, errors) {
         settings.max_body_bytes = n as usize;
     }
-    if let Some(env) = obj.string("key_env", errors) {
-        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            errors.push(
-                &obj.field_path("key_env"),
-                format!("must be an environment variable name, found {env:?}"),
-            );
-        } else {
-            settings.key_env = env;
-        }
+    if let Some(env) = obj.env_var("key_env", errors) {
+        settings.key_env = env;
     }
     obj.finish(errors);
     Some(settings)
@@ -225,15 +218,7 @@ fn read_credential(
     errors: &mut Errors,
 ) -> Option<UpstreamCredential> {
     let mut obj = ObjectReader::new(path, value, errors)?;
-    let env = obj.required_string("env", errors);
-    if let Some(env) = &env {
-        if !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            errors.push(
-                &obj.field_path("env"),
-                format!("must be an environment variable name, found {env:?}"),
-            );
-        }
-    }
+    let env = obj.required_env_var("env", errors);
     let header = obj
         .string("header", errors)
         .unwrap_or_else(|| "authorization".into())

@@ -127,6 +127,29 @@ impl<'v> ObjectReader<'v> {
         Some(s)
     }
 
+    /// An optional field naming an environment variable (letters, digits and `_`).
+    pub fn env_var(&mut self, name: &'static str, errors: &mut Errors) -> Option<String> {
+        let value = self.string(name, errors)?;
+        self.check_env_var(name, value, errors)
+    }
+
+    /// A required field naming an environment variable.
+    pub fn required_env_var(&mut self, name: &'static str, errors: &mut Errors) -> Option<String> {
+        let value = self.required_string(name, errors)?;
+        self.check_env_var(name, value, errors)
+    }
+
+    fn check_env_var(&self, name: &str, value: String, errors: &mut Errors) -> Option<String> {
+        if !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Some(value);
+        }
+        errors.push(
+            &self.field_path(name),
+            format!("must be an environment variable name, found {value:?}"),
+        );
+        None
+    }
+
     /// An optional unsigned integer field within `min..=max`.
     pub fn integer(
         &mut self,

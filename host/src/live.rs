@@ -54,10 +54,6 @@ impl LiveClusters {
         }
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &String> {
-        self.addrs.keys()
-    }
-
     pub fn is_live(&self, cluster: &str) -> bool {
         self.addrs.contains_key(cluster)
     }
@@ -201,17 +197,26 @@ fn send(call: &PendingCall, addr: SocketAddr) -> Option<CallAnswer> {
             body,
             trailers: Vec::new(),
         }),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::TimedOut
-                || e.kind() == std::io::ErrorKind::WouldBlock =>
-        {
-            None
-        }
+        Err(e) if is_timeout_kind(e.kind()) => None,
         Err(_) => Some(CallAnswer::Reset),
     }
 }
 
+/// Whether the transport error is the socket's read or write timeout.
 fn is_timeout(t: &ureq::Transport) -> bool {
-    let text = t.to_string().to_ascii_lowercase();
-    text.contains("timed out") || text.contains("timeout") || text.contains("would block")
+    let mut cause = std::error::Error::source(t);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return is_timeout_kind(io.kind());
+        }
+        cause = e.source();
+    }
+    false
+}
+
+fn is_timeout_kind(kind: std::io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    )
 }

@@ -256,6 +256,15 @@ pub fn token(subject: &str, groups: &[&str]) -> String {
     format!("{input}.{}", b64.encode(mac.finalize().into_bytes()))
 }
 
+/// What the gateway sends to open a ticket: `subject` (`subject@bank.test`, an analyst)
+/// asks llama-3.1-70b something rule wire-transfers holds for the risk officers.
+pub fn ticket_request(digest: &str, subject: &str, excerpt: &str, uses: u32) -> Value {
+    json!({"request_digest": digest, "subject": subject, "email": format!("{subject}@bank.test"),
+        "issuer": ISSUER, "groups": ["analysts"], "model": "llama-3.1-70b", "rule_id": "wire-transfers",
+        "approver_groups": ["risk-officers"], "excerpt": excerpt, "request_id": format!("rq-{subject}"),
+        "ttl_s": 600, "approved_ttl_s": 300, "uses": uses})
+}
+
 // ---------------------------------------------------------------------------------------
 // The service
 
@@ -326,6 +335,16 @@ impl Running {
         };
         let status = res.status();
         (status, res.into_json().unwrap_or(Value::Null))
+    }
+
+    /// Opens (or gets) a ticket as the gateway does.
+    pub fn open(&self, request: &Value) -> Value {
+        ureq::post(&self.url("/v1/tickets"))
+            .set("x-vigil-filter-key", FILTER_KEY)
+            .send_json(request.clone())
+            .unwrap()
+            .into_json()
+            .unwrap()
     }
 
     pub fn decide(&self, id: &str, token: &str, decision: &str, reason: &str) -> (u16, Value) {

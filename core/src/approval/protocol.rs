@@ -66,6 +66,31 @@ pub enum Status {
     Consumed,
 }
 
+impl Status {
+    /// The name on the wire and in the service's database.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Denied => "denied",
+            Status::Expired => "expired",
+            Status::Consumed => "consumed",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Status> {
+        [
+            Status::Pending,
+            Status::Approved,
+            Status::Denied,
+            Status::Expired,
+            Status::Consumed,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
 /// The service's answer about one ticket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ticket {

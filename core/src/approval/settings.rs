@@ -26,10 +26,6 @@ pub struct ApprovalService {
 pub const DEFAULT_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_EXCERPT_CHARS: usize = 600;
 
-fn env_name(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 /// Reads the `approval` section.
 pub fn read_approval(path: &str, value: &Value, errors: &mut Errors) -> Option<ApprovalService> {
     let mut obj = ObjectReader::new(path, value, errors)?;
@@ -47,15 +43,7 @@ pub fn read_approval(path: &str, value: &Value, errors: &mut Errors) -> Option<A
             );
         }
     }
-    let key_env = obj.string("key_env", errors);
-    if let Some(env) = &key_env {
-        if !env_name(env) {
-            errors.push(
-                &obj.field_path("key_env"),
-                format!("must be an environment variable name, found {env:?}"),
-            );
-        }
-    }
+    let key_env = obj.env_var("key_env", errors);
     let excerpt_chars = obj
         .integer("excerpt_chars", 0, 10_000, errors)
         .map_or(DEFAULT_EXCERPT_CHARS, |n| n as usize);

@@ -251,15 +251,8 @@ pub fn read_masking(path: &str, value: &Value, errors: &mut Errors) -> Option<Ma
             }
         }
     }
-    if let Some(env) = obj.string("token_key_env", errors) {
-        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            errors.push(
-                &obj.field_path("token_key_env"),
-                format!("must be an environment variable name, found {env:?}"),
-            );
-        } else {
-            m.token_key_env = Some(env);
-        }
+    if let Some(env) = obj.env_var("token_key_env", errors) {
+        m.token_key_env = Some(env);
     }
     if let Some(b) = obj.boolean("mask_request", errors) {
         m.mask_request = b;

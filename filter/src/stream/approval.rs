@@ -83,16 +83,6 @@ impl Approval {
     }
 }
 
-fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Pending => "pending",
-        Status::Approved => "approved",
-        Status::Denied => "denied",
-        Status::Expired => "expired",
-        Status::Consumed => "consumed",
-    }
-}
-
 impl VigilStream {
     /// Starts asking for approval of the request the rule `rule_id` matched; the request
     /// stays paused until the service's answers settle it.
@@ -281,7 +271,7 @@ impl VigilStream {
             self.context_id,
             "approval: ticket {} is {} ({:?})",
             id,
-            status_name(status),
+            status.name(),
             phase
         );
         if phase == Phase::Consume {
@@ -382,7 +372,7 @@ impl VigilStream {
         if let Some(t) = &ticket {
             refusal = refusal
                 .with_detail("ticket_id", json!(t.id))
-                .with_detail("ticket_status", json!(status_name(t.status)))
+                .with_detail("ticket_status", json!(t.status.name()))
                 .with_detail("expires_at", json!(t.expires_at));
             if let Some(url) = shared
                 .config
