@@ -23,17 +23,19 @@ pub fn run(files: &[PathBuf], explain: Option<&Path>) -> u8 {
         };
         match PluginConfig::parse(&bytes) {
             Ok(config) => {
-                println!(
+                vigil_cli::outln!(
                     "{shown}: ok: policy {} version {} (sha256 {})",
-                    config.id, config.version, config.sha256
+                    config.id,
+                    config.version,
+                    config.sha256
                 );
                 let raw: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 for w in vigil_core::lint::lint(&config, &raw) {
-                    println!("{shown}: warning: {w}");
+                    vigil_cli::outln!("{shown}: warning: {w}");
                 }
                 if let Some(request) = explain {
                     match explain_request(&config, request) {
-                        Ok(text) => print!("{text}"),
+                        Ok(text) => vigil_cli::out!("{text}"),
                         Err(e) => {
                             eprintln!("{}: {e}", request.display());
                             worst = 2;
@@ -43,9 +45,9 @@ pub fn run(files: &[PathBuf], explain: Option<&Path>) -> u8 {
             }
             Err(errors) => {
                 for e in &errors {
-                    println!("{shown}: {e}");
+                    vigil_cli::outln!("{shown}: {e}");
                 }
-                println!(
+                vigil_cli::outln!(
                     "{shown}: invalid: {} error{}",
                     errors.len(),
                     if errors.len() == 1 { "" } else { "s" }

@@ -36,7 +36,7 @@ pub fn run(
         code = code.max(exit_code(&result));
         if json {
             match serde_json::to_string(&result) {
-                Ok(line) => println!("{line}"),
+                Ok(line) => vigil_cli::outln!("{line}"),
                 Err(e) => eprintln!("{}: cannot print result: {e}", path.display()),
             }
             for failure in &result.expect_failures {
@@ -72,22 +72,22 @@ fn header<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn print_readable(path: &Path, r: &ReplayResult, show_logs: bool) {
-    println!("● {}  ({})", r.name, path.display());
+    vigil_cli::outln!("● {}  ({})", r.name, path.display());
     if r.unusable {
-        println!("  unusable  {}", r.error.as_deref().unwrap_or(""));
-        println!();
+        vigil_cli::outln!("  unusable  {}", r.error.as_deref().unwrap_or(""));
+        vigil_cli::outln!();
         return;
     }
     match &r.upstream_request {
-        Some(up) => println!(
+        Some(up) => vigil_cli::outln!(
             "  upstream  {} {} reached the model server ({} body bytes)",
             header(&up.headers, ":method").unwrap_or("?"),
             header(&up.headers, ":path").unwrap_or("?"),
             up.body.len()
         ),
-        None => println!("  upstream  nothing reached the model server"),
+        None => vigil_cli::outln!("  upstream  nothing reached the model server"),
     }
-    println!(
+    vigil_cli::outln!(
         "  client    {} {} ({} body bytes)",
         r.status
             .map(|s| s.to_string())
@@ -97,11 +97,11 @@ fn print_readable(path: &Path, r: &ReplayResult, show_logs: bool) {
     );
     if !r.callouts.is_empty() {
         let clusters: Vec<&str> = r.callouts.iter().map(|c| c.cluster.as_str()).collect();
-        println!("  callouts  {}", clusters.join(", "));
+        vigil_cli::outln!("  callouts  {}", clusters.join(", "));
     }
     let rec = &r.record;
     if rec.is_null() {
-        println!("  record    none written");
+        vigil_cli::outln!("  record    none written");
     } else {
         let s = |p: &str| {
             rec.pointer(p)
@@ -112,7 +112,7 @@ fn print_readable(path: &Path, r: &ReplayResult, show_logs: bool) {
                 })
                 .unwrap_or_default()
         };
-        println!(
+        vigil_cli::outln!(
             "  record    seq {} · decision {} ({}) · policy {} v{} · complete {}",
             s("/seq"),
             s("/decision/action"),
@@ -121,7 +121,7 @@ fn print_readable(path: &Path, r: &ReplayResult, show_logs: bool) {
             s("/policy/version"),
             s("/complete")
         );
-        println!(
+        vigil_cli::outln!(
             "            request {} bytes · response {} bytes · hash {}…",
             s("/request/bytes"),
             s("/response/bytes"),
@@ -133,27 +133,27 @@ fn print_readable(path: &Path, r: &ReplayResult, show_logs: bool) {
             .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
             .unwrap_or_default();
         if !masked.is_empty() {
-            println!("            masked {}", masked.join(", "));
+            vigil_cli::outln!("            masked {}", masked.join(", "));
         }
     }
     match r.expect_ok {
-        Some(true) => println!("  expect    ok"),
+        Some(true) => vigil_cli::outln!("  expect    ok"),
         Some(false) => {
             for f in &r.expect_failures {
-                println!("  expect    FAILED: {f}");
+                vigil_cli::outln!("  expect    FAILED: {f}");
             }
         }
         None => {}
     }
     if let Some(e) = &r.error {
-        println!("  error     {e}");
+        vigil_cli::outln!("  error     {e}");
     }
     if show_logs {
         for l in &r.logs {
-            println!("  log       [{}] {}", l.level.name(), l.message);
+            vigil_cli::outln!("  log       [{}] {}", l.level.name(), l.message);
         }
     }
-    println!();
+    vigil_cli::outln!();
 }
 
 fn print_summary(results: &[ReplayResult]) {
@@ -163,9 +163,14 @@ fn print_summary(results: &[ReplayResult]) {
         .max()
         .unwrap_or(7)
         .max(7);
-    println!(
+    vigil_cli::outln!(
         "{:<width$}  {:<15} {:>6}  {:<8} {:>8}  {:<7}  EXPECT",
-        "CAPTURE", "OUTCOME", "STATUS", "UPSTREAM", "CALLOUTS", "RECORD"
+        "CAPTURE",
+        "OUTCOME",
+        "STATUS",
+        "UPSTREAM",
+        "CALLOUTS",
+        "RECORD"
     );
     for r in results {
         let record = r
@@ -180,7 +185,7 @@ fn print_summary(results: &[ReplayResult]) {
             (Some(false), None) => "FAILED",
             (None, None) => "-",
         };
-        println!(
+        vigil_cli::outln!(
             "{:<width$}  {:<15} {:>6}  {:<8} {:>8}  {:<7}  {}",
             r.name,
             r.outcome.as_deref().unwrap_or("-"),
@@ -200,7 +205,7 @@ fn print_summary(results: &[ReplayResult]) {
     let ran = results.iter().filter(|r| r.error.is_none()).count();
     let with_expect = results.iter().filter(|r| r.expect_ok.is_some()).count();
     let held = results.iter().filter(|r| r.expect_ok == Some(true)).count();
-    println!(
+    vigil_cli::outln!(
         "{} captures: {} ran cleanly, {} of {} with expectations held",
         results.len(),
         ran,

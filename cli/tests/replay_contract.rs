@@ -1,4 +1,4 @@
-//! `vigil replay` against the replay output contract (DESIGN.md), through the real binary.
+//! `vigil replay` against the replay output contract (docs/design.md), through the real binary.
 
 use serde_json::Value;
 use std::process::{Command, Output};
@@ -253,4 +253,35 @@ fn replay_is_deterministic() {
     let a = vigil(&["replay", "--json", "testdata/captures/embeddings-json.json"]).stdout;
     let b = vigil(&["replay", "--json", "testdata/captures/embeddings-json.json"]).stdout;
     assert_eq!(a, b);
+}
+
+/// `vigil replay ... | head -1`: the reader goes away after one line, and the command ends
+/// quietly with status 0 instead of panicking on the closed pipe.
+#[test]
+fn replay_into_a_pipe_closed_early_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let captures = shipped_captures();
+    // Enough output that some of it is written after the reader has gone.
+    let mut args = vec!["replay"];
+    for _ in 0..20 {
+        args.extend(captures.iter().map(String::as_str));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .current_dir(root())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with('●'), "first line: {first:?}");
+    // The reader is dropped here: the pipe is closed.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
 }

@@ -1,7 +1,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-//! External JWT/JWKS vectors (../shared/conformance/jwt/) against the verifier in core.
+//! External JWT/JWKS vectors (testdata/conformance/jwt/) against the verifier in core.
 //! The same per-file vectors also run through vigil.wasm in the host (host/tests).
 
 use serde_json::Value;
@@ -11,14 +11,14 @@ use vigil_core::identity::provider::{FromHeader, KeySource, Provider};
 use vigil_core::identity::token::{self, UnverifiedToken};
 
 fn conformance() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/jwt")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/jwt")
 }
 
 fn lines(name: &str) -> Vec<Value> {
     let path = conformance().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (the conformance vectors live in ../shared/)",
+            "{}: {e} (the conformance vectors live in testdata/conformance/)",
             path.display()
         )
     });

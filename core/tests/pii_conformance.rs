@@ -1,7 +1,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-//! External PII vectors (../shared/conformance/pii/pii_vectors.jsonl) against the masking
+//! External PII vectors (testdata/conformance/pii/pii_vectors.jsonl) against the masking
 //! engine: every positive masked as plain text, inside a JSON string, and inside an SSE
 //! stream cut one character per event; every negative untouched. Where Vigil decides
 //! differently from a row, the row is listed in DEVIATIONS with the reason (the same list is
@@ -14,10 +14,10 @@ use vigil_core::masking::{Entity, Masker, Masking, Sink};
 
 fn rows() -> Vec<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/pii/pii_vectors.jsonl");
+        .join("../testdata/conformance/pii/pii_vectors.jsonl");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (the conformance vectors live in ../shared/)",
+            "{}: {e} (the conformance vectors live in testdata/conformance/)",
             path.display()
         )
     });

@@ -10,7 +10,7 @@
 //!   (record.max_body_bytes 0), and the record's whole construction (observations, canonical
 //!   form, SHA-256, HMAC, JSON) natively, against the pass-through request.
 //!
-//! Tokens and keys are read from ../shared/conformance/jwt (jvl-rs256-kid-ok, rfc7515-a3-es256-ok).
+//! Tokens and keys are read from testdata/conformance/jwt (jvl-rs256-kid-ok, rfc7515-a3-es256-ok).
 //! Usage: scripts/bench [REQUESTS]   (default 20000 for cheap scenarios; cold ones run a tenth)
 
 use serde_json::{json, Value};
@@ -73,7 +73,7 @@ fn micros(d: Duration) -> f64 {
 
 fn vector(name: &str) -> Value {
     let path = artifacts::workspace_root()
-        .join("../shared/conformance/jwt")
+        .join("testdata/conformance/jwt")
         .join(format!("{name}.json"));
     serde_json::from_str(
         &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),

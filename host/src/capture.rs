@@ -1,4 +1,4 @@
-//! The capture file (contract, DESIGN.md): one exchange as Envoy would see it, with the
+//! The capture file (contract, docs/design.md): one exchange as Envoy would see it, with the
 //! plugin configuration, the VM's environment and clock, the request, the upstream's answer,
 //! scripted callout answers and optional expectations. Loading reports one line naming the
 //! file, the JSON path and the problem.

@@ -1,5 +1,5 @@
 //! Runs a capture through a plugin in the host and reports what happened in the replay
-//! output contract (DESIGN.md): what the client got, what reached the model server, the
+//! output contract (docs/design.md): what the client got, what reached the model server, the
 //! callouts, the session record as the access log saw it, and whether `expect` held.
 //!
 //! Body chunks are delivered one by one, as captured. Callouts are answered from the

@@ -1,4 +1,4 @@
-//! The per-file JWT vectors of ../shared/conformance/jwt/ as captures through vigil.wasm:
+//! The per-file JWT vectors of testdata/conformance/jwt/ as captures through vigil.wasm:
 //! every `accept` reaches upstream with the caller's token replaced by the service
 //! credential and the identity in the record; every `reject` gets 401 and never reaches
 //! upstream, with the reason recorded.
@@ -13,11 +13,11 @@ use vigil_host::replay;
 const CREDENTIAL: &str = "svc-credential-7f3a";
 
 fn vectors() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/jwt");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/jwt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| {
             panic!(
-                "{}: {e} (the conformance vectors live in ../shared/)",
+                "{}: {e} (the conformance vectors live in testdata/conformance/)",
                 dir.display()
             )
         })

@@ -1,7 +1,7 @@
 //! Model access through vigil.wasm: models named in the body, path or a header, admitted
 //! by subject or group, denied with 403, malformed with 400, oversized with 413, and model
 //! lists filtered to the caller. The caller's token comes from
-//! ../shared/conformance/jwt/jvl-rs256-kid-ok.json (subject test@example.com).
+//! testdata/conformance/jwt/jvl-rs256-kid-ok.json (subject test@example.com).
 
 mod common;
 use common::*;

@@ -1,6 +1,6 @@
 //! Remote key sets through vigil.wasm: first fetch with requests held, refresh on the tick,
 //! unknown-kid refetch (rate limited), and an IdP that times out, resets or answers garbage,
-//! with and without a cached set. Keys and tokens come from ../shared/conformance/jwt.
+//! with and without a cached set. Keys and tokens come from testdata/conformance/jwt.
 
 mod common;
 use common::*;

@@ -1,6 +1,6 @@
 //! Remote key sets as captures through `vigil replay`'s driver: the IdP's answers are
 //! scripted callouts, the first fetch happens on the filter's tick while the request waits.
-//! Keys and token come from ../shared/conformance/jwt/jvl-rs256-kid-ok.json.
+//! Keys and token come from testdata/conformance/jwt/jvl-rs256-kid-ok.json.
 
 mod common;
 use common::*;

@@ -299,8 +299,8 @@ pub fn run(paths: &[PathBuf], options: &Options, filters: &Filters, out: &Path) 
     let generated_at = vigil_core::time::format_rfc3339_millis(now);
     match export(&v, filters, out, &generated_at) {
         Ok(written) => {
-            print!("{}", super::summary_text(&v));
-            println!(
+            crate::out!("{}", super::summary_text(&v));
+            crate::outln!(
                 "exported {} record(s) to {}: {}",
                 written.exported,
                 out.display(),
@@ -311,7 +311,7 @@ pub fn run(paths: &[PathBuf], options: &Options, filters: &Filters, out: &Path) 
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            println!("manifest: {}", out.join("manifest.json").display());
+            crate::outln!("manifest: {}", out.join("manifest.json").display());
             v.exit_code()
         }
         Err(e) => {

@@ -77,9 +77,9 @@ pub fn run_verify(
     };
     let v = verify::verify_files(paths, &options);
     if json {
-        println!("{}", summary_json(&v));
+        crate::outln!("{}", summary_json(&v));
     } else {
-        print!("{}", summary_text(&v));
+        crate::out!("{}", summary_text(&v));
     }
     if let Some(path) = write_heads {
         let text = serde_json::to_string_pretty(&v.heads()).unwrap_or_default();

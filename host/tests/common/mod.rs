@@ -65,14 +65,14 @@ pub fn get_request() -> Vec<(String, String)> {
     ])
 }
 
-/// One per-file vector of ../shared/conformance/jwt (read in place, never copied).
+/// One per-file vector of testdata/conformance/jwt (copied unchanged; see testdata/conformance/README.md).
 pub fn conformance_vector(name: &str) -> serde_json::Value {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/conformance/jwt")
+        .join("../testdata/conformance/jwt")
         .join(format!("{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{}: {e} (the conformance vectors live in ../shared/)",
+            "{}: {e} (the conformance vectors live in testdata/conformance/)",
             path.display()
         )
     });
