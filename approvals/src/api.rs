@@ -106,7 +106,7 @@ async fn approver(service: &Service, headers: &HeaderMap) -> Answer<Identity> {
             now_s,
         )
         .await
-        .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e.code, e.message))
+        .map_err(|e| ApiError(StatusCode::UNAUTHORIZED, e.code.code(), e.message))
 }
 
 /// How an approver is named in tickets and history.

@@ -9,7 +9,7 @@ use vigil_core::identity::cache::TokenCache;
 use vigil_core::identity::jwks::MAX_JWKS_BYTES;
 use vigil_core::identity::provider::{KeySource, Provider};
 use vigil_core::identity::remote::RemoteKeys;
-use vigil_core::identity::{AuthError, Identity};
+use vigil_core::identity::{AuthCode, AuthError, Identity};
 
 pub struct Approvers {
     providers: Vec<Provider>,
@@ -91,7 +91,7 @@ impl Approvers {
     ) -> Result<Identity, AuthError> {
         if self.providers.is_empty() {
             return Err(AuthError::new(
-                "no_providers",
+                AuthCode::NoProviders,
                 "the service was started without identity providers (--policy), so nobody can decide",
             ));
         }
@@ -99,11 +99,11 @@ impl Approvers {
         let remote = self
             .remote
             .lock()
-            .map_err(|_| AuthError::new("keys_unavailable", "key cache poisoned"))?;
+            .map_err(|_| AuthError::new(AuthCode::KeysUnavailable, "key cache poisoned"))?;
         let mut tokens = self
             .tokens
             .lock()
-            .map_err(|_| AuthError::new("keys_unavailable", "token cache poisoned"))?;
+            .map_err(|_| AuthError::new(AuthCode::KeysUnavailable, "token cache poisoned"))?;
         authenticate(
             &self.providers,
             header,

@@ -42,7 +42,7 @@ fn approve_then_retry_passes_once(db: Db) {
         (r.decision.action.as_str(), r.outcome.as_str()),
         ("require_approval", "local_response")
     );
-    assert_eq!(r.approval.as_ref().unwrap()["status"], "pending");
+    assert_eq!(approval_json(&r.approval)["status"], "pending");
 
     // The approver sees it, with the prompt masked, and approves.
     let (code, list) = svc.call("GET", "/v1/tickets", &officer(), None);
@@ -67,7 +67,7 @@ fn approve_then_retry_passes_once(db: Db) {
     let second = gw.send(&requester(), PROMPT);
     assert!(gw.forwarded(second), "{:?}", gw.error(second));
     let r = gw.finish(second);
-    let a = r.approval.as_ref().unwrap();
+    let a = approval_json(&r.approval);
     assert_eq!(a["id"], ticket.as_str());
     assert_eq!(a["status"], "approved");
     assert_eq!(a["approver"], "officer-1@bank.test");
@@ -163,7 +163,7 @@ fn deny_is_refused_with_the_reason(db: Db) {
         "{err}"
     );
     let r = gw.finish(again);
-    let a = r.approval.unwrap();
+    let a = approval_json(&r.approval);
     assert_eq!(
         (a["status"].as_str(), a["approver"].as_str()),
         (Some("denied"), Some("officer-1@bank.test"))
@@ -250,7 +250,7 @@ fn wait_mode_resumes_when_approved(db: Db) {
     assert!(gw.forwarded(id), "{:?}", gw.error(id));
     assert!(started.elapsed() < Duration::from_secs(20));
     let r = gw.finish(id);
-    let a = r.approval.unwrap();
+    let a = approval_json(&r.approval);
     assert_eq!(
         (a["id"].as_str(), a["status"].as_str(), a["mode"].as_str()),
         (Some(ticket.as_str()), Some("approved"), Some("wait"))

@@ -97,7 +97,7 @@ fn refused_with(addr: SocketAddr, code: &str) {
         ("require_approval", "local_response")
     );
     assert!(r.decision.reason.starts_with(code), "{}", r.decision.reason);
-    let a = r.approval.unwrap();
+    let a = approval_json(&r.approval);
     assert_eq!(
         (a["status"].as_str(), a["error"]["code"].as_str()),
         (Some("error"), Some(code)),
@@ -171,7 +171,7 @@ fn a_cluster_envoy_does_not_know_is_a_503_approval_service_unavailable() {
     assert_eq!(gw.error(id)["code"], "approval_service_unavailable");
     let r = gw.finish(id);
     assert_eq!(
-        r.approval.unwrap()["error"]["code"],
+        approval_json(&r.approval)["error"]["code"],
         "approval_service_unavailable"
     );
 }

@@ -68,7 +68,7 @@ pub struct ExchangeLog {
     model: Option<String>,
     decision: Decision,
     outcome: &'static str,
-    approval: Option<serde_json::Value>,
+    approval: Option<crate::record::approval::ApprovalTrace>,
 }
 
 impl ExchangeLog {
@@ -161,15 +161,19 @@ impl ExchangeLog {
         self.outcome = "local_response";
     }
 
-    /// Records a refusal that keeps the rules' own action (a request that needed approval
-    /// and did not get it stays `require_approval`, with the reason it was refused).
-    pub fn refuse_keeping_action(&mut self, reason: String) {
-        self.decision.reason = reason;
+    /// Records that Vigil answered the request itself, keeping the decision as recorded.
+    pub fn answered_locally(&mut self) {
         self.outcome = "local_response";
     }
 
+    /// Replaces the decision's reason, keeping its action (a request that needed approval
+    /// and did not get it stays `require_approval`, with the reason it was refused).
+    pub fn set_reason(&mut self, reason: String) {
+        self.decision.reason = reason;
+    }
+
     /// What the approval service said about this request (ticket, approver, decision time).
-    pub fn set_approval(&mut self, approval: serde_json::Value) {
+    pub fn set_approval(&mut self, approval: crate::record::approval::ApprovalTrace) {
         self.approval = Some(approval);
     }
 

@@ -9,6 +9,7 @@ pub mod canonical;
 pub mod config;
 pub mod digest;
 pub mod exchange;
+pub mod gate;
 pub mod identity;
 pub mod json_reader;
 pub mod lint;

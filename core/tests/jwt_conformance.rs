@@ -187,7 +187,7 @@ fn token_limit_refuses_the_long_claims_vector_by_default() {
     )
     .err()
     .unwrap();
-    assert_eq!(err.code, "token_too_large");
+    assert_eq!(err.code.code(), "token_too_large");
     assert_eq!(
         err.message,
         format!(

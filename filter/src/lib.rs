@@ -1,16 +1,15 @@
 //! The Vigil proxy-wasm plugin (`vigil.wasm`).
 //!
-//! A thin shell: [`root::VigilRoot`] validates the configuration and owns per-VM state (the
-//! record chain); [`stream::VigilStream`] follows one HTTP exchange and turns it into a
-//! session record. The decisions themselves live in `vigil-core`.
+//! A thin shell over `vigil_core::gate`: [`root::VigilRoot`] validates the configuration and
+//! owns the plugin-wide state ([`plugin::Plugin`]); [`stream::VigilStream`] turns each
+//! callback of one HTTP exchange into a gate event and [`steps`] carries out what the gate
+//! decides. No identity, model, rule or approval condition is decided here.
 
-pub mod keys;
+mod keys;
 mod logging;
-pub mod masking;
-pub mod models;
-pub mod policy;
-pub mod refusal;
+pub mod plugin;
 pub mod root;
+mod steps;
 pub mod stream;
 
 use proxy_wasm::types::LogLevel;

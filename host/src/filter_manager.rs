@@ -332,6 +332,13 @@ impl Vm {
             if let Some(t) = trailers {
                 self.deliver_trailers(id, way, t)?;
             }
+        } else if d.trailers_stopped {
+            // The filter stopped at trailers after buffering the body (an approval asked at the
+            // end of a body that ended with trailers). Envoy's continue sends the buffered body
+            // without end of stream, then the trailers (source/common/http/filter_manager.cc,
+            // `ActiveStreamFilterBase::commonContinue`: `doData(complete() &&
+            // !had_trailers_before_data)` then `doTrailers()`).
+            Self::flush_end(d);
         } else if d.buffering {
             d.buffering = false;
             let body = std::mem::take(&mut d.body);
@@ -339,8 +346,6 @@ impl Vm {
             if d.end_seen && d.trailers.is_none() {
                 d.sent_end = true;
             }
-        } else if d.trailers_stopped {
-            Self::flush_end(d);
         }
         Ok(())
     }

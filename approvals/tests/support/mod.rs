@@ -485,3 +485,8 @@ impl Gateway {
         serde_json::from_slice(log.get("wasm.vigil_record").unwrap()).unwrap()
     }
 }
+
+/// A record's `approval` object as JSON, the way the access log carries it (null when absent).
+pub fn approval_json(a: &Option<vigil_core::record::approval::ApprovalTrace>) -> Value {
+    serde_json::to_value(a).unwrap()
+}

@@ -31,7 +31,8 @@ fn esc(text: &str) -> String {
 pub fn approval_field(r: &vigil_core::SessionRecord, key: &str) -> String {
     r.approval
         .as_ref()
-        .and_then(|ap| ap.get(key))
+        .and_then(|ap| serde_json::to_value(ap).ok())
+        .and_then(|ap| ap.get(key).cloned())
         .map(|v| {
             v.as_str()
                 .map(str::to_string)

@@ -6,7 +6,7 @@ use super::cache::TokenCache;
 use super::jwks::KeySet;
 use super::provider::Provider;
 use super::token::{self, UnverifiedToken};
-use super::{AuthError, Identity};
+use super::{AuthCode, AuthError, Identity};
 
 /// Verifies the caller of a request. `header` reads a request header; `keys_for` gives the
 /// current key set of the provider at an index (`None` while a remote set is not loaded: the
@@ -37,12 +37,15 @@ pub fn authenticate<'k>(
             .map(|p| p.from_header.name.as_str())
             .collect();
         return Err(AuthError::new(
-            "token_missing",
+            AuthCode::TokenMissing,
             format!("no bearer token in the {} header", names.join(" or ")),
         ));
     };
     if first.is_empty() {
-        return Err(AuthError::new("token_missing", "the bearer token is empty"));
+        return Err(AuthError::new(
+            AuthCode::TokenMissing,
+            "the bearer token is empty",
+        ));
     }
     if let Some(identity) = cache.get(first, now) {
         return Ok(identity);
@@ -64,7 +67,7 @@ pub fn authenticate<'k>(
         };
         if !fits {
             last_error = Some(AuthError::new(
-                "unknown_issuer",
+                AuthCode::UnknownIssuer,
                 format!(
                     "no identity provider is configured for issuer {}",
                     issuer
@@ -77,7 +80,7 @@ pub fn authenticate<'k>(
         }
         let Some(keys) = keys_for(*index) else {
             return Err(AuthError::new(
-                "keys_unavailable",
+                AuthCode::KeysUnavailable,
                 format!(
                     "the keys of identity provider {:?} are not available",
                     provider.name
@@ -91,6 +94,9 @@ pub fn authenticate<'k>(
         return Ok(identity);
     }
     Err(last_error.unwrap_or_else(|| {
-        AuthError::new("unknown_issuer", "no identity provider accepts this token")
+        AuthError::new(
+            AuthCode::UnknownIssuer,
+            "no identity provider accepts this token",
+        )
     }))
 }

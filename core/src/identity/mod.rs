@@ -8,6 +8,7 @@ pub mod jwks;
 pub mod provider;
 pub mod remote;
 pub mod token;
+pub mod verifier;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -26,18 +27,88 @@ pub struct Identity {
     pub expires_at: Option<i64>,
 }
 
-/// Why a token was refused. `code` is stable (clients and tests match on it); the message
-/// explains without echoing the token.
+/// Why a token was refused, as a stable code (clients and tests match on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthCode {
+    AlgorithmNotAllowed,
+    BadSignature,
+    ClaimsInvalid,
+    CritUnsupported,
+    ExpRequired,
+    HeaderInvalid,
+    KeyNotForAlgorithm,
+    KeysUnavailable,
+    /// The approval service was started without identity providers to verify approvers.
+    NoProviders,
+    TokenExpired,
+    TokenMalformed,
+    TokenMissing,
+    TokenNotYetValid,
+    TokenTooLarge,
+    UnknownIssuer,
+    UnknownKey,
+    WrongAudience,
+    WrongIssuer,
+}
+
+impl AuthCode {
+    pub const ALL: [AuthCode; 18] = [
+        AuthCode::NoProviders,
+        AuthCode::AlgorithmNotAllowed,
+        AuthCode::BadSignature,
+        AuthCode::ClaimsInvalid,
+        AuthCode::CritUnsupported,
+        AuthCode::ExpRequired,
+        AuthCode::HeaderInvalid,
+        AuthCode::KeyNotForAlgorithm,
+        AuthCode::KeysUnavailable,
+        AuthCode::TokenExpired,
+        AuthCode::TokenMalformed,
+        AuthCode::TokenMissing,
+        AuthCode::TokenNotYetValid,
+        AuthCode::TokenTooLarge,
+        AuthCode::UnknownIssuer,
+        AuthCode::UnknownKey,
+        AuthCode::WrongAudience,
+        AuthCode::WrongIssuer,
+    ];
+
+    /// The code in the 401's error body, `WWW-Authenticate` and the record.
+    pub fn code(self) -> &'static str {
+        match self {
+            AuthCode::AlgorithmNotAllowed => "algorithm_not_allowed",
+            AuthCode::BadSignature => "bad_signature",
+            AuthCode::ClaimsInvalid => "claims_invalid",
+            AuthCode::CritUnsupported => "crit_unsupported",
+            AuthCode::ExpRequired => "exp_required",
+            AuthCode::HeaderInvalid => "header_invalid",
+            AuthCode::KeyNotForAlgorithm => "key_not_for_algorithm",
+            AuthCode::KeysUnavailable => "keys_unavailable",
+            AuthCode::NoProviders => "no_providers",
+            AuthCode::TokenExpired => "token_expired",
+            AuthCode::TokenMalformed => "token_malformed",
+            AuthCode::TokenMissing => "token_missing",
+            AuthCode::TokenNotYetValid => "token_not_yet_valid",
+            AuthCode::TokenTooLarge => "token_too_large",
+            AuthCode::UnknownIssuer => "unknown_issuer",
+            AuthCode::UnknownKey => "unknown_key",
+            AuthCode::WrongAudience => "wrong_audience",
+            AuthCode::WrongIssuer => "wrong_issuer",
+        }
+    }
+}
+
+/// Why a token was refused. The message explains without echoing the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthError {
-    pub code: &'static str,
+    pub code: AuthCode,
     pub message: String,
     /// Index of the provider the failure belongs to, once one was chosen.
     pub provider: Option<usize>,
 }
 
 impl AuthError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(code: AuthCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
@@ -53,6 +124,6 @@ impl AuthError {
 
 impl fmt::Display for AuthError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.code, self.message)
+        write!(f, "{}: {}", self.code.code(), self.message)
     }
 }

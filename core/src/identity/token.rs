@@ -8,7 +8,7 @@
 
 use super::jwks::{Jwk, KeyMaterial, KeySet};
 use super::provider::Provider;
-use super::{AuthError, Identity};
+use super::{AuthCode, AuthError, Identity};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa};
@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 fn b64(part: &str, what: &str) -> Result<Vec<u8>, AuthError> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| {
         AuthError::new(
-            "token_malformed",
+            AuthCode::TokenMalformed,
             format!("the token's {what} is not base64url"),
         )
     })
@@ -38,7 +38,7 @@ impl<'a> UnverifiedToken<'a> {
     pub fn parse(token: &'a str, max_bytes: usize) -> Result<Self, AuthError> {
         if token.len() > max_bytes {
             return Err(AuthError::new(
-                "token_too_large",
+                AuthCode::TokenTooLarge,
                 format!(
                     "the token is {} bytes, over the {max_bytes}-byte limit",
                     token.len()
@@ -50,26 +50,30 @@ impl<'a> UnverifiedToken<'a> {
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(AuthError::new(
-                "token_malformed",
+                AuthCode::TokenMalformed,
                 "the token is not three dot-separated parts",
             ));
         };
-        let header: Value = serde_json::from_slice(&b64(h, "header")?)
-            .map_err(|_| AuthError::new("token_malformed", "the token's header is not JSON"))?;
+        let header: Value = serde_json::from_slice(&b64(h, "header")?).map_err(|_| {
+            AuthError::new(AuthCode::TokenMalformed, "the token's header is not JSON")
+        })?;
         let header = header.as_object().ok_or_else(|| {
-            AuthError::new("header_invalid", "the token's header is not a JSON object")
+            AuthError::new(
+                AuthCode::HeaderInvalid,
+                "the token's header is not a JSON object",
+            )
         })?;
         let alg = match header.get("alg") {
             Some(Value::String(a)) => a.clone(),
             Some(_) => {
                 return Err(AuthError::new(
-                    "header_invalid",
+                    AuthCode::HeaderInvalid,
                     "the token's alg is not a string",
                 ))
             }
             None => {
                 return Err(AuthError::new(
-                    "header_invalid",
+                    AuthCode::HeaderInvalid,
                     "the token's header has no alg",
                 ))
             }
@@ -79,7 +83,7 @@ impl<'a> UnverifiedToken<'a> {
             Some(Value::String(k)) => Some(k.clone()),
             Some(_) => {
                 return Err(AuthError::new(
-                    "header_invalid",
+                    AuthCode::HeaderInvalid,
                     "the token's kid is not a string",
                 ))
             }
@@ -88,7 +92,7 @@ impl<'a> UnverifiedToken<'a> {
         // does not understand; Vigil understands none.
         if let Some(crit) = header.get("crit") {
             return Err(AuthError::new(
-                "crit_unsupported",
+                AuthCode::CritUnsupported,
                 format!("the token requires header extensions Vigil does not support: {crit}"),
             ));
         }
@@ -145,7 +149,7 @@ pub fn verify_signature(
     let alg = token.alg.as_str();
     if alg.eq_ignore_ascii_case("none") || !allowed.iter().any(|a| a == alg) {
         return Err(AuthError::new(
-            "algorithm_not_allowed",
+            AuthCode::AlgorithmNotAllowed,
             format!("algorithm {alg:?} is not allowed for this provider"),
         ));
     }
@@ -158,13 +162,13 @@ pub fn verify_signature(
                 .collect();
             if named.is_empty() {
                 return Err(AuthError::new(
-                    "unknown_key",
+                    AuthCode::UnknownKey,
                     format!("no key with kid {kid:?} in the provider's key set"),
                 ));
             }
             if !named.iter().any(|k| k.allows(alg)) {
                 return Err(AuthError::new(
-                    "key_not_for_algorithm",
+                    AuthCode::KeyNotForAlgorithm,
                     format!("key {kid:?} may not verify {alg} signatures"),
                 ));
             }
@@ -174,7 +178,7 @@ pub fn verify_signature(
     };
     if candidates.is_empty() {
         return Err(AuthError::new(
-            "unknown_key",
+            AuthCode::UnknownKey,
             format!("no key in the provider's key set verifies {alg}"),
         ));
     }
@@ -185,7 +189,7 @@ pub fn verify_signature(
         Ok(())
     } else {
         Err(AuthError::new(
-            "bad_signature",
+            AuthCode::BadSignature,
             "the token's signature does not verify",
         ))
     }
@@ -196,7 +200,7 @@ fn integer_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>,
         None => Ok(None),
         Some(v) => v.as_i64().map(Some).ok_or_else(|| {
             AuthError::new(
-                "claims_invalid",
+                AuthCode::ClaimsInvalid,
                 format!("the {name} claim is not an integer"),
             )
         }),
@@ -208,7 +212,7 @@ fn string_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(AuthError::new(
-            "claims_invalid",
+            AuthCode::ClaimsInvalid,
             format!("the {name} claim is not a string"),
         )),
     }
@@ -241,10 +245,10 @@ pub fn verify(
     let parsed = UnverifiedToken::parse(token, provider.max_token_bytes)?;
     verify_signature(&parsed, &provider.algorithms, keys)?;
     let claims: Value = serde_json::from_slice(&parsed.payload)
-        .map_err(|_| AuthError::new("claims_invalid", "the token's claims are not JSON"))?;
+        .map_err(|_| AuthError::new(AuthCode::ClaimsInvalid, "the token's claims are not JSON"))?;
     let Value::Object(claims) = claims else {
         return Err(AuthError::new(
-            "claims_invalid",
+            AuthCode::ClaimsInvalid,
             "the token's claims are not a JSON object",
         ));
     };
@@ -257,13 +261,13 @@ pub fn verify(
     match exp {
         Some(exp) if now > exp.saturating_add(skew) => {
             return Err(AuthError::new(
-                "token_expired",
+                AuthCode::TokenExpired,
                 format!("the token expired at {exp}, now is {now}"),
             ))
         }
         None if provider.require_exp => {
             return Err(AuthError::new(
-                "exp_required",
+                AuthCode::ExpRequired,
                 "the token has no exp claim and this provider requires one",
             ))
         }
@@ -272,7 +276,7 @@ pub fn verify(
     if let Some(nbf) = nbf {
         if now.saturating_add(skew) < nbf {
             return Err(AuthError::new(
-                "token_not_yet_valid",
+                AuthCode::TokenNotYetValid,
                 format!("the token is not valid before {nbf}, now is {now}"),
             ));
         }
@@ -280,7 +284,7 @@ pub fn verify(
     if let Some(expected) = &provider.issuer {
         if issuer.as_deref() != Some(expected.as_str()) {
             return Err(AuthError::new(
-                "wrong_issuer",
+                AuthCode::WrongIssuer,
                 format!("the token's issuer is {issuer:?}, expected {expected:?}"),
             ));
         }
@@ -291,7 +295,7 @@ pub fn verify(
             Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
             Some(_) => {
                 return Err(AuthError::new(
-                    "claims_invalid",
+                    AuthCode::ClaimsInvalid,
                     "the aud claim is neither a string nor an array",
                 ))
             }
@@ -302,7 +306,7 @@ pub fn verify(
             .any(|a| provider.audiences.iter().any(|p| p == a))
         {
             return Err(AuthError::new(
-                "wrong_audience",
+                AuthCode::WrongAudience,
                 format!(
                     "the token's audiences {audiences:?} include none of {:?}",
                     provider.audiences

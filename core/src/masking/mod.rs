@@ -10,6 +10,7 @@
 pub mod body;
 pub mod custom;
 pub mod detect;
+pub mod exchange;
 pub mod json;
 pub mod masker;
 pub mod scan;

@@ -6,6 +6,7 @@
 //! SHA-256, and counts of what was masked. [`chain`] seals records into a per-VM chain with an
 //! HMAC; [`check`] verifies one record read back from a log line.
 
+pub mod approval;
 pub mod chain;
 pub mod check;
 
@@ -38,7 +39,7 @@ pub struct SessionRecord {
     pub identity: Option<crate::identity::Identity>,
     pub model: Option<String>,
     pub decision: Decision,
-    pub approval: Option<serde_json::Value>,
+    pub approval: Option<approval::ApprovalTrace>,
     /// `forwarded` (reached the model server) or `local_response` (answered by Envoy or Vigil).
     pub outcome: String,
     /// False when the stream ended before the response did (client went away, reset).

@@ -31,7 +31,8 @@ pub enum Action {
 }
 
 /// How a request that needs approval waits for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ApprovalMode {
     /// Answer 403 at once with the ticket; a retry of the same request passes once approved.
     Ticket,
@@ -302,6 +303,29 @@ impl RuleSet {
     /// The request headers any rule tests.
     pub fn header_names(&self) -> &[String] {
         &self.header_names
+    }
+
+    /// Each rule's outcome for the request, for a person (`--explain`, debug logs): the
+    /// condition that does not hold, a shadow match, the rule that decides, the rules after it.
+    pub fn explain(&self, facts: &RequestFacts<'_>) -> Vec<String> {
+        let mut decided_by: Option<&str> = None;
+        let mut lines = Vec::with_capacity(self.rules.len());
+        for (i, rule) in self.rules.iter().enumerate() {
+            let outcome = match (decided_by, rule.when.first_failure(facts)) {
+                (Some(by), _) => format!("not reached (rule {by} decided)"),
+                (None, Some(condition)) => format!("no match ({condition} does not hold)"),
+                (None, None) if rule.shadow => format!(
+                    "matches in shadow mode: would {} (recorded, not enforced)",
+                    rule.action.name()
+                ),
+                (None, None) => {
+                    decided_by = Some(&rule.id);
+                    format!("MATCHES: {}", rule.action.name())
+                }
+            };
+            lines.push(format!("rule {} ($.rules[{i}]): {outcome}", rule.id));
+        }
+        lines
     }
 
     /// First matching enforced rule wins; matching shadow rules are noted on the way.

@@ -1,9 +1,9 @@
 //! Masking in one exchange: the request body (for the record, and for the model when the
 //! policy says so) and the response body as it streams to the client.
 
+use super::settings::EncodedResponses;
+use super::{BodyKind, BodyMasker, Counts, Masking};
 use std::collections::BTreeMap;
-use vigil_core::masking::settings::EncodedResponses;
-use vigil_core::masking::{BodyKind, BodyMasker, Counts, Masking};
 
 #[derive(Default)]
 pub struct ExchangeMasking {

@@ -1,0 +1,297 @@
+//! The way in: identity, model access and the rules, in that order, each able to refuse.
+//! A request whose key set is not loaded is held, not refused; a request whose model or
+//! rules need the body waits for it; a rule that asks for approval hands over to
+//! [`super::approval`].
+
+use super::{Callers, Cx, Flow, Gate, Level, Phase, Refusal, RefusalCode, Reply, Step};
+use crate::access::{model_in_json, ModelAccess, ModelSource};
+use crate::config::PluginConfig;
+use crate::identity::{AuthError, Identity};
+use crate::rules::{Action, RequestFacts, Verdict};
+use serde_json::Value;
+
+/// The request headers decisions may read after their callback: each provider's token
+/// header (a held request is verified later), the model header, and the headers rules test.
+pub(super) fn headers_needed(config: &PluginConfig) -> Vec<String> {
+    let mut names: Vec<String> = config
+        .providers
+        .iter()
+        .map(|p| p.from_header.name.clone())
+        .collect();
+    if let Some(ModelSource::Header(h)) = config.models.as_ref().map(|m| &m.source) {
+        names.push(h.clone());
+    }
+    names.extend(config.rules.header_names().iter().cloned());
+    names.sort();
+    names.dedup();
+    names
+}
+
+impl Gate {
+    fn saved_header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.clone())
+    }
+
+    /// Identity, from the saved headers. `may_hold`: a refusal a key-set fetch may change
+    /// holds the request instead (at request headers; a held request is decided for good).
+    pub(super) fn identify(&mut self, cx: &mut Cx<'_>, may_hold: bool) -> Reply {
+        let config = cx.config;
+        let now = cx.now_secs();
+        let verified: Result<Option<Identity>, AuthError> = match &mut cx.callers {
+            Callers::Given(identity) => Ok(identity.clone()),
+            Callers::Verify(_) if config.providers.is_empty() => Ok(None),
+            Callers::Verify(verifier) => {
+                let result =
+                    verifier.authenticate(&config.providers, |name| self.saved_header(name), now);
+                match result {
+                    Ok(identity) => Ok(Some(identity)),
+                    Err(e) => match verifier.fetch_may_help(&e, now).filter(|_| may_hold) {
+                        Some(provider) => {
+                            self.phase = Phase::HeldForKeys(provider);
+                            self.note(cx, Level::Debug, || {
+                                format!(
+                                    "held until the key set of provider {} arrives",
+                                    config.providers[provider].name
+                                )
+                            });
+                            self.steps.push(Step::FetchKeys(provider));
+                            return self.reply(Flow::Pause);
+                        }
+                        None => Err(e),
+                    },
+                }
+            }
+        };
+        match verified {
+            Err(e) => self.refuse(cx, Refusal::unauthenticated(e)),
+            Ok(identity) => {
+                if let Some(identity) = identity {
+                    self.note(cx, Level::Debug, || {
+                        format!(
+                            "identity: {:?} (groups {:?}) via provider {}",
+                            identity.subject, identity.groups, identity.provider
+                        )
+                    });
+                    self.log.identify(identity);
+                }
+                // The caller's token never reaches the model server; the service account's does.
+                for provider in &config.providers {
+                    self.steps
+                        .push(Step::RequestHeader(provider.from_header.name.clone(), None));
+                }
+                if let (Some(c), Some(value)) =
+                    (&config.upstream_credential, &cx.secrets.credential)
+                {
+                    self.steps
+                        .push(Step::RequestHeader(c.header.clone(), Some(value.clone())));
+                }
+                self.check_model_at_headers(cx)
+            }
+        }
+    }
+
+    /// Model access from what the headers say (path, header), or wait for the body.
+    fn check_model_at_headers(&mut self, cx: &mut Cx<'_>) -> Reply {
+        let config = cx.config;
+        if let Some(access) = &config.models {
+            let (method, path) = (self.log.method(), self.log.path());
+            if access.is_list_request(method, path) {
+                self.list_request = true;
+            } else {
+                let named = match &access.source {
+                    ModelSource::Body if self.bodyless => Err(Refusal::new(
+                        400,
+                        RefusalCode::ModelMissing,
+                        "the request has no body naming a model",
+                    )),
+                    ModelSource::Body => {
+                        self.model_in_body = true;
+                        Ok(None)
+                    }
+                    ModelSource::Path => {
+                        ModelAccess::model_from_path(path).map(Some).ok_or_else(|| {
+                            Refusal::new(
+                                400,
+                                RefusalCode::ModelMissing,
+                                format!("the path {path:?} names no model"),
+                            )
+                        })
+                    }
+                    ModelSource::Header(name) => self
+                        .saved_header(name)
+                        .filter(|m| !m.is_empty())
+                        .map(Some)
+                        .ok_or_else(|| {
+                            Refusal::new(
+                                400,
+                                RefusalCode::ModelMissing,
+                                format!("the request has no {name} header naming a model"),
+                            )
+                        }),
+                };
+                match named {
+                    Err(refusal) => return self.refuse(cx, refusal),
+                    Ok(Some(model)) => {
+                        if let Err(refusal) = self.admit_model(cx, access, &model) {
+                            return self.refuse(cx, refusal);
+                        }
+                    }
+                    Ok(None) => {}
+                }
+            }
+        }
+        if self.model_in_body || (config.rules.needs_body() && !self.bodyless) {
+            self.note(cx, Level::Debug, || {
+                "the body decides: buffering it (the headers go on)".into()
+            });
+            self.phase = Phase::AwaitingBody;
+            return self.reply(Flow::Continue);
+        }
+        self.decide_rules(cx, None, b"")
+    }
+
+    /// Records the model and admits the caller for it, or says why not.
+    fn admit_model(
+        &mut self,
+        cx: &Cx<'_>,
+        access: &ModelAccess,
+        model: &str,
+    ) -> Result<(), Refusal> {
+        self.log.set_model(model);
+        let identity = self.log.identity();
+        if access.allows(model, identity) {
+            self.note(cx, Level::Debug, || {
+                format!("model {model:?}: the caller may use it")
+            });
+            return Ok(());
+        }
+        let who = match identity {
+            Some(i) => format!(
+                "{} (groups {:?})",
+                i.subject.as_deref().unwrap_or("the caller"),
+                i.groups
+            ),
+            None => "an unauthenticated caller".into(),
+        };
+        Err(Refusal::new(
+            403,
+            RefusalCode::ModelDenied,
+            format!("{who} may not call model {model:?}"),
+        ))
+    }
+
+    /// The whole buffered request body: the model it names, then the rules. One parse
+    /// serves both.
+    pub(super) fn decide_on_body(&mut self, cx: &mut Cx<'_>, body: &[u8]) -> Reply {
+        self.request_seen(cx, body, true);
+        let config = cx.config;
+        let parsed = serde_json::from_slice::<Value>(body);
+        if std::mem::take(&mut self.model_in_body) {
+            let model = match &parsed {
+                Ok(value) => model_in_json(value),
+                Err(e) => Err(format!("the request body is not JSON ({e})")),
+            };
+            let admitted = match model {
+                Err(why) => Err(Refusal::new(400, RefusalCode::ModelMissing, why)),
+                Ok(model) => match &config.models {
+                    Some(access) => self.admit_model(cx, access, &model),
+                    None => Ok(()),
+                },
+            };
+            if let Err(refusal) = admitted {
+                return self.refuse(cx, refusal);
+            }
+        }
+        let parsed = match parsed {
+            _ if !config.rules.needs_body() => None,
+            Ok(v) => Some(v),
+            Err(_) if config.rules.block_non_json => {
+                return self.refuse(
+                    cx,
+                    Refusal::new(
+                        400,
+                        RefusalCode::BodyNotJson,
+                        "the policy inspects request bodies as JSON, and this one is not JSON",
+                    ),
+                );
+            }
+            Err(_) => None,
+        };
+        self.decide_rules(cx, parsed.as_ref(), body)
+    }
+
+    /// The rules' verdict, acted on: admit, refuse, or ask for approval.
+    pub(super) fn decide_rules(
+        &mut self,
+        cx: &mut Cx<'_>,
+        body: Option<&Value>,
+        raw: &[u8],
+    ) -> Reply {
+        let config = cx.config;
+        let verdict = {
+            let header = |name: &str| self.saved_header(name);
+            let facts = RequestFacts {
+                identity: self.log.identity(),
+                method: self.log.method(),
+                path: self.log.path(),
+                model: self.log.model(),
+                header: &header,
+                body,
+                body_bytes: raw.len() as u64,
+            };
+            let explained = if cx.verbose {
+                config.rules.explain(&facts)
+            } else {
+                Vec::new()
+            };
+            (config.rules.evaluate(&facts), explained)
+        };
+        let (verdict, explained) = verdict;
+        self.steps.extend(
+            explained
+                .into_iter()
+                .map(|line| Step::Note(Level::Debug, line)),
+        );
+        self.count(format!(
+            "vigil.decision.{}.{}",
+            verdict.action.name(),
+            verdict.rule_id.as_deref().unwrap_or("default")
+        ));
+        for (id, action) in &verdict.shadowed {
+            self.count(format!("vigil.shadow.{action}.{id}"));
+        }
+        self.log.decide(&verdict);
+        self.note(cx, Level::Debug, || decided(&verdict));
+        match &verdict.action {
+            Action::Allow => {
+                self.phase = Phase::Admitted;
+                self.reply(Flow::Continue)
+            }
+            Action::Block { status, message } => {
+                let refusal = Refusal::new(*status, RefusalCode::BlockedByPolicy, message.clone())
+                    .for_rule(verdict.rule_id.clone());
+                // The record keeps the rule's own reason; the error body carries the message.
+                self.refuse_as_recorded(cx, refusal)
+            }
+            Action::RequireApproval(rule) => {
+                let rule = rule.clone();
+                self.ask_approval(cx, rule, verdict.rule_id.clone(), raw, body)
+            }
+        }
+    }
+}
+
+fn decided(v: &Verdict) -> String {
+    format!(
+        "decision: {} by {}: {}",
+        v.action.name(),
+        v.rule_id
+            .as_deref()
+            .map(|r| format!("rule {r}"))
+            .unwrap_or_else(|| "the policy default".into()),
+        v.reason
+    )
+}

@@ -1,0 +1,166 @@
+//! The way out: the answer's status for the record, a model list narrowed to the caller's
+//! models, personal data masked as the body streams, and the record sealed at the last event
+//! of the exchange the filter sees (end of the answer, its trailers, or a headers-only answer).
+
+use super::{Cx, Flow, Gate, Level, Phase, Refusal, RefusalCode, Reply, Step};
+use crate::masking::exchange::ResponsePlan;
+
+/// What happens to the answer's body, decided at its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Plan {
+    /// Passed as it comes (masking off, binary, encoded and allowed to pass).
+    Pass,
+    /// Masked chunk by chunk.
+    Mask,
+    /// A model list: buffered whole, then narrowed to the caller's models.
+    FilterList,
+}
+
+impl Gate {
+    /// Event: response headers. `header` reads them while this callback runs.
+    pub fn response_headers(
+        &mut self,
+        cx: &mut Cx<'_>,
+        header: &dyn Fn(&str) -> Option<String>,
+        end_of_stream: bool,
+    ) -> Reply {
+        if self.phase == Phase::Sealed {
+            return self.reply(Flow::Continue);
+        }
+        let status = header(":status");
+        self.log.response_status(status.as_deref());
+        self.note(cx, Level::Debug, || {
+            format!("on_http_response_headers: status {status:?}")
+        });
+        let masking = &cx.config.masking;
+        if self.list_request && status.as_deref() == Some("200") && !end_of_stream {
+            // Its length changes, so content-length goes (headers leave when this returns).
+            self.response = Plan::FilterList;
+            self.steps
+                .push(Step::ResponseHeader("content-length", None));
+        } else if !end_of_stream && !self.list_request && !masking.is_off() {
+            let content_type = header("content-type");
+            let encoding = header("content-encoding");
+            match self
+                .masking
+                .plan_response(masking, content_type.as_deref(), encoding.as_deref())
+            {
+                ResponsePlan::Pass => {}
+                ResponsePlan::Mask => {
+                    // The length may change; Envoy re-frames the body (chunked or HTTP/2 DATA).
+                    self.response = Plan::Mask;
+                    self.steps
+                        .push(Step::ResponseHeader("content-length", None));
+                }
+                ResponsePlan::PassEncoded(enc) => {
+                    self.note(cx, Level::Warn, || format!(
+                        "response body is {enc}-encoded and passes unmasked (masking.encoded_responses = pass)"
+                    ));
+                    self.count("vigil.masking.encoded_passed".into());
+                }
+                ResponsePlan::RefuseEncoded(enc) => {
+                    return self.refuse(cx, Refusal::new(
+                        502,
+                        RefusalCode::EncodedResponse,
+                        format!("the model answered with content-encoding {enc}, which Vigil cannot inspect for personal data"),
+                    ));
+                }
+            }
+        }
+        if end_of_stream {
+            self.steps.push(Step::Seal { complete: true });
+        }
+        self.reply(Flow::Continue)
+    }
+
+    /// Event: a piece of the answer. `read` gives the body this callback sees (all of it so
+    /// far while the gate buffers).
+    pub fn response_body(
+        &mut self,
+        cx: &mut Cx<'_>,
+        end_of_stream: bool,
+        read: &dyn Fn() -> Vec<u8>,
+    ) -> Reply {
+        if self.phase == Phase::Sealed {
+            return self.reply(Flow::Continue);
+        }
+        if self.response == Plan::FilterList {
+            if !end_of_stream {
+                return self.reply(Flow::Pause);
+            }
+            self.filter_list(cx, &read());
+            self.steps.push(Step::Seal { complete: true });
+            return self.reply(Flow::Continue);
+        }
+        let chunk = read();
+        let out = match self
+            .masking
+            .response(&cx.config.masking, &chunk, end_of_stream)
+        {
+            Some(masked) => {
+                // The chunk is replaced by what can be released; text that may still be part
+                // of a value waits for the next chunk (at most the hold-back bound).
+                self.log.response_chunk(&masked);
+                self.steps.push(Step::ReplaceBody(masked));
+                None
+            }
+            None => Some(chunk),
+        };
+        if let Some(chunk) = out {
+            self.log.response_chunk(&chunk);
+        }
+        if end_of_stream {
+            self.steps.push(Step::Seal { complete: true });
+        }
+        self.reply(Flow::Continue)
+    }
+
+    /// Event: response trailers: the body ended without end of stream.
+    pub fn response_trailers(&mut self, cx: &mut Cx<'_>, read: &dyn Fn() -> Vec<u8>) -> Reply {
+        if self.phase == Phase::Sealed {
+            return self.reply(Flow::Continue);
+        }
+        match self.response {
+            // The list was buffered (Envoy keeps a buffered body readable and writable in the
+            // trailers callback), so it is filtered here like at a body's end.
+            Plan::FilterList => self.filter_list(cx, &read()),
+            // Text still held back (at most the hold-back bound) cannot be written any more:
+            // Envoy only keeps a response body buffer in the trailers phase when the body was
+            // buffered. It is dropped, never passed unmasked, and the drop counted.
+            Plan::Mask => {
+                let rest = self.masking.response(&cx.config.masking, &[], true);
+                if let Some(rest) = rest.filter(|r| !r.is_empty()) {
+                    self.note(cx, Level::Warn, || format!(
+                        "response trailers came while {} bytes of body were held for masking; they are dropped",
+                        rest.len()
+                    ));
+                    self.count("vigil.masking.dropped_at_trailers".into());
+                }
+            }
+            Plan::Pass => {}
+        }
+        self.steps.push(Step::Seal { complete: true });
+        self.reply(Flow::Continue)
+    }
+
+    /// The model list narrowed to the caller's models. A body that is not a list is not
+    /// passed on whole: the caller gets an empty list (the status already went out).
+    fn filter_list(&mut self, cx: &Cx<'_>, body: &[u8]) {
+        let filtered = cx
+            .config
+            .models
+            .as_ref()
+            .and_then(|m| m.filter_list(body, self.log.identity()));
+        let filtered = match filtered {
+            Some(f) => f,
+            None => {
+                self.note(cx, Level::Warn, || {
+                    "model list answer is not an OpenAI-style list; answering an empty list".into()
+                });
+                br#"{"object":"list","data":[]}"#.to_vec()
+            }
+        };
+        self.log.response_chunk(&filtered);
+        self.steps.push(Step::ReplaceBody(filtered));
+    }
+}

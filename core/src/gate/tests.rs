@@ -1,0 +1,291 @@
+//! The gate natively: each decision path as events in, steps and phase out.
+
+use super::*;
+use crate::approval::protocol::CalloutFault;
+use crate::identity::verifier::Verifier;
+use serde_json::json;
+
+fn config(policy: serde_json::Value) -> PluginConfig {
+    PluginConfig::parse(policy.to_string().as_bytes()).unwrap()
+}
+
+fn start(method: &str, path: &str) -> RequestStart {
+    RequestStart {
+        route: Route {
+            method: method.into(),
+            path: path.into(),
+            authority: "models".into(),
+        },
+        request_id: "r-1".into(),
+        client_address: None,
+    }
+}
+
+fn cx<'a>(config: &'a PluginConfig, secrets: &'a Secrets, who: Option<Identity>) -> Cx<'a> {
+    Cx {
+        config,
+        callers: Callers::Given(who),
+        secrets,
+        now_nanos: 1_000_000_000_000,
+        verbose: true,
+    }
+}
+
+fn analyst() -> Option<Identity> {
+    Some(Identity {
+        provider: "corp".into(),
+        issuer: Some("https://idp".into()),
+        subject: Some("ana".into()),
+        email: None,
+        groups: vec!["analysts".into()],
+        expires_at: None,
+    })
+}
+
+fn refusal(reply: &Reply) -> Option<&Refusal> {
+    reply.steps.iter().find_map(|s| match s {
+        Step::Refuse(r) => Some(r.as_ref()),
+        _ => None,
+    })
+}
+
+fn no_header(_: &str) -> Option<String> {
+    None
+}
+
+const CHAT: &[u8] = br#"{"model":"llama-3.1-8b","messages":[{"role":"user","content":"wire transfer of $9,000 please"}]}"#;
+
+#[test]
+fn a_request_no_rule_needs_the_body_for_is_admitted_at_its_headers() {
+    let c = config(json!({"id": "p", "version": "1"}));
+    let s = Secrets::default();
+    let mut gate = Gate::new();
+    let reply = gate.request_headers(
+        &mut cx(&c, &s, None),
+        start("GET", "/v1/models"),
+        &no_header,
+        None,
+        true,
+    );
+    assert_eq!(reply.flow, Flow::Continue);
+    assert_eq!(gate.phase(), Phase::Admitted);
+}
+
+#[test]
+fn a_model_in_the_body_is_decided_at_the_end_of_the_body() {
+    let c = config(json!({"id": "p", "version": "1", "models": {"from": "body",
+        "allow": [{"model": "llama-*", "groups": ["engineering"]}]}}));
+    let s = Secrets::default();
+    let mut gate = Gate::new();
+    let mut cx = cx(&c, &s, analyst());
+    let at_headers = gate.request_headers(
+        &mut cx,
+        start("POST", "/v1/chat/completions"),
+        &no_header,
+        None,
+        false,
+    );
+    assert_eq!(
+        (at_headers.flow, gate.phase()),
+        (Flow::Continue, Phase::AwaitingBody)
+    );
+    let part = gate.request_body(&mut cx, 10, false, &|| CHAT[..10].to_vec());
+    assert_eq!(part.flow, Flow::Pause, "buffered");
+    let end = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
+    let r = refusal(&end).unwrap();
+    assert_eq!((r.status, r.code), (403, RefusalCode::ModelDenied));
+    assert_eq!(gate.phase(), Phase::Refused);
+    assert_eq!(gate.log().model(), Some("llama-3.1-8b"));
+}
+
+#[test]
+fn a_body_over_the_limit_is_refused_with_413_before_it_is_read() {
+    let c = config(
+        json!({"id": "p", "version": "1", "max_request_body_bytes": 1024,
+        "models": {"from": "body", "allow": [{"model": "*", "everyone": true}]}}),
+    );
+    let s = Secrets::default();
+    let mut gate = Gate::new();
+    let mut cx = cx(&c, &s, None);
+    gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, None, false);
+    let reply = gate.request_body(&mut cx, 1025, false, &|| panic!("read"));
+    assert_eq!(refusal(&reply).unwrap().code, RefusalCode::BodyTooLarge);
+}
+
+fn approval_policy(mode: &str) -> PluginConfig {
+    let mut action = json!({"type": "require_approval", "approvers": ["risk"], "mode": mode});
+    if mode == "wait" {
+        action["max_wait_s"] = json!(30);
+    }
+    config(
+        json!({"id": "p", "version": "1", "approval": {"cluster": "approvals"},
+        "rules": [{"id": "wires", "when": {"prompt": {"matches": ["(?i)wire transfer"]}},
+            "action": action}]}),
+    )
+}
+
+fn asked(reply: &Reply) -> &ServiceCall {
+    reply
+        .steps
+        .iter()
+        .find_map(|s| match s {
+            Step::CallApproval(c) => Some(c),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no approval call in {:?}", reply.steps))
+}
+
+fn ticket_answer(call: &ServiceCall, status: &str, granted: bool) -> (u16, Vec<u8>) {
+    let digest = call
+        .body
+        .as_ref()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|b| b["request_digest"].as_str().map(str::to_string));
+    let body = json!({"id": "t-1", "status": status, "request_digest": digest,
+        "approver": "o", "expires_at": "2026-11-29T11:00:00Z", "granted": granted, "uses": 1, "max_uses": 1});
+    (200, body.to_string().into_bytes())
+}
+
+#[test]
+fn an_approved_request_is_consumed_then_admitted_and_recorded_as_approved() {
+    let c = approval_policy("ticket");
+    let s = Secrets::default();
+    let mut gate = Gate::new();
+    let mut cx = cx(&c, &s, analyst());
+    gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, None, false);
+    let open = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
+    assert_eq!(
+        (open.flow, gate.phase()),
+        (Flow::Pause, Phase::AwaitingApproval)
+    );
+    let call = asked(&open).clone();
+    let consume = gate.approval_answer(&mut cx, Ok(ticket_answer(&call, "approved", false)));
+    let consume_call = asked(&consume).clone();
+    assert!(consume_call
+        .headers
+        .contains(&(":path".into(), "/v1/tickets/t-1/consume".into())));
+    let done = gate.approval_answer(&mut cx, Ok(ticket_answer(&call, "approved", true)));
+    assert_eq!((done.flow, gate.phase()), (Flow::Continue, Phase::Admitted));
+}
+
+#[test]
+fn every_unusable_answer_of_the_approval_service_is_a_503_naming_its_cause() {
+    let c = approval_policy("ticket");
+    let s = Secrets::default();
+    for (answer, code) in [
+        (Err(CalloutFault::Reset), "approval_service_reset"),
+        (Err(CalloutFault::Timeout), "approval_service_timeout"),
+        (
+            Err(CalloutFault::NotDispatched("no cluster".into())),
+            "approval_service_unavailable",
+        ),
+        (Ok((500, b"oops".to_vec())), "approval_service_error"),
+        (Ok((200, b"<html>".to_vec())), "approval_service_garbage"),
+    ] {
+        let mut gate = Gate::new();
+        let mut cx = cx(&c, &s, analyst());
+        gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, None, false);
+        gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
+        let reply = gate.approval_answer(&mut cx, answer);
+        let r = refusal(&reply).unwrap();
+        assert_eq!((r.status, r.code.code()), (503, code));
+        assert_eq!(gate.phase(), Phase::Refused);
+    }
+}
+
+#[test]
+fn a_pending_ticket_in_wait_mode_is_polled_until_the_deadline_then_refused() {
+    let c = approval_policy("wait");
+    let s = Secrets::default();
+    let mut gate = Gate::new();
+    let mut cx = cx(&c, &s, analyst());
+    gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, None, false);
+    let open = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
+    let call = asked(&open).clone();
+    let poll = gate.approval_answer(&mut cx, Ok(ticket_answer(&call, "pending", false)));
+    assert!(asked(&poll)
+        .headers
+        .iter()
+        .any(|(k, v)| k == ":path" && v.contains("/status?") && v.ends_with("wait_s=20")));
+    cx.now_nanos += 31_000_000_000;
+    let late = gate.approval_answer(&mut cx, Ok(ticket_answer(&call, "pending", false)));
+    assert_eq!(refusal(&late).unwrap().code, RefusalCode::ApprovalPending);
+}
+
+#[test]
+fn an_answer_with_no_call_in_flight_changes_nothing() {
+    let c = approval_policy("ticket");
+    let s = Secrets::default();
+    let mut gate = Gate::new();
+    let mut cx = cx(&c, &s, analyst());
+    gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, None, true);
+    let phase = gate.phase();
+    let reply = gate.approval_answer(&mut cx, Ok((200, b"{}".to_vec())));
+    assert_eq!((reply.flow, gate.phase()), (Flow::Pause, phase));
+}
+
+#[test]
+fn the_callers_token_is_stripped_and_the_credential_injected_on_admission() {
+    let c = config(json!({"id": "p", "version": "1",
+        "identity": {"providers": [{"name": "corp", "issuer": "https://idp", "jwks": {"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "a"}]}}]},
+        "upstream_credential": {"env": "X"}}));
+    let s = Secrets {
+        credential: Some("Bearer svc".into()),
+        approval_key: None,
+    };
+    let mut gate = Gate::new();
+    let reply = gate.request_headers(
+        &mut cx(&c, &s, analyst()),
+        start("GET", "/v1/models"),
+        &no_header,
+        None,
+        true,
+    );
+    assert!(reply
+        .steps
+        .contains(&Step::RequestHeader("authorization".into(), None)));
+    assert!(reply.steps.contains(&Step::RequestHeader(
+        "authorization".into(),
+        Some("Bearer svc".into())
+    )));
+}
+
+#[test]
+fn a_missing_token_is_refused_with_a_bare_challenge_when_verifying() {
+    let c = config(json!({"id": "p", "version": "1",
+        "identity": {"providers": [{"name": "corp", "issuer": "https://idp", "jwks": {"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo", "kid": "a"}]}}]}}));
+    let s = Secrets::default();
+    let mut verifier = Verifier::new(&c.providers, 16);
+    let mut cx = Cx {
+        config: &c,
+        callers: Callers::Verify(&mut verifier),
+        secrets: &s,
+        now_nanos: 0,
+        verbose: false,
+    };
+    let mut gate = Gate::new();
+    let reply = gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, None, true);
+    let r = refusal(&reply).unwrap();
+    assert_eq!(
+        (r.status, r.code.code(), r.headers[0].1.as_str()),
+        (401, "token_missing", "Bearer realm=\"vigil\"")
+    );
+}
+
+#[test]
+fn events_after_the_record_is_sealed_change_nothing() {
+    let c = config(json!({"id": "p", "version": "1"}));
+    let s = Secrets::default();
+    let mut gate = Gate::new();
+    let mut cx = cx(&c, &s, None);
+    gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, None, true);
+    let reply = gate.response_headers(&mut cx, &|_| Some("200".into()), true);
+    assert!(reply.steps.contains(&Step::Seal { complete: true }));
+    let key = RecordKey::new(&[7u8; 32]).unwrap();
+    let sealed = gate.seal(&c, 2, true, None, "vm", &mut RecordChain::default(), &key);
+    assert!(sealed.is_some());
+    assert_eq!(gate.phase(), Phase::Sealed);
+    assert!(gate.ended(&cx).steps.is_empty(), "no second record");
+}

@@ -1,0 +1,248 @@
+//! Regressions on the decision path through vigil.wasm, one per bug the single gate fixed:
+//! a request with trailers that needs approval, held requests postponing their own key-set
+//! fetch, a body-less request that needs approval while keys load, and a model list answer
+//! that ends with trailers. Each failed on the filter before the gate.
+
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use vigil_host::{CallAnswer, Vm, VmOptions};
+
+const NOW_S: u64 = 1_764_000_000;
+
+fn vm(config: Value, clusters: &[&str]) -> Vm {
+    Vm::start(
+        vigil_plugin(),
+        VmOptions {
+            plugin_config: config.to_string().into_bytes(),
+            clusters: clusters.iter().map(|c| c.to_string()).collect(),
+            now_nanos: NOW_S * 1_000_000_000,
+            ..VmOptions::with_record_key()
+        },
+    )
+    .unwrap()
+}
+
+/// The approval call in flight, and the digest the filter bound it to.
+fn approval_call(vm: &Vm) -> (u32, String, String) {
+    let call = vm
+        .state()
+        .pending_calls
+        .values()
+        .find(|c| c.cluster == "approvals")
+        .cloned()
+        .unwrap_or_else(|| panic!("no approval call in flight; logs: {:#?}", vm.logs()));
+    let path = call
+        .headers
+        .iter()
+        .find(|(k, _)| k == ":path")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let digest = serde_json::from_slice::<Value>(&call.body)
+        .ok()
+        .and_then(|b| b["request_digest"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    (call.token, path, digest)
+}
+
+fn ticket(digest: &str, status: &str, granted: bool) -> CallAnswer {
+    let body = json!({"id": "t-1", "status": status, "request_digest": digest,
+        "approver": "officer@bank.test", "decided_at": "2026-11-29T10:00:00Z", "reason": "ok",
+        "expires_at": "2026-11-29T11:00:00Z", "granted": granted, "uses": u32::from(granted), "max_uses": 1});
+    CallAnswer::Response {
+        headers: pairs(&[(":status", "200"), ("content-type", "application/json")]),
+        body: body.to_string().into_bytes(),
+        trailers: vec![],
+    }
+}
+
+/// Answers the open call with an approved ticket and the consume call with a granted use.
+fn approve(vm: &mut Vm) {
+    let (token, path, digest) = approval_call(vm);
+    assert_eq!(path, "/v1/tickets");
+    vm.answer_call(token, ticket(&digest, "approved", false))
+        .unwrap();
+    let (token, path, _) = approval_call(vm);
+    assert_eq!(path, "/v1/tickets/t-1/consume");
+    vm.answer_call(token, ticket(&digest, "approved", true))
+        .unwrap();
+}
+
+fn approval_policy() -> Value {
+    json!({"id": "gw", "version": "1", "masking": {"entities": {}},
+        "approval": {"cluster": "approvals"},
+        "rules": [{"id": "wires", "when": {"prompt": {"matches": ["(?i)wire transfer"]}},
+                   "action": {"type": "require_approval", "approvers": ["risk-officers"]}}]})
+}
+
+fn post() -> Vec<(String, String)> {
+    pairs(&[
+        (":method", "POST"),
+        (":path", "/v1/chat/completions"),
+        (":authority", "models"),
+        ("content-type", "application/json"),
+        ("x-request-id", "r-1"),
+    ])
+}
+
+#[test]
+fn a_request_with_trailers_that_needs_approval_is_forwarded_once_approved() {
+    let mut vm = vm(approval_policy(), &["approvals"]);
+    let id = vm.create_stream().unwrap();
+    vm.request_headers(id, &post(), false).unwrap();
+    vm.request_body(
+        id,
+        br#"{"model":"m","messages":[{"role":"user","content":"wire transfer of $9,000"}]}"#,
+        false,
+    )
+    .unwrap();
+    vm.request_trailers(id, &pairs(&[("x-checksum", "abc")]))
+        .unwrap();
+    approve(&mut vm);
+    let s = vm.stream(id).unwrap();
+    assert!(
+        s.request.sent_end && s.local_reply.is_none(),
+        "the approved request went nowhere; logs: {:#?}",
+        vm.logs()
+    );
+    assert!(
+        s.request.sent_trailers.is_some(),
+        "its trailers went on too"
+    );
+    let r = finish(&mut vm, id);
+    assert_eq!(
+        (r.decision.action.as_str(), r.outcome.as_str()),
+        ("require_approval", "forwarded")
+    );
+}
+
+fn remote_keys_policy(extra: Value) -> Value {
+    let mut p = json!({"id": "gw", "version": "1", "masking": {"entities": {}},
+        "identity": {"providers": [{"name": "corp", "issuer": "https://example.com",
+            "remote_jwks": {"cluster": "idp", "uri": "https://idp.bank.internal/jwks", "cache_duration_s": 600, "timeout_ms": 500}}]}});
+    if let (Some(p), Some(extra)) = (p.as_object_mut(), extra.as_object()) {
+        p.extend(extra.clone());
+    }
+    p
+}
+
+fn with_token(mut headers: Vec<(String, String)>, token: &str) -> Vec<(String, String)> {
+    headers.push(("authorization".into(), format!("Bearer {token}")));
+    headers
+}
+
+fn idp_calls(vm: &Vm) -> usize {
+    vm.state()
+        .calls_made
+        .iter()
+        .filter(|c| c.cluster == "idp")
+        .count()
+}
+
+#[test]
+fn held_requests_arriving_faster_than_the_tick_do_not_postpone_the_key_set_fetch() {
+    let v = conformance_vector("jvl-rs256-kid-ok");
+    let mut vm = vm(remote_keys_policy(json!({})), &["idp"]);
+    vm.set_time(v["policy"]["now"].as_u64().unwrap() * 1_000_000_000);
+    let token = v["token"].as_str().unwrap();
+    // One held request every 10 ms (100/s on one worker), for 200 ms.
+    for _ in 0..20 {
+        let id = vm.create_stream().unwrap();
+        vm.request_headers(id, &with_token(get_request(), token), true)
+            .unwrap();
+        vm.advance(10_000_000).unwrap();
+    }
+    assert_eq!(
+        idp_calls(&vm),
+        1,
+        "the fetch starts within one fast tick of the first hold, whatever comes after"
+    );
+}
+
+#[test]
+fn a_bodyless_request_that_needs_approval_while_keys_load_is_asked_for_approval() {
+    let v = conformance_vector("jvl-rs256-kid-ok");
+    let policy = remote_keys_policy(json!({"approval": {"cluster": "approvals"},
+        "default_action": {"type": "require_approval", "approvers": ["risk-officers"]}}));
+    let mut vm = vm(policy, &["idp", "approvals"]);
+    vm.set_time(v["policy"]["now"].as_u64().unwrap() * 1_000_000_000);
+    let id = vm.create_stream().unwrap();
+    vm.request_headers(
+        id,
+        &with_token(get_request(), v["token"].as_str().unwrap()),
+        true,
+    )
+    .unwrap();
+    vm.advance(20_000_000).unwrap();
+    let fetch = vm
+        .state()
+        .pending_calls
+        .values()
+        .find(|c| c.cluster == "idp")
+        .map(|c| c.token)
+        .expect("a key set fetch");
+    vm.answer_call(
+        fetch,
+        CallAnswer::Response {
+            headers: pairs(&[(":status", "200")]),
+            body: v["jwks"].to_string().into_bytes(),
+            trailers: vec![],
+        },
+    )
+    .unwrap();
+    assert!(
+        vm.stream(id).unwrap().local_reply.is_none(),
+        "not refused: {:?}",
+        vm.stream(id).unwrap().local_reply
+    );
+    approve(&mut vm);
+    let s = vm.stream(id).unwrap();
+    assert!(
+        s.request.sent_end,
+        "approved and forwarded; logs: {:#?}",
+        vm.logs()
+    );
+    let token_sent = s
+        .request
+        .sent_headers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .any(|(k, _)| k == "authorization");
+    assert!(!token_sent, "the caller's token never reaches the model");
+    let r = finish(&mut vm, id);
+    assert_eq!(r.decision.action.as_str(), "require_approval");
+    assert_eq!(
+        r.identity.and_then(|i| i.subject).as_deref(),
+        Some("test@example.com")
+    );
+}
+
+#[test]
+fn a_model_list_answer_that_ends_with_trailers_is_filtered() {
+    let policy = json!({"id": "gw", "version": "1", "masking": {"entities": {}},
+        "models": {"from": "body", "allow": [{"model": "bge-*", "everyone": true}]}});
+    let mut vm = vm(policy, &[]);
+    let id = vm.create_stream().unwrap();
+    vm.request_headers(id, &get_request(), true).unwrap();
+    vm.response_headers(
+        id,
+        &pairs(&[(":status", "200"), ("content-type", "application/json")]),
+        false,
+    )
+    .unwrap();
+    vm.response_body(
+        id,
+        br#"{"object":"list","data":[{"id":"llama-3.1-70b"},{"id":"bge-large-en"}]}"#,
+        false,
+    )
+    .unwrap();
+    vm.response_trailers(id, &pairs(&[("grpc-status", "0")]))
+        .unwrap();
+    let body = String::from_utf8(vm.stream(id).unwrap().response.sent_body.clone()).unwrap();
+    assert!(body.contains("bge-large-en"), "{body}");
+    assert!(
+        !body.contains("llama"),
+        "a model the caller may not use is listed: {body}"
+    );
+}
