@@ -1,12 +1,14 @@
 //! `vigil policy check`: the same validation the filter runs in `on_configure`, the
-//! warnings of `vigil_core::lint`, and `--explain`, which walks a sample request through the
-//! rules and says which one decides and why the others did not match.
+//! warnings of `vigil_core::lint`, and `--explain`, which runs a sample request through the
+//! filter's own gate and prints its trace: which rule decides, why the others did not match,
+//! and what the filter would do.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use vigil_core::access::{model_from_body, ModelAccess, ModelSource};
+use vigil_core::access::ModelSource;
+use vigil_core::gate::{Callers, Cx, Gate, Phase, RequestStart, Secrets, Step};
 use vigil_core::identity::Identity;
-use vigil_core::rules::RequestFacts;
+use vigil_core::record::Route;
 use vigil_core::PluginConfig;
 
 pub fn run(files: &[PathBuf], explain: Option<&Path>) -> u8 {
@@ -59,8 +61,11 @@ pub fn run(files: &[PathBuf], explain: Option<&Path>) -> u8 {
     worst
 }
 
-/// Walks a sample request (`{"method", "path", "headers", "identity": {"subject", "groups"},
-/// "model", "body"}`) through the rules.
+/// Runs a sample request (`{"method", "path", "headers", "identity": {"subject", "groups"},
+/// "model", "body"}`) through the same gate the filter runs, with the sample's identity taken
+/// as verified, and prints the gate's trace: each decision and why, each step the filter would
+/// carry out, and where the request ends up. A `model` the request does not name is put where
+/// the policy reads it (the header it names, or the body's `model`).
 fn explain_request(config: &PluginConfig, file: &Path) -> Result<String, String> {
     let text = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
     let req: Value = serde_json::from_slice(&text).map_err(|e| format!("not JSON: {e}"))?;
@@ -69,7 +74,7 @@ fn explain_request(config: &PluginConfig, file: &Path) -> Result<String, String>
         .get("path")
         .and_then(Value::as_str)
         .ok_or("the sample request needs a \"path\"")?;
-    let headers: Vec<(String, String)> = req
+    let mut headers: Vec<(String, String)> = req
         .get("headers")
         .and_then(Value::as_object)
         .map(|m| {
@@ -97,38 +102,24 @@ fn explain_request(config: &PluginConfig, file: &Path) -> Result<String, String>
                 .unwrap_or_default(),
             expires_at: None,
         });
-    let body = req.get("body").cloned();
-    let body_text = match &body {
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-        None => String::new(),
-    };
-    let parsed: Option<Value> = serde_json::from_str(&body_text).ok();
-    let model = req
-        .get("model")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .or_else(|| match config.models.as_ref().map(|m| &m.source) {
-            Some(ModelSource::Path) => ModelAccess::model_from_path(path),
-            Some(ModelSource::Header(h)) => {
-                headers.iter().find(|(k, _)| k == h).map(|(_, v)| v.clone())
+    let mut body = req.get("body").cloned();
+    if let Some(model) = req.get("model").and_then(Value::as_str) {
+        match config.models.as_ref().map(|m| &m.source) {
+            Some(ModelSource::Header(h)) if !headers.iter().any(|(k, _)| k == h) => {
+                headers.push((h.clone(), model.to_string()));
             }
-            _ => model_from_body(body_text.as_bytes()).ok(),
-        });
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
-    let facts = RequestFacts {
-        identity: identity.as_ref(),
-        method,
-        path,
-        model: model.as_deref(),
-        header: &header,
-        body: parsed.as_ref(),
-        body_bytes: body_text.len() as u64,
+            Some(ModelSource::Path) => {}
+            _ => {
+                if let Some(Value::Object(o)) = body.as_mut() {
+                    o.entry("model").or_insert_with(|| json!(model));
+                }
+            }
+        }
+    }
+    let body_bytes = match &body {
+        Some(Value::String(s)) => Some(s.clone().into_bytes()),
+        Some(v) => Some(v.to_string().into_bytes()),
+        None => None,
     };
     let who = match &identity {
         Some(i) => format!(
@@ -138,51 +129,109 @@ fn explain_request(config: &PluginConfig, file: &Path) -> Result<String, String>
         ),
         None => "an unauthenticated caller".into(),
     };
-    let mut out = format!(
-        "request: {method} {path} by {who}, model {}\n",
-        model.as_deref().unwrap_or("(none)")
-    );
-    if let (Some(access), Some(m)) = (&config.models, &model) {
-        out += &format!(
-            "  models: {}\n",
-            if access.allows(m, identity.as_ref()) {
-                "the caller may use this model"
-            } else {
-                "DENIED: the caller may not use this model (403 before any rule)"
-            }
+    let secrets = Secrets::default();
+    let mut cx = Cx {
+        config,
+        callers: Callers::Given(identity),
+        secrets: &secrets,
+        now_nanos: 0,
+        verbose: true,
+    };
+    let mut gate = Gate::new();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let start = RequestStart {
+        route: Route {
+            method: method.into(),
+            path: path.into(),
+            authority: "sample".into(),
+        },
+        request_id: "sample".into(),
+        client_address: None,
+    };
+    let mut steps = gate
+        .request_headers(
+            &mut cx,
+            start,
+            &header,
+            header("content-type"),
+            body_bytes.is_none(),
+        )
+        .steps;
+    if let (Phase::AwaitingBody, Some(b)) = (gate.phase(), &body_bytes) {
+        steps.extend(
+            gate.request_body(&mut cx, b.len(), true, &|| b.clone())
+                .steps,
         );
     }
-    let mut decided_by: Option<&str> = None;
-    for (i, rule) in config.rules.rules.iter().enumerate() {
-        if let Some(by) = decided_by {
-            out += &format!(
-                "  rule {} ($.rules[{i}]): not reached (rule {by} decided)\n",
-                rule.id
-            );
-            continue;
+    let mut out = format!(
+        "request: {method} {path} by {who}, model {}\n",
+        gate.log().model().unwrap_or("(none)")
+    );
+    for step in &steps {
+        if let Some(line) = describe(step) {
+            out += &format!("  {line}\n");
         }
-        let verdict = match rule.when.first_failure(&facts) {
-            Some(condition) => format!("no match ({condition} does not hold)"),
-            None if rule.shadow => format!(
-                "matches in shadow mode: would {} (recorded, not enforced)",
-                rule.action.name()
-            ),
-            None => {
-                decided_by = Some(&rule.id);
-                format!("MATCHES: {}", rule.action.name())
-            }
-        };
-        out += &format!("  rule {} ($.rules[{i}]): {verdict}\n", rule.id);
     }
-    let v = config.rules.evaluate(&facts);
+    out += &format!("outcome: {}\n", outcome(gate.phase()));
+    let d = gate.log().decision();
     out += &format!(
         "decision: {} by {}: {}\n",
-        v.action.name(),
-        v.rule_id
+        d.action,
+        d.rule_id
             .as_deref()
             .map(|r| format!("rule {r}"))
             .unwrap_or_else(|| "the policy default".into()),
-        v.reason
+        d.reason
     );
     Ok(out)
+}
+
+/// A gate step as a line of the trace (counters are left out).
+fn describe(step: &Step) -> Option<String> {
+    Some(match step {
+        Step::Note(_, line) => line.clone(),
+        Step::RequestHeader(name, None) => format!("step: remove request header {name}"),
+        Step::RequestHeader(name, Some(_)) => format!("step: set request header {name}"),
+        Step::ResponseHeader(name, _) => format!("step: remove response header {name}"),
+        Step::ReplaceBody(_) => "step: replace the body with its masked copy".into(),
+        Step::FetchKeys(p) => format!("step: hold until the key set of provider {p} is fetched"),
+        Step::CallApproval(c) => {
+            let h = |k: &str| {
+                c.headers
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map_or("", |(_, v)| v.as_str())
+            };
+            format!(
+                "step: ask the approval service: {} {} on cluster {}",
+                h(":method"),
+                h(":path"),
+                c.cluster
+            )
+        }
+        Step::Refuse(r) => format!(
+            "step: refuse with {} {}: {}",
+            r.status,
+            r.code.code(),
+            r.message
+        ),
+        Step::Seal { .. } => "step: seal the session record".into(),
+        Step::Count(..) => return None,
+    })
+}
+
+fn outcome(phase: Phase) -> &'static str {
+    match phase {
+        Phase::Admitted => "admitted: forwarded to the model server",
+        Phase::Refused => "refused: Vigil answers the request itself",
+        Phase::AwaitingApproval => "held: the approval service decides (see docs/approvals.md)",
+        Phase::AwaitingBody => "waiting for the body (the sample has none)",
+        Phase::HeldForKeys(_) => "held until the identity provider's keys arrive",
+        Phase::Start | Phase::Sealed => "no decision",
+    }
 }

@@ -6,8 +6,8 @@ use crate::config::PluginConfig;
 use crate::digest::StreamDigest;
 use crate::identity::Identity;
 use crate::record::{
-    BodySummary, Decision, PolicyRef, RecordChain, RecordKey, ResponseSummary, Route,
-    SessionRecord, RECORD_VERSION,
+    BodySummary, Decision, DecisionAction, Outcome, PolicyRef, RecordChain, RecordKey,
+    ResponseSummary, Route, SessionRecord, RECORD_VERSION,
 };
 use crate::time::format_rfc3339_millis;
 use std::collections::BTreeMap;
@@ -67,7 +67,7 @@ pub struct ExchangeLog {
     identity: Option<Identity>,
     model: Option<String>,
     decision: Decision,
-    outcome: &'static str,
+    outcome: Outcome,
     approval: Option<crate::record::approval::ApprovalTrace>,
 }
 
@@ -92,12 +92,12 @@ impl ExchangeLog {
             identity: None,
             model: None,
             decision: Decision {
-                action: "allow".into(),
+                action: DecisionAction::Allow,
                 rule_id: None,
                 reason: "no rules configured".into(),
                 shadow: Vec::new(),
             },
-            outcome: "forwarded",
+            outcome: Outcome::Forwarded,
             approval: None,
         }
     }
@@ -110,7 +110,7 @@ impl ExchangeLog {
     /// Records the rules' verdict (the action taken is recorded by `refuse` when it refuses).
     pub fn decide(&mut self, verdict: &crate::rules::Verdict) {
         self.decision = Decision {
-            action: verdict.action.name().into(),
+            action: verdict.action.kind(),
             rule_id: verdict.rule_id.clone(),
             reason: verdict.reason.clone(),
             shadow: verdict
@@ -118,7 +118,7 @@ impl ExchangeLog {
                 .iter()
                 .map(|(id, action)| crate::record::ShadowMatch {
                     rule_id: id.clone(),
-                    action: (*action).into(),
+                    action: *action,
                 })
                 .collect(),
         };
@@ -145,6 +145,11 @@ impl ExchangeLog {
         &self.request_id
     }
 
+    /// The decision as the record will state it.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
     pub fn identity(&self) -> Option<&Identity> {
         self.identity.as_ref()
     }
@@ -153,23 +158,28 @@ impl ExchangeLog {
     pub fn refuse(&mut self, rule_id: Option<String>, reason: String) {
         let shadow = std::mem::take(&mut self.decision.shadow);
         self.decision = Decision {
-            action: "block".into(),
+            action: DecisionAction::Block,
             rule_id,
             reason,
             shadow,
         };
-        self.outcome = "local_response";
+        self.outcome = Outcome::LocalResponse;
     }
 
     /// Records that Vigil answered the request itself, keeping the decision as recorded.
     pub fn answered_locally(&mut self) {
-        self.outcome = "local_response";
+        self.outcome = Outcome::LocalResponse;
     }
 
     /// Replaces the decision's reason, keeping its action (a request that needed approval
     /// and did not get it stays `require_approval`, with the reason it was refused).
     pub fn set_reason(&mut self, reason: String) {
         self.decision.reason = reason;
+    }
+
+    /// The approval object as it stands.
+    pub fn approval(&self) -> Option<&crate::record::approval::ApprovalTrace> {
+        self.approval.as_ref()
     }
 
     /// What the approval service said about this request (ticket, approver, decision time).
@@ -241,7 +251,7 @@ impl ExchangeLog {
             model: self.model.clone(),
             decision: self.decision.clone(),
             approval: self.approval.clone(),
-            outcome: self.outcome.into(),
+            outcome: self.outcome,
             complete,
             request: BodySummary {
                 bytes: self.request_body.digest.bytes(),

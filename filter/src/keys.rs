@@ -175,9 +175,9 @@ pub fn approval_answered(
     let Some((context_id, gate)) = plugin.root_calls.borrow_mut().remove(&token) else {
         return false;
     };
-    // Envoy keeps the answer on the context that dispatched the call (context.cc
-    // `Context::onHttpCallSuccess` sets `http_call_response_` on it, and `getBuffer` reads the
-    // effective context's), which is the stream: switch to it before reading.
+    // Envoy reads a callout's answer from the root context whichever context is in effect
+    // (source/extensions/common/wasm/context.cc, `Context::getBuffer`:
+    // `rootContext()->http_call_response_`), so it can be read after the switch.
     if hostcalls::set_effective_context(context_id).is_ok() {
         let answer = steps::callout_answer(num_headers, body_size);
         let reply = plugin.with_cx(now_nanos(), |cx| {

@@ -105,7 +105,10 @@ impl<'a> Selection<'a> {
         {
             return false;
         }
-        if f.decision.as_ref().is_some_and(|d| &r.decision.action != d) {
+        if f.decision
+            .as_ref()
+            .is_some_and(|d| r.decision.action.as_str() != d)
+        {
             return false;
         }
         if f.rule
@@ -247,13 +250,13 @@ fn to_csv(
             opt(id.and_then(|i| i.issuer.as_ref())),
             id.map(|i| i.groups.join(";")).unwrap_or_default(),
             opt(r.model.as_ref()),
-            r.decision.action.clone(),
+            r.decision.action.to_string(),
             opt(r.decision.rule_id.as_ref()),
             r.decision.reason.clone(),
             approval("id"),
             approval("approver"),
             approval("decided_at"),
-            r.outcome.clone(),
+            r.outcome.to_string(),
             r.complete.to_string(),
             r.response.status.map(|s| s.to_string()).unwrap_or_default(),
             r.request.bytes.to_string(),

@@ -210,7 +210,7 @@ pub fn render(
         &mut out,
         "Requests per decision",
         "decision",
-        &counts(records, |a| vec![a.record.decision.action.clone()]),
+        &counts(records, |a| vec![a.record.decision.action.to_string()]),
     );
     let mut masked: BTreeMap<String, u64> = BTreeMap::new();
     for a in records {

@@ -71,8 +71,10 @@ impl Gate {
                 if let Some(identity) = identity {
                     self.note(cx, Level::Debug, || {
                         format!(
-                            "identity: {:?} (groups {:?}) via provider {}",
-                            identity.subject, identity.groups, identity.provider
+                            "identity: {} (groups {:?}) via provider {}",
+                            identity.subject.as_deref().unwrap_or("(no subject)"),
+                            identity.groups,
+                            identity.provider
                         )
                     });
                     self.log.identify(identity);

@@ -15,6 +15,8 @@ mod admission;
 mod approval;
 pub mod refusal;
 mod response;
+#[doc(hidden)]
+pub mod twin;
 
 pub use approval::{read_answer, ServiceCall, MAX_ANSWER_BYTES};
 pub use refusal::{FaultCode, Refusal, RefusalCode};

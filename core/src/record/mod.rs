@@ -40,8 +40,7 @@ pub struct SessionRecord {
     pub model: Option<String>,
     pub decision: Decision,
     pub approval: Option<approval::ApprovalTrace>,
-    /// `forwarded` (reached the model server) or `local_response` (answered by Envoy or Vigil).
-    pub outcome: String,
+    pub outcome: Outcome,
     /// False when the stream ended before the response did (client went away, reset).
     pub complete: bool,
     pub request: BodySummary,
@@ -71,8 +70,7 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
-    /// `allow`, `block`, `require_approval`.
-    pub action: String,
+    pub action: DecisionAction,
     pub rule_id: Option<String>,
     pub reason: String,
     /// Shadow-mode rules that matched: what they would have done, had they been enforced.
@@ -84,8 +82,64 @@ pub struct Decision {
 #[serde(deny_unknown_fields)]
 pub struct ShadowMatch {
     pub rule_id: String,
-    pub action: String,
+    pub action: DecisionAction,
 }
+
+/// What the policy decided for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionAction {
+    Allow,
+    Block,
+    RequireApproval,
+}
+
+impl DecisionAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionAction::Allow => "allow",
+            DecisionAction::Block => "block",
+            DecisionAction::RequireApproval => "require_approval",
+        }
+    }
+}
+
+/// Whether the request reached the model server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Reached the model server.
+    Forwarded,
+    /// Answered by Envoy or Vigil.
+    LocalResponse,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Forwarded => "forwarded",
+            Outcome::LocalResponse => "local_response",
+        }
+    }
+}
+
+/// The record's vocabularies compare with their names, as they read in the JSON.
+macro_rules! named {
+    ($t:ty) => {
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+named!(DecisionAction);
+named!(Outcome);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -149,13 +203,13 @@ pub(crate) mod tests {
             identity: None,
             model: None,
             decision: Decision {
-                action: "allow".into(),
+                action: DecisionAction::Allow,
                 rule_id: None,
                 reason: "pass-through".into(),
                 shadow: vec![],
             },
             approval: None,
-            outcome: "forwarded".into(),
+            outcome: Outcome::Forwarded,
             complete: true,
             request: BodySummary {
                 bytes: 0,

@@ -11,6 +11,7 @@ pub use parse::read_rules;
 
 use crate::access::glob_matches;
 use crate::identity::Identity;
+use crate::record::DecisionAction;
 use regex_lite::Regex;
 use serde_json::Value;
 
@@ -57,12 +58,16 @@ pub struct ApprovalRule {
 }
 
 impl Action {
-    pub fn name(&self) -> &'static str {
+    pub fn kind(&self) -> DecisionAction {
         match self {
-            Action::Allow => "allow",
-            Action::Block { .. } => "block",
-            Action::RequireApproval(_) => "require_approval",
+            Action::Allow => DecisionAction::Allow,
+            Action::Block { .. } => DecisionAction::Block,
+            Action::RequireApproval(_) => DecisionAction::RequireApproval,
         }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind().as_str()
     }
 }
 
@@ -241,7 +246,7 @@ pub struct Verdict {
     pub rule_id: Option<String>,
     pub reason: String,
     /// Shadow rules that matched: (rule id, what they would have done).
-    pub shadowed: Vec<(String, &'static str)>,
+    pub shadowed: Vec<(String, DecisionAction)>,
 }
 
 /// Ordered rules and the default.
@@ -336,7 +341,7 @@ impl RuleSet {
                 continue;
             }
             if rule.shadow {
-                shadowed.push((rule.id.clone(), rule.action.name()));
+                shadowed.push((rule.id.clone(), rule.action.kind()));
                 continue;
             }
             let reason = rule
