@@ -1,5 +1,6 @@
 //! The twin scenario table (testdata/gate/scenarios.json) natively against the gate; the
 //! same table runs through vigil.wasm in host/tests/gate_twin.rs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
 use std::path::PathBuf;
