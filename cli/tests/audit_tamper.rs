@@ -8,20 +8,7 @@ mod common;
 use common::*;
 use vigil_cli::audit::verify::{Head, Heads, Options};
 
-/// A small deterministic generator (xorshift64*), so a failure names a case that replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use vigil_core::testkit::Rng;
 
 /// Options that know each chain's head, as a previous verification wrote them.
 fn with_heads(lines: &[String]) -> Options {

@@ -72,33 +72,16 @@ fn a_file_that_is_not_json_is_invalid_with_its_position() {
 
 #[test]
 fn every_invalid_policy_in_testdata_exits_1_with_its_errors() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let doc: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(root.join("testdata/policies/invalid.json")).unwrap(),
-    )
-    .unwrap();
     let dir = std::env::temp_dir().join(format!("vigil-invalid-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for case in doc["cases"].as_array().unwrap() {
-        let name = case["name"].as_str().unwrap();
+    for case in vigil_core::testkit::invalid_policies().unwrap() {
+        let name = &case.name;
         let file = dir.join(format!("{name}.json"));
-        let text = case["policy_text"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| case["policy"].to_string());
-        std::fs::write(&file, text).unwrap();
+        std::fs::write(&file, &case.text).unwrap();
         let f = file.display().to_string();
         let (code, out, _) = check(&[f.as_str()]);
         assert_eq!(code, Some(1), "{name}");
-        let mut want: Vec<String> = case["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| format!("{f}: {}", e.as_str().unwrap()))
-            .collect();
+        let mut want: Vec<String> = case.errors.iter().map(|e| format!("{f}: {e}")).collect();
         let n = want.len();
         want.push(format!(
             "{f}: invalid: {n} error{}",

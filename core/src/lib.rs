@@ -16,6 +16,8 @@ pub mod lint;
 pub mod masking;
 pub mod record;
 pub mod rules;
+#[doc(hidden)]
+pub mod testkit;
 pub mod time;
 
 pub use config::{ConfigError, PluginConfig};

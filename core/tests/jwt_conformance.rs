@@ -9,23 +9,14 @@ use std::path::PathBuf;
 use vigil_core::identity::jwks::KeySet;
 use vigil_core::identity::provider::{FromHeader, KeySource, Provider};
 use vigil_core::identity::token::{self, UnverifiedToken};
+use vigil_core::testkit;
 
 fn conformance() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/jwt")
+    testkit::workspace_root().join("testdata/conformance/jwt")
 }
 
 fn lines(name: &str) -> Vec<Value> {
-    let path = conformance().join(name);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the conformance vectors live in testdata/conformance/)",
-            path.display()
-        )
-    });
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    testkit::conformance_lines(&format!("jwt/{name}")).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn strings(v: &Value) -> Vec<String> {

@@ -11,19 +11,7 @@ use vigil_core::masking::body::{mask_body, BodyKind, BodyMasker};
 use vigil_core::masking::settings::read_masking;
 use vigil_core::masking::{Masker, Masking};
 
-/// A small deterministic generator (xorshift64*), so failures replay.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use vigil_core::testkit::Rng;
 
 /// Text dense with values, look-alikes and multi-byte characters.
 fn corpus() -> String {

@@ -8,23 +8,12 @@
 //! in docs/masking.md).
 
 use serde_json::{json, Value};
-use std::path::PathBuf;
 use vigil_core::masking::body::{mask_body, BodyKind};
 use vigil_core::masking::{Entity, Masker, Masking, Sink};
 
 fn rows() -> Vec<Value> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/conformance/pii/pii_vectors.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the conformance vectors live in testdata/conformance/)",
-            path.display()
-        )
-    });
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    vigil_core::testkit::conformance_lines("pii/pii_vectors.jsonl")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The vectors' type names (Presidio's) and Vigil's entities.
@@ -223,10 +212,9 @@ fn every_negative_is_untouched() {
 fn every_deviation_is_still_needed() {
     // A deviation that no longer deviates should be removed from the list and the docs.
     let all = Masking::default();
-    let docs = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/masking.md"),
-    )
-    .unwrap();
+    let docs =
+        std::fs::read_to_string(vigil_core::testkit::workspace_root().join("docs/masking.md"))
+            .unwrap();
     for (id, _) in DEVIATIONS {
         assert!(docs.contains(id), "{id} is explained in docs/masking.md");
         let row = rows().into_iter().find(|r| r["id"] == *id).unwrap();

@@ -14,12 +14,58 @@
 //! dispatched this way comes back to the root, which hands it to the stream's gate.
 
 use crate::logging::ctx_log;
-use crate::plugin::{Held, Plugin, SLOW_TICK};
+use crate::plugin::{Plugin, SharedGate};
 use crate::steps::{self, carry_out, now_nanos, Within};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
+use std::collections::HashMap;
 use std::time::Duration;
 use vigil_core::identity::jwks::MAX_JWKS_BYTES;
+
+/// The tick while requests wait for a key-set fetch, and otherwise.
+pub const FAST_TICK: Duration = Duration::from_millis(20);
+pub const SLOW_TICK: Duration = Duration::from_secs(1);
+
+/// A request held until provider `provider`'s key set is fetched.
+pub struct Held {
+    pub context_id: u32,
+    pub provider: usize,
+    pub gate: SharedGate,
+}
+
+/// What waits on the root: held requests, the key-set fetches in flight (callout token to
+/// provider), and the approval calls the root dispatched for held streams (callout token to
+/// the stream and its gate).
+#[derive(Default)]
+pub struct Waits {
+    held: Vec<Held>,
+    fetches: HashMap<u32, usize>,
+    root_calls: HashMap<u32, (u32, SharedGate)>,
+    /// The tick is at [`FAST_TICK`]: re-arming it would postpone the fetch (Envoy restarts
+    /// the timer for a full period on every `set_tick_period`).
+    fast_tick: bool,
+}
+
+/// Holds a stream's request until the provider's key set is fetched, and makes the tick fast
+/// (once: re-arming it would postpone the fetch).
+pub fn hold(plugin: &Plugin, context_id: u32, provider: usize, gate: SharedGate) {
+    let mut waits = plugin.waits.borrow_mut();
+    waits.held.push(Held {
+        context_id,
+        provider,
+        gate,
+    });
+    if !std::mem::replace(&mut waits.fast_tick, true) {
+        let _ = hostcalls::set_tick_period(FAST_TICK);
+    }
+}
+
+/// Forgets a stream that ended: a held request must not be acted on later.
+pub fn forget(plugin: &Plugin, context_id: u32) {
+    let mut waits = plugin.waits.borrow_mut();
+    waits.held.retain(|h| h.context_id != context_id);
+    waits.root_calls.retain(|_, (id, _)| *id != context_id);
+}
 
 /// Starts fetching provider `index`'s key set from the root context. When the cluster
 /// refuses the call, the fetch counts as failed, so held requests fail closed.
@@ -46,7 +92,7 @@ pub fn fetch(plugin: &Plugin, index: usize, root_id: u32) {
         Duration::from_millis(r.settings.timeout_ms),
     ) {
         Ok(token) => {
-            plugin.fetches.borrow_mut().insert(token, index);
+            plugin.waits.borrow_mut().fetches.insert(token, index);
             ctx_log!(
                 info,
                 root_id,
@@ -78,7 +124,7 @@ pub fn answered(
     num_headers: usize,
     body_size: usize,
 ) -> bool {
-    let Some(index) = plugin.fetches.borrow_mut().remove(&token) else {
+    let Some(index) = plugin.waits.borrow_mut().fetches.remove(&token) else {
         return false;
     };
     let name = plugin.config.providers[index].name.clone();
@@ -137,15 +183,17 @@ pub fn answered(
 pub fn settle(plugin: &Plugin, root_id: u32) {
     let ready: Vec<Held> = {
         let verifier = plugin.verifier.borrow();
-        let mut held = plugin.held.borrow_mut();
-        let (ready, still): (Vec<Held>, Vec<Held>) =
-            held.drain(..).partition(|h| !verifier.pending(h.provider));
-        *held = still;
+        let mut waits = plugin.waits.borrow_mut();
+        let (ready, still): (Vec<Held>, Vec<Held>) = waits
+            .held
+            .drain(..)
+            .partition(|h| !verifier.pending(h.provider));
+        waits.held = still;
+        if waits.held.is_empty() && std::mem::replace(&mut waits.fast_tick, false) {
+            let _ = hostcalls::set_tick_period(SLOW_TICK);
+        }
         ready
     };
-    if plugin.held.borrow().is_empty() && plugin.fast_tick.replace(false) {
-        let _ = hostcalls::set_tick_period(SLOW_TICK);
-    }
     for h in ready {
         // The held stream may have ended meanwhile (client gone): Envoy refuses the switch.
         if hostcalls::set_effective_context(h.context_id).is_err() {
@@ -155,8 +203,9 @@ pub fn settle(plugin: &Plugin, root_id: u32) {
         let carried = carry_out(plugin, h.context_id, &h.gate, reply, Within::Answer);
         if let Some(token) = carried.call {
             plugin
-                .root_calls
+                .waits
                 .borrow_mut()
+                .root_calls
                 .insert(token, (h.context_id, h.gate.clone()));
         }
     }
@@ -172,7 +221,8 @@ pub fn approval_answered(
     num_headers: usize,
     body_size: usize,
 ) -> bool {
-    let Some((context_id, gate)) = plugin.root_calls.borrow_mut().remove(&token) else {
+    let call = plugin.waits.borrow_mut().root_calls.remove(&token);
+    let Some((context_id, gate)) = call else {
         return false;
     };
     // Envoy reads a callout's answer from the root context whichever context is in effect
@@ -186,8 +236,9 @@ pub fn approval_answered(
         let carried = carry_out(plugin, context_id, &gate, reply, Within::Answer);
         if let Some(next) = carried.call {
             plugin
-                .root_calls
+                .waits
                 .borrow_mut()
+                .root_calls
                 .insert(next, (context_id, gate.clone()));
         }
     }

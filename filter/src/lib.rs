@@ -8,6 +8,7 @@
 mod keys;
 mod logging;
 pub mod plugin;
+mod records;
 pub mod root;
 mod steps;
 pub mod stream;

@@ -4,8 +4,9 @@
 //! on its tick, and settles the requests held for them.
 
 use crate::keys;
+use crate::keys::SLOW_TICK;
 use crate::logging::ctx_log;
-use crate::plugin::{Plugin, SLOW_TICK};
+use crate::plugin::Plugin;
 use crate::stream::{Unconfigured, VigilStream};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
@@ -48,7 +49,7 @@ impl Context for VigilRoot {
     /// line to ride on go to Envoy's log in full, rather than nowhere.
     fn on_done(&mut self) -> bool {
         if let Some(plugin) = &self.plugin {
-            for record in plugin.late_records.borrow_mut().drain(..) {
+            for record in plugin.records.borrow_mut().drain_late() {
                 ctx_log!(
                     warn,
                     self.context_id,

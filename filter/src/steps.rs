@@ -5,6 +5,7 @@
 
 use crate::logging::ctx_log;
 use crate::plugin::{Plugin, SharedGate};
+use crate::{keys, records};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, BufferType, MapType};
 use std::time::{Duration, UNIX_EPOCH};
@@ -34,13 +35,6 @@ pub fn now_nanos() -> u64 {
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
-}
-
-fn property_string(path: &str) -> Option<String> {
-    hostcalls::get_property(path.split('.').collect())
-        .ok()
-        .flatten()
-        .and_then(|b| String::from_utf8(b).ok())
 }
 
 /// Carries out `reply` for stream `context_id`, feeding the gate again when a step fails in
@@ -80,7 +74,7 @@ pub fn carry_out(
                         let _ = hostcalls::set_buffer(buffer, 0, size, &bytes);
                     }
                 }
-                Step::FetchKeys(provider) => plugin.hold(context_id, provider, gate.clone()),
+                Step::FetchKeys(provider) => keys::hold(plugin, context_id, provider, gate.clone()),
                 Step::CallApproval(c) => match dispatch(&c) {
                     Ok(token) => call = Some(token),
                     Err(fault) => failed_call = Some(fault),
@@ -100,7 +94,7 @@ pub fn carry_out(
                     refused = true;
                 }
                 Step::Count(name, n) => plugin.count(&name, n),
-                Step::Seal { complete } => seal(plugin, context_id, gate, complete),
+                Step::Seal { complete } => records::seal(plugin, context_id, gate, complete),
                 Step::Note(level, message) => match level {
                     Level::Debug => ctx_log!(debug, context_id, "{}", message),
                     Level::Info => ctx_log!(info, context_id, "{}", message),
@@ -168,45 +162,4 @@ pub fn callout_answer(
                 .unwrap_or_default()
         },
     )
-}
-
-/// Seals the stream's record and writes it to filter state, once. `complete` is false when
-/// the exchange ended before the response did (from `on_log`, after the access log ran):
-/// that record rides with the next one (see stream.rs for why).
-pub fn seal(plugin: &Plugin, context_id: u32, gate: &SharedGate, complete: bool) {
-    let sealed = gate.borrow_mut().seal(
-        &plugin.config,
-        now_nanos(),
-        complete,
-        property_string("response.code_details"),
-        &plugin.vm_id,
-        &mut plugin.chain.borrow_mut(),
-        &plugin.record_key,
-    );
-    let Some(sealed) = sealed else {
-        return;
-    };
-    for (name, n) in &sealed.masked {
-        plugin.count(&format!("vigil.masked.{name}"), *n as i64);
-    }
-    let seq = sealed.record.seq;
-    if !complete {
-        plugin.hold_late(context_id, sealed.bytes, seq);
-        return;
-    }
-    let property = plugin.config.record.property.as_str();
-    let late = plugin.take_late();
-    if let Some((array, _)) = &late {
-        let late_property = format!("{property}_late");
-        let _ = hostcalls::set_property(vec![late_property.as_str()], Some(array));
-    }
-    let _ = hostcalls::set_property(vec![property], Some(&sealed.bytes));
-    ctx_log!(
-        debug,
-        context_id,
-        "session record seq {} hash {} written ({} late record(s) along)",
-        seq,
-        sealed.record.hash,
-        late.map_or(0, |(_, n)| n)
-    );
 }

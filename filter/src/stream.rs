@@ -200,7 +200,7 @@ impl HttpContext for VigilStream {
     }
 
     fn on_log(&mut self) {
-        self.plugin.forget(self.context_id);
+        crate::keys::forget(&self.plugin, self.context_id);
         self.event(None, |gate, cx| gate.ended(cx));
     }
 }

@@ -10,6 +10,9 @@
 //!   (record.max_body_bytes 0), and the record's whole construction (observations, canonical
 //!   form, SHA-256, HMAC, JSON) natively, against the pass-through request.
 //!
+//! - with VIGIL_BASELINE_WASM set to another build of vigil.wasm (scripts/bench-baseline REV),
+//!   the same scenarios through both builds, interleaved, and the ratios this / baseline.
+//!
 //! Tokens and keys are read from testdata/conformance/jwt (jvl-rs256-kid-ok, rfc7515-a3-es256-ok).
 //! Usage: scripts/bench [REQUESTS]   (default 20000 for cheap scenarios; cold ones run a tenth)
 
@@ -359,6 +362,42 @@ fn main() {
             times: vec![],
         },
     ];
+    // Before vs after in the same run: another build of vigil.wasm (scripts/bench-baseline REV
+    // writes one), on the scenarios a change to the decision path must not slow down.
+    let baseline = std::env::var("VIGIL_BASELINE_WASM").ok().map(|p| {
+        let plugin = Plugin::load(std::path::Path::new(&p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        (p, plugin)
+    });
+    let compared = [
+        (1usize, "pass-through"),
+        (3, "default policy (masking)"),
+        (4, "RS256 warm"),
+        (10, "500 rules"),
+        (12, "prompt rule (approval)"),
+    ];
+    if let Some((_, old)) = &baseline {
+        let configs = [
+            (
+                json!({"id": "bench", "version": "1", "masking": {"entities": {}}}),
+                0,
+                None,
+            ),
+            (Value::Null, 0, None),
+            (provider_config(&rs, 1024), rs_now, rs["token"].as_str()),
+            (rules_config(500), 0, None),
+            (prompt_rule_config(true), 0, None),
+        ];
+        for ((_, name), (config, now, token)) in compared.iter().zip(configs) {
+            let config = (!config.is_null()).then_some(config);
+            scenarios.push(Scenario {
+                name,
+                vm: start(old, config.as_ref(), now),
+                request: request(token),
+                requests,
+                times: vec![],
+            });
+        }
+    }
     for s in scenarios.iter_mut() {
         for _ in 0..(s.requests / 20).max(50) {
             run_one(&mut s.vm, &s.request);
@@ -445,6 +484,23 @@ fn main() {
         median(12) / median(11),
         p99(12) / p99(11)
     );
+    if let Some((path, _)) = &baseline {
+        let old_size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        println!(
+            "against the baseline module ({path}, {:.1} KiB; this build {:.1} KiB, {:+.1} KiB), same run:",
+            old_size as f64 / 1024.0,
+            size as f64 / 1024.0,
+            (size as f64 - old_size as f64) / 1024.0
+        );
+        for (k, (i, name)) in compared.iter().enumerate() {
+            let b = 13 + k;
+            println!(
+                "  {name:<26} this / baseline     median {:>7.3}x   p99 {:>7.3}x",
+                median(*i) / median(b),
+                p99(*i) / p99(b)
+            );
+        }
+    }
     let (rs_native, es_native) = (
         micros(native_verify(&rs, 500)),
         micros(native_verify(&es, 500)),

@@ -13,6 +13,7 @@ pub mod live;
 pub mod properties;
 pub mod replay;
 pub mod state;
+pub mod testkit;
 pub mod traffic;
 pub mod vm;
 pub mod wasi;

@@ -6,21 +6,16 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use vigil_host::{CallAnswer, Vm, VmOptions};
+use vigil_host::testkit::{Gateway, Request};
+use vigil_host::{CallAnswer, Vm};
 
 const NOW_S: u64 = 1_764_000_000;
 
 fn vm(config: Value, clusters: &[&str]) -> Vm {
-    Vm::start(
-        vigil_plugin(),
-        VmOptions {
-            plugin_config: config.to_string().into_bytes(),
-            clusters: clusters.iter().map(|c| c.to_string()).collect(),
-            now_nanos: NOW_S * 1_000_000_000,
-            ..VmOptions::with_record_key()
-        },
-    )
-    .unwrap()
+    clusters
+        .iter()
+        .fold(Gateway::new(&config).at(NOW_S), |g, c| g.cluster(c))
+        .start()
 }
 
 /// The approval call in flight, and the digest the filter bound it to.
@@ -75,29 +70,15 @@ fn approval_policy() -> Value {
                    "action": {"type": "require_approval", "approvers": ["risk-officers"]}}]})
 }
 
-fn post() -> Vec<(String, String)> {
-    pairs(&[
-        (":method", "POST"),
-        (":path", "/v1/chat/completions"),
-        (":authority", "models"),
-        ("content-type", "application/json"),
-        ("x-request-id", "r-1"),
-    ])
-}
-
 #[test]
 fn a_request_with_trailers_that_needs_approval_is_forwarded_once_approved() {
     let mut vm = vm(approval_policy(), &["approvals"]);
-    let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &post(), false).unwrap();
-    vm.request_body(
-        id,
-        br#"{"model":"m","messages":[{"role":"user","content":"wire transfer of $9,000"}]}"#,
-        false,
-    )
-    .unwrap();
-    vm.request_trailers(id, &pairs(&[("x-checksum", "abc")]))
-        .unwrap();
+    let id = Request::post("/v1/chat/completions")
+        .chunks([
+            r#"{"model":"m","messages":[{"role":"user","content":"wire transfer of $9,000"}]}"#,
+        ])
+        .trailers(&[("x-checksum", "abc")])
+        .send(&mut vm);
     approve(&mut vm);
     let s = vm.stream(id).unwrap();
     assert!(
@@ -126,11 +107,6 @@ fn remote_keys_policy(extra: Value) -> Value {
     p
 }
 
-fn with_token(mut headers: Vec<(String, String)>, token: &str) -> Vec<(String, String)> {
-    headers.push(("authorization".into(), format!("Bearer {token}")));
-    headers
-}
-
 fn idp_calls(vm: &Vm) -> usize {
     vm.state()
         .calls_made
@@ -147,9 +123,7 @@ fn held_requests_arriving_faster_than_the_tick_do_not_postpone_the_key_set_fetch
     let token = v["token"].as_str().unwrap();
     // One held request every 10 ms (100/s on one worker), for 200 ms.
     for _ in 0..20 {
-        let id = vm.create_stream().unwrap();
-        vm.request_headers(id, &with_token(get_request(), token), true)
-            .unwrap();
+        Request::get("/v1/models").bearer(token).send(&mut vm);
         vm.advance(10_000_000).unwrap();
     }
     assert_eq!(
@@ -166,13 +140,9 @@ fn a_bodyless_request_that_needs_approval_while_keys_load_is_asked_for_approval(
         "default_action": {"type": "require_approval", "approvers": ["risk-officers"]}}));
     let mut vm = vm(policy, &["idp", "approvals"]);
     vm.set_time(v["policy"]["now"].as_u64().unwrap() * 1_000_000_000);
-    let id = vm.create_stream().unwrap();
-    vm.request_headers(
-        id,
-        &with_token(get_request(), v["token"].as_str().unwrap()),
-        true,
-    )
-    .unwrap();
+    let id = Request::get("/v1/models")
+        .bearer(v["token"].as_str().unwrap())
+        .send(&mut vm);
     vm.advance(20_000_000).unwrap();
     let fetch = vm
         .state()
@@ -223,8 +193,7 @@ fn a_model_list_answer_that_ends_with_trailers_is_filtered() {
     let policy = json!({"id": "gw", "version": "1", "masking": {"entities": {}},
         "models": {"from": "body", "allow": [{"model": "bge-*", "everyone": true}]}});
     let mut vm = vm(policy, &[]);
-    let id = vm.create_stream().unwrap();
-    vm.request_headers(id, &get_request(), true).unwrap();
+    let id = Request::get("/v1/models").send(&mut vm);
     vm.response_headers(
         id,
         &pairs(&[(":status", "200"), ("content-type", "application/json")]),

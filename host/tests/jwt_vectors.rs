@@ -13,7 +13,7 @@ use vigil_host::replay;
 const CREDENTIAL: &str = "svc-credential-7f3a";
 
 fn vectors() -> Vec<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/conformance/jwt");
+    let dir = vigil_core::testkit::workspace_root().join("testdata/conformance/jwt");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| {
             panic!(

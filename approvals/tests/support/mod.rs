@@ -5,7 +5,6 @@
 #![allow(dead_code)]
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -243,17 +242,9 @@ pub fn token(subject: &str, groups: &[&str]) -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let header = b64.encode(json!({"alg": "HS256", "typ": "JWT", "kid": "t1"}).to_string());
-    let claims = b64.encode(
-        json!({"iss": ISSUER, "sub": subject, "email": format!("{subject}@bank.test"),
-               "groups": groups, "iat": now - 60, "exp": now + 86_400})
-        .to_string(),
-    );
-    let input = format!("{header}.{claims}");
-    let key = b64.decode(KEY_B64).unwrap();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
-    mac.update(input.as_bytes());
-    format!("{input}.{}", b64.encode(mac.finalize().into_bytes()))
+    let claims = json!({"iss": ISSUER, "sub": subject, "email": format!("{subject}@bank.test"),
+           "groups": groups, "iat": now - 60, "exp": now + 86_400});
+    vigil_core::testkit::mint_hs256(&b64.decode(KEY_B64).unwrap(), "t1", &claims)
 }
 
 /// What the gateway sends to open a ticket: `subject` (`subject@bank.test`, an analyst)
@@ -372,11 +363,7 @@ impl Drop for Running {
 // The gateway: vigil.wasm in the host
 
 pub fn plugin() -> &'static Plugin {
-    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
-    PLUGIN.get_or_init(|| {
-        let path = vigil_host::artifacts::wasm("vigil_filter").unwrap_or_else(|e| panic!("{e}"));
-        Plugin::load(&path).unwrap_or_else(|e| panic!("{e}"))
-    })
+    vigil_host::testkit::vigil_plugin()
 }
 
 pub const FILTER_KEY: &str = "test-filter-key-0123456789";

@@ -1,16 +1,9 @@
 //! Session records written by vigil.wasm in the host, as Envoy's access log would write them.
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
-use vigil_host::{artifacts, Plugin, TEST_RECORD_KEY};
+use vigil_host::TEST_RECORD_KEY;
 
-pub fn vigil_plugin() -> &'static Plugin {
-    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
-    PLUGIN.get_or_init(|| {
-        let path = artifacts::wasm("vigil_filter").unwrap_or_else(|e| panic!("{e}"));
-        Plugin::load(&path).unwrap_or_else(|e| panic!("{e}"))
-    })
-}
+pub use vigil_host::testkit::vigil_plugin;
 
 /// `n` exchanges through vigil.wasm on `vms` VMs; see `vigil_host::traffic`.
 pub fn records_through_filter(

@@ -1,25 +1,9 @@
 //! Shared helpers for host tests: the built probe and filter modules, and log parsing.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use std::sync::OnceLock;
-use vigil_host::{artifacts, Plugin, Vm, VmOptions};
+use vigil_host::{Vm, VmOptions};
 
-fn load(name: &str) -> Plugin {
-    let path = artifacts::wasm(name).unwrap_or_else(|e| panic!("{e}"));
-    Plugin::load(&path).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// The probe module, compiled once per test binary (compilation is the slow part).
-pub fn probe_plugin() -> &'static Plugin {
-    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
-    PLUGIN.get_or_init(|| load("vigil_probe"))
-}
-
-/// vigil.wasm, compiled once per test binary.
-pub fn vigil_plugin() -> &'static Plugin {
-    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
-    PLUGIN.get_or_init(|| load("vigil_filter"))
-}
+pub use vigil_host::testkit::{probe_plugin, vigil_plugin};
 
 /// A VM running one probe, with the cluster `svc` known.
 pub fn probe(name: &str) -> Vm {
@@ -65,18 +49,9 @@ pub fn get_request() -> Vec<(String, String)> {
     ])
 }
 
-/// One per-file vector of testdata/conformance/jwt (copied unchanged; see testdata/conformance/README.md).
+/// One per-file vector of testdata/conformance/jwt (the shared test kit's loader).
 pub fn conformance_vector(name: &str) -> serde_json::Value {
-    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/conformance/jwt")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (the conformance vectors live in testdata/conformance/)",
-            path.display()
-        )
-    });
-    serde_json::from_str(&text).unwrap()
+    vigil_core::testkit::conformance_vector(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The status the client got, if response headers went out.
