@@ -4,33 +4,23 @@
 //! The gateway presents the filter key (`x-vigil-filter-key`), compared in constant time.
 
 use std::sync::Mutex;
-use vigil_core::identity::authenticate::authenticate;
-use vigil_core::identity::cache::TokenCache;
 use vigil_core::identity::jwks::MAX_JWKS_BYTES;
-use vigil_core::identity::provider::{KeySource, Provider};
-use vigil_core::identity::remote::RemoteKeys;
+use vigil_core::identity::provider::Provider;
+use vigil_core::identity::verifier::Verifier;
 use vigil_core::identity::{AuthCode, AuthError, Identity};
 
 pub struct Approvers {
     providers: Vec<Provider>,
-    remote: Mutex<Vec<Option<RemoteKeys>>>,
-    tokens: Mutex<TokenCache>,
+    /// Remote key sets and the verified-token cache, as the filter keeps them.
+    verifier: Mutex<Verifier>,
     http: reqwest::Client,
 }
 
 impl Approvers {
     pub fn new(providers: Vec<Provider>) -> Self {
-        let remote = providers
-            .iter()
-            .map(|p| match &p.keys {
-                KeySource::Remote(r) => Some(RemoteKeys::new(r.clone())),
-                KeySource::Inline(_) => None,
-            })
-            .collect();
         Self {
+            verifier: Mutex::new(Verifier::new(&providers, 1024)),
             providers,
-            remote: Mutex::new(remote),
-            tokens: Mutex::new(TokenCache::new(1024)),
             http: reqwest::Client::new(),
         }
     }
@@ -41,15 +31,12 @@ impl Approvers {
 
     /// Fetches the remote key sets that are due (none yet, or past their refresh time).
     async fn refresh(&self, now: i64) {
-        let due: Vec<(usize, String, u64)> = match self.remote.lock() {
-            Ok(mut remote) => remote
-                .iter_mut()
-                .enumerate()
-                .filter_map(|(i, r)| {
-                    let r = r.as_mut()?;
-                    if !r.due(now) {
-                        return None;
-                    }
+        let due: Vec<(usize, String, u64)> = match self.verifier.lock() {
+            Ok(mut verifier) => verifier
+                .due(now)
+                .into_iter()
+                .filter_map(|i| {
+                    let r = verifier.remote_mut(i)?;
                     r.started();
                     Some((i, r.settings.uri.clone(), r.settings.timeout_ms))
                 })
@@ -73,8 +60,8 @@ impl Approvers {
                 }
                 Err(_) => (None, Vec::new()),
             };
-            if let Ok(mut remote) = self.remote.lock() {
-                if let Some(Some(r)) = remote.get_mut(i) {
+            if let Ok(mut verifier) = self.verifier.lock() {
+                if let Some(r) = verifier.remote_mut(i) {
                     if let Err(e) = r.answered(status, &body, now) {
                         eprintln!("vigil approvals: key set of provider {i} refused: {e}");
                     }
@@ -96,24 +83,11 @@ impl Approvers {
             ));
         }
         self.refresh(now_s).await;
-        let remote = self
-            .remote
+        let mut verifier = self
+            .verifier
             .lock()
             .map_err(|_| AuthError::new(AuthCode::KeysUnavailable, "key cache poisoned"))?;
-        let mut tokens = self
-            .tokens
-            .lock()
-            .map_err(|_| AuthError::new(AuthCode::KeysUnavailable, "token cache poisoned"))?;
-        authenticate(
-            &self.providers,
-            header,
-            |i| match &self.providers.get(i)?.keys {
-                KeySource::Inline(k) => Some(k),
-                KeySource::Remote(_) => remote.get(i)?.as_ref()?.keys(),
-            },
-            &mut tokens,
-            now_s,
-        )
+        verifier.authenticate(&self.providers, header, now_s)
     }
 }
 

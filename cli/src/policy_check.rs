@@ -134,7 +134,7 @@ fn explain_request(config: &PluginConfig, file: &Path) -> Result<String, String>
         config,
         callers: Callers::Given(identity),
         secrets: &secrets,
-        now_nanos: 0,
+        clock: &|| 0,
         verbose: true,
     };
     let mut gate = Gate::new();
@@ -154,13 +154,7 @@ fn explain_request(config: &PluginConfig, file: &Path) -> Result<String, String>
         client_address: None,
     };
     let mut steps = gate
-        .request_headers(
-            &mut cx,
-            start,
-            &header,
-            header("content-type"),
-            body_bytes.is_none(),
-        )
+        .request_headers(&mut cx, start, &header, body_bytes.is_none())
         .steps;
     if let (Phase::AwaitingBody, Some(b)) = (gate.phase(), &body_bytes) {
         steps.extend(

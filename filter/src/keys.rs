@@ -1,11 +1,11 @@
 //! Remote key sets in the filter: fetching them through the IdP's cluster, and settling the
 //! requests held while a fetch was in flight.
 //!
-//! Fetches are always dispatched by the root context, on its tick: a callout belongs to the
-//! context that dispatched it (the SDK routes the answer there, and Envoy cancels a stream's
-//! callouts when the stream ends), so a fetch started by a request whose client then left
-//! would never finish. A request that needs keys is held by its gate; the tick goes fast
-//! until the answer is in (plugin.rs).
+//! Fetches are always dispatched by the root context, on its tick: the Rust SDK routes a
+//! callout's answer to the context that dispatched it and drops it when that stream is gone
+//! (proxy-wasm-rust-sdk src/dispatcher.rs, `on_http_call_response`), so a fetch started by a
+//! request whose client then left would never be taken. A request that needs keys is held by
+//! its gate; the tick goes fast, once, until the answer is in (waits.rs).
 //!
 //! A held request is settled by its own gate: the root switches to the stream with
 //! `set_effective_context` (Envoy's way to act on another stream from a callout answer),
@@ -13,59 +13,15 @@
 //! stripped, refused, or asked for approval like any other request. An approval call
 //! dispatched this way comes back to the root, which hands it to the stream's gate.
 
+use crate::clock::now_nanos;
 use crate::logging::ctx_log;
-use crate::plugin::{Plugin, SharedGate};
-use crate::steps::{self, carry_out, now_nanos, Within};
+use crate::plugin::Plugin;
+use crate::steps::{self, carry_out, Within};
+use crate::waits::{Held, SLOW_TICK};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
-use std::collections::HashMap;
 use std::time::Duration;
 use vigil_core::identity::jwks::MAX_JWKS_BYTES;
-
-/// The tick while requests wait for a key-set fetch, and otherwise.
-pub const FAST_TICK: Duration = Duration::from_millis(20);
-pub const SLOW_TICK: Duration = Duration::from_secs(1);
-
-/// A request held until provider `provider`'s key set is fetched.
-pub struct Held {
-    pub context_id: u32,
-    pub provider: usize,
-    pub gate: SharedGate,
-}
-
-/// What waits on the root: held requests, the key-set fetches in flight (callout token to
-/// provider), and the approval calls the root dispatched for held streams (callout token to
-/// the stream and its gate).
-#[derive(Default)]
-pub struct Waits {
-    held: Vec<Held>,
-    fetches: HashMap<u32, usize>,
-    root_calls: HashMap<u32, (u32, SharedGate)>,
-    /// The tick is at [`FAST_TICK`]: re-arming it would postpone the fetch (Envoy restarts
-    /// the timer for a full period on every `set_tick_period`).
-    fast_tick: bool,
-}
-
-/// Holds a stream's request until the provider's key set is fetched, and makes the tick fast
-/// (once: re-arming it would postpone the fetch).
-pub fn hold(plugin: &Plugin, context_id: u32, provider: usize, gate: SharedGate) {
-    let mut waits = plugin.waits.borrow_mut();
-    waits.held.push(Held {
-        context_id,
-        provider,
-        gate,
-    });
-    if !std::mem::replace(&mut waits.fast_tick, true) {
-        let _ = hostcalls::set_tick_period(FAST_TICK);
-    }
-}
-
-/// Forgets a stream that ended: a held request must not be acted on later.
-pub fn forget(plugin: &Plugin, context_id: u32) {
-    let mut waits = plugin.waits.borrow_mut();
-    waits.held.retain(|h| h.context_id != context_id);
-    waits.root_calls.retain(|_, (id, _)| *id != context_id);
-}
 
 /// Starts fetching provider `index`'s key set from the root context. When the cluster
 /// refuses the call, the fetch counts as failed, so held requests fail closed.
@@ -183,13 +139,11 @@ pub fn answered(
 pub fn settle(plugin: &Plugin, root_id: u32) {
     let ready: Vec<Held> = {
         let verifier = plugin.verifier.borrow();
-        let mut waits = plugin.waits.borrow_mut();
-        let (ready, still): (Vec<Held>, Vec<Held>) = waits
-            .held
-            .drain(..)
-            .partition(|h| !verifier.pending(h.provider));
-        waits.held = still;
-        if waits.held.is_empty() && std::mem::replace(&mut waits.fast_tick, false) {
+        let (ready, slow) = plugin
+            .waits
+            .borrow_mut()
+            .take_ready(|h| !verifier.pending(h.provider));
+        if slow {
             let _ = hostcalls::set_tick_period(SLOW_TICK);
         }
         ready
@@ -199,7 +153,7 @@ pub fn settle(plugin: &Plugin, root_id: u32) {
         if hostcalls::set_effective_context(h.context_id).is_err() {
             continue;
         }
-        let reply = plugin.with_cx(now_nanos(), |cx| h.gate.borrow_mut().keys_settled(cx));
+        let reply = plugin.with_cx(|cx| h.gate.borrow_mut().keys_settled(cx));
         let carried = carry_out(plugin, h.context_id, &h.gate, reply, Within::Answer);
         if let Some(token) = carried.call {
             plugin
@@ -230,9 +184,7 @@ pub fn approval_answered(
     // `rootContext()->http_call_response_`), so it can be read after the switch.
     if hostcalls::set_effective_context(context_id).is_ok() {
         let answer = steps::callout_answer(num_headers, body_size);
-        let reply = plugin.with_cx(now_nanos(), |cx| {
-            gate.borrow_mut().approval_answer(cx, answer)
-        });
+        let reply = plugin.with_cx(|cx| gate.borrow_mut().approval_answer(cx, answer));
         let carried = carry_out(plugin, context_id, &gate, reply, Within::Answer);
         if let Some(next) = carried.call {
             plugin

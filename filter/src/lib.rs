@@ -5,6 +5,7 @@
 //! callback of one HTTP exchange into a gate event and [`steps`] carries out what the gate
 //! decides. No identity, model, rule or approval condition is decided here.
 
+mod clock;
 mod keys;
 mod logging;
 pub mod plugin;
@@ -12,6 +13,7 @@ mod records;
 pub mod root;
 mod steps;
 pub mod stream;
+mod waits;
 
 use proxy_wasm::types::LogLevel;
 

@@ -1,23 +1,19 @@
 //! What one plugin shares across its streams on one VM, owned by the root context: the
 //! configuration and what the VM environment gave it, the identity state (key sets, token
-//! cache), the records (records.rs), the requests waiting on the root (keys.rs), and the
+//! cache), the records (records.rs), the requests waiting on the root (waits.rs), and the
 //! counters. Streams hold an `Rc` of it and own their own state (the gate).
 
-use crate::keys::Waits;
+use crate::clock::now_nanos;
 use crate::records::Records;
+use crate::waits::Waits;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
-use vigil_core::gate::{Callers, Cx, Gate, Secrets};
+use vigil_core::gate::{Callers, Cx, Secrets};
 use vigil_core::identity::verifier::Verifier;
 use vigil_core::record::RecordKey;
 use vigil_core::PluginConfig;
-
-/// A stream's gate, reachable from the root while the stream waits on something the root
-/// settles (a key set, an approval call the root dispatched for it).
-pub type SharedGate = Rc<RefCell<Gate>>;
 
 pub struct Plugin {
     pub config: PluginConfig,
@@ -100,13 +96,13 @@ impl Plugin {
     }
 
     /// Lends the gate what outlives the exchange, for one event.
-    pub fn with_cx<R>(&self, now_nanos: u64, f: impl FnOnce(&mut Cx<'_>) -> R) -> R {
+    pub fn with_cx<R>(&self, f: impl FnOnce(&mut Cx<'_>) -> R) -> R {
         let mut verifier = self.verifier.borrow_mut();
         let mut cx = Cx {
             config: &self.config,
             callers: Callers::Verify(&mut verifier),
             secrets: &self.secrets,
-            now_nanos,
+            clock: &now_nanos,
             verbose: self.verbose,
         };
         f(&mut cx)

@@ -4,10 +4,10 @@
 //! on its tick, and settles the requests held for them.
 
 use crate::keys;
-use crate::keys::SLOW_TICK;
 use crate::logging::ctx_log;
 use crate::plugin::Plugin;
 use crate::stream::{Unconfigured, VigilStream};
+use crate::waits::SLOW_TICK;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, LogLevel};
 use std::collections::hash_map::RandomState;
@@ -167,7 +167,7 @@ impl RootContext for VigilRoot {
         let Some(plugin) = self.plugin.clone() else {
             return;
         };
-        let now = (crate::steps::now_nanos() / 1_000_000_000) as i64;
+        let now = (crate::clock::now_nanos() / 1_000_000_000) as i64;
         let due = plugin.verifier.borrow().due(now);
         for index in due {
             keys::fetch(&plugin, index, self.context_id);

@@ -3,12 +3,13 @@
 //! `set_effective_context` (Envoy's way to act on another stream from a callout answer;
 //! every hostcall below acts on the effective context).
 
+use crate::clock::now_nanos;
 use crate::logging::ctx_log;
-use crate::plugin::{Plugin, SharedGate};
-use crate::{keys, records};
+use crate::plugin::Plugin;
+use crate::waits::{Held, SharedGate, FAST_TICK};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, BufferType, MapType};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 use vigil_core::approval::protocol::CalloutFault;
 use vigil_core::gate::{Flow, Level, Reply, ServiceCall, Step};
 
@@ -27,14 +28,6 @@ pub struct Carried {
     pub action: Action,
     /// The approval call dispatched, whose answer comes back to the dispatching context.
     pub call: Option<u32>,
-}
-
-pub fn now_nanos() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// Carries out `reply` for stream `context_id`, feeding the gate again when a step fails in
@@ -74,7 +67,16 @@ pub fn carry_out(
                         let _ = hostcalls::set_buffer(buffer, 0, size, &bytes);
                     }
                 }
-                Step::FetchKeys(provider) => keys::hold(plugin, context_id, provider, gate.clone()),
+                Step::FetchKeys(provider) => {
+                    let held = Held {
+                        context_id,
+                        provider,
+                        gate: gate.clone(),
+                    };
+                    if plugin.waits.borrow_mut().hold(held) {
+                        let _ = hostcalls::set_tick_period(FAST_TICK);
+                    }
+                }
                 Step::CallApproval(c) => match dispatch(&c) {
                     Ok(token) => call = Some(token),
                     Err(fault) => failed_call = Some(fault),
@@ -94,7 +96,7 @@ pub fn carry_out(
                     refused = true;
                 }
                 Step::Count(name, n) => plugin.count(&name, n),
-                Step::Seal { complete } => records::seal(plugin, context_id, gate, complete),
+                Step::Seal { complete } => seal(plugin, context_id, gate, complete),
                 Step::Note(level, message) => match level {
                     Level::Debug => ctx_log!(debug, context_id, "{}", message),
                     Level::Info => ctx_log!(info, context_id, "{}", message),
@@ -103,9 +105,7 @@ pub fn carry_out(
             }
         }
         if let Some(fault) = failed_call {
-            reply = plugin.with_cx(now_nanos(), |cx| {
-                gate.borrow_mut().approval_answer(cx, Err(fault))
-            });
+            reply = plugin.with_cx(|cx| gate.borrow_mut().approval_answer(cx, Err(fault)));
             continue;
         }
         let action = match (reply.flow, within) {
@@ -162,4 +162,72 @@ pub fn callout_answer(
                 .unwrap_or_default()
         },
     )
+}
+
+fn property_string(path: &str) -> Option<String> {
+    hostcalls::get_property(path.split('.').collect())
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
+}
+
+/// Seals the stream's record and writes it to filter state, once. `complete` is false when
+/// the exchange ended before the response did (from `on_log`, after the access log ran):
+/// that record waits for the next one, in a bounded queue; past it, the record goes to
+/// Envoy's log in full (and the gap shows in `vigil audit verify`), never silently nowhere.
+fn seal(plugin: &Plugin, context_id: u32, gate: &SharedGate, complete: bool) {
+    let mut records = plugin.records.borrow_mut();
+    let sealed = gate.borrow_mut().seal(
+        &plugin.config,
+        now_nanos(),
+        complete,
+        property_string("response.code_details"),
+        &plugin.vm_id,
+        &mut records.chain,
+        &plugin.record_key,
+    );
+    let Some(sealed) = sealed else {
+        return;
+    };
+    for (name, n) in &sealed.masked {
+        plugin.count(&format!("vigil.masked.{name}"), *n as i64);
+    }
+    let seq = sealed.record.seq;
+    if !complete {
+        match records.push_late(sealed.bytes) {
+            Ok(()) => ctx_log!(
+                debug,
+                context_id,
+                "session record seq {} sealed after the access log; it rides with the next record",
+                seq
+            ),
+            Err(bytes) => {
+                plugin.count("vigil.records.late_overflow", 1);
+                ctx_log!(
+                    warn,
+                    context_id,
+                    "late record queue full; session record seq {} only in this log line: {}",
+                    seq,
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+        }
+        return;
+    }
+    let late = records.take_late();
+    drop(records);
+    let property = plugin.config.record.property.as_str();
+    if let Some((array, _)) = &late {
+        let late_property = format!("{property}_late");
+        let _ = hostcalls::set_property(vec![late_property.as_str()], Some(array));
+    }
+    let _ = hostcalls::set_property(vec![property], Some(&sealed.bytes));
+    ctx_log!(
+        debug,
+        context_id,
+        "session record seq {} hash {} written ({} late record(s) along)",
+        seq,
+        sealed.record.hash,
+        late.map_or(0, |(_, n)| n)
+    );
 }

@@ -26,8 +26,9 @@
 //! upstream request, so the model server never gets the body.
 
 use crate::logging::ctx_log;
-use crate::plugin::{Plugin, SharedGate};
-use crate::steps::{self, carry_out, now_nanos, Carried, Within};
+use crate::plugin::Plugin;
+use crate::steps::{self, carry_out, Carried, Within};
+use crate::waits::SharedGate;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType};
 use std::cell::RefCell;
@@ -59,9 +60,7 @@ impl VigilStream {
         body: Option<(BufferType, usize)>,
         f: impl FnOnce(&mut Gate, &mut Cx<'_>) -> Reply,
     ) -> Carried {
-        let reply = self
-            .plugin
-            .with_cx(now_nanos(), |cx| f(&mut self.gate.borrow_mut(), cx));
+        let reply = self.plugin.with_cx(|cx| f(&mut self.gate.borrow_mut(), cx));
         carry_out(
             &self.plugin,
             self.context_id,
@@ -105,9 +104,9 @@ impl Context for VigilStream {
         }
         self.call = None;
         let answer = steps::callout_answer(num_headers, body_size);
-        let reply = self.plugin.with_cx(now_nanos(), |cx| {
-            self.gate.borrow_mut().approval_answer(cx, answer)
-        });
+        let reply = self
+            .plugin
+            .with_cx(|cx| self.gate.borrow_mut().approval_answer(cx, answer));
         let carried = carry_out(
             &self.plugin,
             self.context_id,
@@ -133,7 +132,6 @@ impl HttpContext for VigilStream {
                 .unwrap_or_default(),
             client_address: self.property_string("source.address"),
         };
-        let content_type = header("content-type");
         ctx_log!(
             debug,
             self.context_id,
@@ -143,7 +141,7 @@ impl HttpContext for VigilStream {
             start.request_id
         );
         let carried = self.event(None, |gate, cx| {
-            gate.request_headers(cx, start, &header, content_type, end_of_stream)
+            gate.request_headers(cx, start, &header, end_of_stream)
         });
         self.act(carried)
     }
@@ -200,7 +198,7 @@ impl HttpContext for VigilStream {
     }
 
     fn on_log(&mut self) {
-        crate::keys::forget(&self.plugin, self.context_id);
+        self.plugin.waits.borrow_mut().forget(self.context_id);
         self.event(None, |gate, cx| gate.ended(cx));
     }
 }

@@ -400,3 +400,40 @@ fn vms_are_independent_so_tests_can_run_in_parallel() {
         .all(|(i, (now, _))| *now == 1_000_000_000 * i as u64));
     assert!(results.windows(2).all(|w| w[0].1 == w[1].1));
 }
+
+/// Envoy's `ActiveStreamFilterBase::commonContinue` (source/common/http/filter_manager.cc):
+/// continuing a filter that stopped at trailers after buffering the body sends the buffered
+/// body without end of stream (`doData(complete() && !had_trailers_before_data)`), then the
+/// trailers (`doTrailers()`).
+#[test]
+fn resuming_at_trailers_after_a_buffered_body_sends_the_body_then_the_trailers() {
+    let mut vm = probe("pause_trailers");
+    let id = vm.create_stream().unwrap();
+    vm.request_headers(id, &get_request(), false).unwrap();
+    vm.request_body(id, b"hello ", false).unwrap();
+    vm.request_body(id, b"world", false).unwrap();
+    vm.request_trailers(id, &pairs(&[("x-t", "1")])).unwrap();
+    let s = vm.stream(id).unwrap();
+    assert!(
+        s.request.sent_body.is_empty() && !s.request.sent_end,
+        "held while the callout is out"
+    );
+    let token = *vm.state().pending_calls.keys().next().unwrap();
+    vm.answer_call(
+        token,
+        CallAnswer::Response {
+            headers: pairs(&[(":status", "200")]),
+            body: vec![],
+            trailers: vec![],
+        },
+    )
+    .unwrap();
+    let s = vm.stream(id).unwrap();
+    assert_eq!(s.request.sent_body, b"hello world");
+    assert_eq!(
+        s.request.sent_trailers,
+        Some(pairs(&[("x-t", "1")])),
+        "the trailers follow the body"
+    );
+    assert!(s.request.sent_end);
+}

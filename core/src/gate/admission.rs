@@ -81,14 +81,18 @@ impl Gate {
                 }
                 // The caller's token never reaches the model server; the service account's does.
                 for provider in &config.providers {
-                    self.steps
-                        .push(Step::RequestHeader(provider.from_header.name.clone(), None));
+                    self.steps.push(Step::RequestHeader(
+                        provider.from_header.name.clone().into(),
+                        None,
+                    ));
                 }
                 if let (Some(c), Some(value)) =
                     (&config.upstream_credential, &cx.secrets.credential)
                 {
-                    self.steps
-                        .push(Step::RequestHeader(c.header.clone(), Some(value.clone())));
+                    self.steps.push(Step::RequestHeader(
+                        c.header.clone().into(),
+                        Some(value.clone().into()),
+                    ));
                 }
                 self.check_model_at_headers(cx)
             }

@@ -150,7 +150,7 @@ impl Gate {
             uses: rule.uses,
         };
         self.approval = Some(Asking {
-            deadline_nanos: cx.now_nanos + rule.max_wait_s * 1_000_000_000,
+            deadline_nanos: cx.now_nanos() + rule.max_wait_s * 1_000_000_000,
             rule,
             rule_id,
             digest,
@@ -264,8 +264,8 @@ impl Gate {
                 .unwrap_or_default();
                 self.call_service(cx, Call::Consume, consume_path(&id), "POST", Some(body), 0)
             }
-            Status::Pending if mode == ApprovalMode::Wait && cx.now_nanos < deadline => {
-                let left_s = (deadline - cx.now_nanos).div_ceil(1_000_000_000);
+            Status::Pending if mode == ApprovalMode::Wait && cx.now_nanos() < deadline => {
+                let left_s = (deadline - cx.now_nanos()).div_ceil(1_000_000_000);
                 let wait_s = left_s.clamp(1, MAX_POLL_WAIT_S);
                 self.set_trace(TraceStatus::Pending, None);
                 let path = status_path(&id, &digest, wait_s);

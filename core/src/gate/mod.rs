@@ -27,6 +27,7 @@ use crate::identity::verifier::Verifier;
 use crate::identity::Identity;
 use crate::masking::exchange::ExchangeMasking;
 use crate::record::{RecordChain, RecordKey, Route, SessionRecord};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// Where one exchange stands. Each event moves it at most one way; see docs/gate.md.
@@ -69,7 +70,7 @@ pub enum Level {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     /// Set (`Some`) or remove (`None`) a request header.
-    RequestHeader(String, Option<String>),
+    RequestHeader(Cow<'static, str>, Option<Cow<'static, str>>),
     /// Set or remove a response header (while response headers are reachable).
     ResponseHeader(&'static str, Option<String>),
     /// Replace the body bytes this callback sees (masked request, masked or filtered answer).
@@ -118,14 +119,19 @@ pub struct Cx<'a> {
     pub config: &'a PluginConfig,
     pub callers: Callers<'a>,
     pub secrets: &'a Secrets,
-    pub now_nanos: u64,
+    /// The clock, read only by events that need the time (each read is a host call).
+    pub clock: &'a dyn Fn() -> u64,
     /// Write `Debug` notes (the filter's log level allows them, or `--explain`).
     pub verbose: bool,
 }
 
 impl Cx<'_> {
+    pub fn now_nanos(&self) -> u64 {
+        (self.clock)()
+    }
+
     fn now_secs(&self) -> i64 {
-        (self.now_nanos / 1_000_000_000) as i64
+        (self.now_nanos() / 1_000_000_000) as i64
     }
 }
 
@@ -246,11 +252,10 @@ impl Gate {
         cx: &mut Cx<'_>,
         start: RequestStart,
         header: &dyn Fn(&str) -> Option<String>,
-        content_type: Option<String>,
         end_of_stream: bool,
     ) -> Reply {
         self.log = ExchangeLog::new(
-            cx.now_nanos,
+            cx.now_nanos(),
             start.route,
             start.request_id,
             start.client_address,
@@ -259,7 +264,8 @@ impl Gate {
         self.bodyless = end_of_stream;
         let masking = &cx.config.masking;
         if !masking.is_off() {
-            self.masking.start_request(masking, content_type.as_deref());
+            self.masking
+                .start_request(masking, header("content-type").as_deref());
             // Compressed answers cannot be inspected: ask for them uncompressed.
             self.steps.push(Step::RequestHeader(
                 "accept-encoding".into(),

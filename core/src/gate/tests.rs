@@ -26,7 +26,7 @@ fn cx<'a>(config: &'a PluginConfig, secrets: &'a Secrets, who: Option<Identity>)
         config,
         callers: Callers::Given(who),
         secrets,
-        now_nanos: 1_000_000_000_000,
+        clock: &|| 1_000_000_000_000,
         verbose: true,
     }
 }
@@ -64,7 +64,6 @@ fn a_request_no_rule_needs_the_body_for_is_admitted_at_its_headers() {
         &mut cx(&c, &s, None),
         start("GET", "/v1/models"),
         &no_header,
-        None,
         true,
     );
     assert_eq!(reply.flow, Flow::Continue);
@@ -82,7 +81,6 @@ fn a_model_in_the_body_is_decided_at_the_end_of_the_body() {
         &mut cx,
         start("POST", "/v1/chat/completions"),
         &no_header,
-        None,
         false,
     );
     assert_eq!(
@@ -107,7 +105,7 @@ fn a_body_over_the_limit_is_refused_with_413_before_it_is_read() {
     let s = Secrets::default();
     let mut gate = Gate::new();
     let mut cx = cx(&c, &s, None);
-    gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, None, false);
+    gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, false);
     let reply = gate.request_body(&mut cx, 1025, false, &|| panic!("read"));
     assert_eq!(refusal(&reply).unwrap().code, RefusalCode::BodyTooLarge);
 }
@@ -152,7 +150,7 @@ fn an_approved_request_is_consumed_then_admitted_and_recorded_as_approved() {
     let s = Secrets::default();
     let mut gate = Gate::new();
     let mut cx = cx(&c, &s, analyst());
-    gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, None, false);
+    gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, false);
     let open = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
     assert_eq!(
         (open.flow, gate.phase()),
@@ -184,7 +182,7 @@ fn every_unusable_answer_of_the_approval_service_is_a_503_naming_its_cause() {
     ] {
         let mut gate = Gate::new();
         let mut cx = cx(&c, &s, analyst());
-        gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, None, false);
+        gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, false);
         gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
         let reply = gate.approval_answer(&mut cx, answer);
         let r = refusal(&reply).unwrap();
@@ -199,7 +197,7 @@ fn a_pending_ticket_in_wait_mode_is_polled_until_the_deadline_then_refused() {
     let s = Secrets::default();
     let mut gate = Gate::new();
     let mut cx = cx(&c, &s, analyst());
-    gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, None, false);
+    gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, false);
     let open = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
     let call = asked(&open).clone();
     let poll = gate.approval_answer(&mut cx, Ok(ticket_answer(&call, "pending", false)));
@@ -207,7 +205,11 @@ fn a_pending_ticket_in_wait_mode_is_polled_until_the_deadline_then_refused() {
         .headers
         .iter()
         .any(|(k, v)| k == ":path" && v.contains("/status?") && v.ends_with("wait_s=20")));
-    cx.now_nanos += 31_000_000_000;
+    let later = || 1_031_000_000_000;
+    let mut cx = Cx {
+        clock: &later,
+        ..cx
+    };
     let late = gate.approval_answer(&mut cx, Ok(ticket_answer(&call, "pending", false)));
     assert_eq!(refusal(&late).unwrap().code, RefusalCode::ApprovalPending);
 }
@@ -218,7 +220,7 @@ fn an_answer_with_no_call_in_flight_changes_nothing() {
     let s = Secrets::default();
     let mut gate = Gate::new();
     let mut cx = cx(&c, &s, analyst());
-    gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, None, true);
+    gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, true);
     let phase = gate.phase();
     let reply = gate.approval_answer(&mut cx, Ok((200, b"{}".to_vec())));
     assert_eq!((reply.flow, gate.phase()), (Flow::Pause, phase));
@@ -239,7 +241,6 @@ fn the_callers_token_is_stripped_and_the_credential_injected_on_admission() {
         &mut cx(&c, &s, analyst()),
         start("GET", "/v1/models"),
         &no_header,
-        None,
         true,
     );
     assert!(reply
@@ -262,11 +263,11 @@ fn a_missing_token_is_refused_with_a_bare_challenge_when_verifying() {
         config: &c,
         callers: Callers::Verify(&mut verifier),
         secrets: &s,
-        now_nanos: 0,
+        clock: &|| 0,
         verbose: false,
     };
     let mut gate = Gate::new();
-    let reply = gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, None, true);
+    let reply = gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, true);
     let r = refusal(&reply).unwrap();
     assert_eq!(
         (r.status, r.code.code(), r.headers[0].1.as_str()),
@@ -280,7 +281,7 @@ fn events_after_the_record_is_sealed_change_nothing() {
     let s = Secrets::default();
     let mut gate = Gate::new();
     let mut cx = cx(&c, &s, None);
-    gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, None, true);
+    gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, true);
     let reply = gate.response_headers(&mut cx, &|_| Some("200".into()), true);
     assert!(reply.steps.contains(&Step::Seal { complete: true }));
     let key = RecordKey::new(&[7u8; 32]).unwrap();

@@ -220,6 +220,7 @@ pub fn run_native(s: &Scenario, vector: &Value) -> Result<Ending, String> {
     let mut verifier = Verifier::new(&config.providers, 64);
     let secrets = Secrets::default();
     let now_s = vector["policy"]["now"].as_u64().unwrap_or(0);
+    let clock = move || now_s * 1_000_000_000;
     let mut headers = s.headers(vector);
     let mut gate = Gate::new();
     let mut run = NativeRun::default();
@@ -242,7 +243,7 @@ pub fn run_native(s: &Scenario, vector: &Value) -> Result<Ending, String> {
     };
     let mut answers = s.approval.iter();
     let mut flow = {
-        let mut cx = cx(&config, &mut verifier, &secrets, now_s);
+        let mut cx = cx(&config, &mut verifier, &secrets, &clock);
         let snapshot = headers.clone();
         let header = |n: &str| {
             snapshot
@@ -250,7 +251,7 @@ pub fn run_native(s: &Scenario, vector: &Value) -> Result<Ending, String> {
                 .find(|(k, _)| k == n)
                 .map(|(_, v)| v.clone())
         };
-        let reply = gate.request_headers(&mut cx, start, &header, header("content-type"), bodyless);
+        let reply = gate.request_headers(&mut cx, start, &header, bodyless);
         run.take(reply, &mut headers)
     };
     // Held for keys: the root fetches them, then settles the request through its gate.
@@ -267,7 +268,7 @@ pub fn run_native(s: &Scenario, vector: &Value) -> Result<Ending, String> {
             };
             let _ = answer;
         }
-        let mut cx = cx(&config, &mut verifier, &secrets, now_s);
+        let mut cx = cx(&config, &mut verifier, &secrets, &clock);
         flow = run.take(gate.keys_settled(&mut cx), &mut headers);
     }
     answer_calls(
@@ -276,7 +277,7 @@ pub fn run_native(s: &Scenario, vector: &Value) -> Result<Ending, String> {
         &config,
         &mut verifier,
         &secrets,
-        now_s,
+        &clock,
         &mut answers,
         &mut headers,
         &mut flow,
@@ -289,7 +290,7 @@ pub fn run_native(s: &Scenario, vector: &Value) -> Result<Ending, String> {
             buffered.extend_from_slice(chunk);
             let end = i + 1 == chunks && !s.request.trailers;
             let seen = buffered.clone();
-            let mut cx = cx(&config, &mut verifier, &secrets, now_s);
+            let mut cx = cx(&config, &mut verifier, &secrets, &clock);
             let reply = gate.request_body(&mut cx, seen.len(), end, &|| seen.clone());
             flow = run.take(reply, &mut headers);
             if run.refused.is_some() {
@@ -301,7 +302,7 @@ pub fn run_native(s: &Scenario, vector: &Value) -> Result<Ending, String> {
         }
         if s.request.trailers && run.refused.is_none() {
             let seen = buffered.clone();
-            let mut cx = cx(&config, &mut verifier, &secrets, now_s);
+            let mut cx = cx(&config, &mut verifier, &secrets, &clock);
             flow = run.take(
                 gate.request_trailers(&mut cx, &|| seen.clone()),
                 &mut headers,
@@ -313,7 +314,7 @@ pub fn run_native(s: &Scenario, vector: &Value) -> Result<Ending, String> {
             &config,
             &mut verifier,
             &secrets,
-            now_s,
+            &clock,
             &mut answers,
             &mut headers,
             &mut flow,
@@ -336,13 +337,13 @@ fn cx<'a>(
     config: &'a PluginConfig,
     verifier: &'a mut Verifier,
     secrets: &'a Secrets,
-    now_s: u64,
+    clock: &'a dyn Fn() -> u64,
 ) -> Cx<'a> {
     Cx {
         config,
         callers: Callers::Verify(verifier),
         secrets,
-        now_nanos: now_s * 1_000_000_000,
+        clock,
         verbose: false,
     }
 }
@@ -354,7 +355,7 @@ fn answer_calls<'s>(
     config: &PluginConfig,
     verifier: &mut Verifier,
     secrets: &Secrets,
-    now_s: u64,
+    clock: &dyn Fn() -> u64,
     answers: &mut impl Iterator<Item = &'s Answer>,
     headers: &mut Vec<(String, String)>,
     flow: &mut Flow,
@@ -367,7 +368,7 @@ fn answer_calls<'s>(
         let answer = answers
             .next()
             .ok_or_else(|| format!("the script has no answer for {:?}", call.headers))?;
-        let mut cx = cx(config, verifier, secrets, now_s);
+        let mut cx = cx(config, verifier, secrets, clock);
         let reply = gate.approval_answer(&mut cx, Ok(answer.to_http(&digest)));
         *flow = run.take(reply, headers);
     }
@@ -391,7 +392,7 @@ impl NativeRun {
                 Step::RequestHeader(name, value) => {
                     headers.retain(|(k, _)| *k != name);
                     if let Some(v) = value {
-                        headers.push((name, v));
+                        headers.push((name.into_owned(), v.into_owned()));
                     }
                 }
                 Step::FetchKeys(p) => self.fetch = Some(p),

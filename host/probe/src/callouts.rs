@@ -138,3 +138,25 @@ impl HttpContext for CalloutErrors {
         Action::Continue
     }
 }
+
+/// Buffers the request body (Pause in body callbacks), then pauses at the trailers until a
+/// callout answers, and resumes: what an approval asked at the end of a body that ends with
+/// trailers does.
+pub struct PauseTrailers;
+impl Context for PauseTrailers {
+    fn on_http_call_response(&mut self, token: u32, headers: usize, body: usize, trailers: usize) {
+        report_answer(self, token, headers, body, trailers);
+        self.resume_http_request();
+    }
+}
+impl HttpContext for PauseTrailers {
+    fn on_http_request_body(&mut self, size: usize, _eos: bool) -> Action {
+        report("body_callback", size);
+        Action::Pause
+    }
+    fn on_http_request_trailers(&mut self, n: usize) -> Action {
+        report("trailers_callback", n);
+        report("dispatch", call(self, "/check", 500));
+        Action::Pause
+    }
+}

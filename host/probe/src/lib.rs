@@ -134,6 +134,7 @@ impl RootContext for ProbeRoot {
             "headers" => Box::new(headers::Headers),
             "pause_headers" => Box::new(callouts::PauseHeaders),
             "pause_response" => Box::new(callouts::PauseResponse),
+            "pause_trailers" => Box::new(callouts::PauseTrailers),
             "callout_errors" => Box::new(callouts::CalloutErrors),
             "buffer_body" => Box::new(body::BufferBody),
             "body_edges" => Box::new(body::BodyEdges),
