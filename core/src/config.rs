@@ -2,9 +2,10 @@
 //! `vigil policy check` validates. Both go through [`PluginConfig::parse`], so a file that
 //! passes the check is exactly a file the filter accepts.
 //!
-//! This first cut carries the policy's identity (`id`, `version`) and the session-record
-//! settings; identity providers, models, rules and masking join it in later issues. Unknown
-//! fields are errors, so a misspelt setting never silently falls back to a default.
+//! It carries the policy's identity (`id`, `version`), the identity providers, model access,
+//! the rules and the approval service they may ask, masking, the upstream credential and the
+//! session-record settings. Unknown fields are errors, so a misspelt setting never silently
+//! falls back to a default.
 
 use crate::access::{read_models, ModelAccess};
 use crate::approval::settings::{read_approval, ApprovalService};
