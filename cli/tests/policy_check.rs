@@ -138,5 +138,14 @@ fn explain_shows_which_rule_decides_a_sample_request_and_why_the_others_do_not()
         "{text}"
     );
     assert!(text.contains("  rule no-model-management ($.rules[2]): not reached (rule large-batch-needs-approval decided)\n"), "{text}");
+    // The trace is the gate's: the steps the filter would carry out, and where it ends.
+    assert!(
+        text.contains("  step: ask the approval service: POST /v1/tickets on cluster approvals\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("outcome: held: the approval service decides"),
+        "{text}"
+    );
     assert!(text.ends_with("decision: require_approval by rule large-batch-needs-approval: A batch of more than 100 applications is a bulk decision and needs a risk officer\n"), "{text}");
 }

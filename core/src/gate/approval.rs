@@ -283,14 +283,17 @@ impl Gate {
 
     /// 403 for a request whose approval is not (or no longer) there.
     fn refuse_approval(&mut self, cx: &Cx<'_>, status: Status) -> Reply {
-        let Some(a) = self.approval.as_ref() else {
-            return self.reply(Flow::Pause);
+        // Only a ticket the service sent leads here; without one, fail closed all the same.
+        let Some((a, t)) = self
+            .approval
+            .as_ref()
+            .and_then(|a| Some((a, a.ticket.clone()?)))
+        else {
+            let fault = CalloutFault::Unparseable("no ticket to decide on".into());
+            return self.approval_failed(cx, fault);
         };
         let approvers = a.rule.approvers.join(", ");
         let (rule_id, max_wait, mode) = (a.rule_id.clone(), a.rule.max_wait_s, a.rule.mode);
-        let Some(t) = a.ticket.clone() else {
-            return self.reply(Flow::Pause);
-        };
         let (code, message) = match status {
             Status::Pending if mode == ApprovalMode::Wait => (
                 RefusalCode::ApprovalPending,
