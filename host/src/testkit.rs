@@ -141,3 +141,12 @@ impl Request {
         id
     }
 }
+
+/// The callout in flight to `cluster`, if there is one.
+pub fn pending_call(vm: &Vm, cluster: &str) -> Option<crate::PendingCall> {
+    vm.state()
+        .pending_calls
+        .values()
+        .find(|c| c.cluster == cluster)
+        .cloned()
+}

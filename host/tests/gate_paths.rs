@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
-use vigil_host::testkit::{Gateway, Request};
+use vigil_host::testkit::{pending_call, Gateway, Request};
 use vigil_host::{CallAnswer, Vm};
 
 const NOW_S: u64 = 1_764_000_000;
@@ -20,12 +20,7 @@ fn vm(config: Value, clusters: &[&str]) -> Vm {
 
 /// The approval call in flight, and the digest the filter bound it to.
 fn approval_call(vm: &Vm) -> (u32, String, String) {
-    let call = vm
-        .state()
-        .pending_calls
-        .values()
-        .find(|c| c.cluster == "approvals")
-        .cloned()
+    let call = pending_call(vm, "approvals")
         .unwrap_or_else(|| panic!("no approval call in flight; logs: {:#?}", vm.logs()));
     let path = call
         .headers
@@ -144,13 +139,7 @@ fn a_bodyless_request_that_needs_approval_while_keys_load_is_asked_for_approval(
         .bearer(v["token"].as_str().unwrap())
         .send(&mut vm);
     vm.advance(20_000_000).unwrap();
-    let fetch = vm
-        .state()
-        .pending_calls
-        .values()
-        .find(|c| c.cluster == "idp")
-        .map(|c| c.token)
-        .expect("a key set fetch");
+    let fetch = pending_call(&vm, "idp").expect("a key set fetch").token;
     vm.answer_call(
         fetch,
         CallAnswer::Response {

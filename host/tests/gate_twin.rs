@@ -7,6 +7,7 @@ use common::*;
 use serde_json::Value;
 use vigil_core::gate::twin::{call_digest, run_native, Ending, Scenario, Table};
 use vigil_core::gate::ServiceCall;
+use vigil_host::testkit::pending_call;
 use vigil_host::{CallAnswer, Vm, VmOptions};
 
 fn run_wasm(s: &Scenario, vector: &Value) -> Result<Ending, String> {
@@ -28,7 +29,7 @@ fn run_wasm(s: &Scenario, vector: &Value) -> Result<Ending, String> {
     if s.identity.starts_with("remote") {
         // Held: the fast tick dispatches the fetch; the IdP answers.
         vm.advance(20_000_000).unwrap();
-        if let Some(token) = pending(&vm, "idp").map(|c| c.token) {
+        if let Some(token) = pending_call(&vm, "idp").map(|c| c.token) {
             let answer = if s.identity == "remote_fails" {
                 CallAnswer::Response {
                     headers: pairs(&[(":status", "503")]),
@@ -91,21 +92,13 @@ fn run_wasm(s: &Scenario, vector: &Value) -> Result<Ending, String> {
     })
 }
 
-fn pending(vm: &Vm, cluster: &str) -> Option<vigil_host::PendingCall> {
-    vm.state()
-        .pending_calls
-        .values()
-        .find(|c| c.cluster == cluster)
-        .cloned()
-}
-
 /// Answers the approval calls in flight from the script, as the service would.
 fn answer_approvals<'s>(
     vm: &mut Vm,
     answers: &mut impl Iterator<Item = &'s vigil_core::gate::twin::Answer>,
     digest: &mut Option<String>,
 ) -> Result<(), String> {
-    while let Some(call) = pending(vm, "approvals") {
+    while let Some(call) = pending_call(vm, "approvals") {
         let as_gate_call = ServiceCall {
             cluster: call.cluster.clone(),
             headers: call.headers.clone(),

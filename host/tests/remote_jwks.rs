@@ -5,6 +5,7 @@
 mod common;
 use common::*;
 use serde_json::{json, Value};
+use vigil_host::testkit::pending_call;
 use vigil_host::{CallAnswer, Vm, VmOptions};
 
 /// jvl-rs256-kid-ok: a token whose kid names the second key of a two-key RSA set.
@@ -56,21 +57,10 @@ fn send(vm: &mut Vm, token: &str) -> u32 {
 /// The key-set fetch in flight; held requests speed the root's tick up to 20 ms, so the
 /// clock moves that far first when none is dispatched yet.
 fn pending_idp_call(vm: &mut Vm) -> u32 {
-    if !vm
-        .state()
-        .pending_calls
-        .values()
-        .any(|c| c.cluster == "idp")
-    {
+    if pending_call(vm, "idp").is_none() {
         vm.advance(20_000_000).unwrap();
     }
-    let call = vm
-        .state()
-        .pending_calls
-        .values()
-        .find(|c| c.cluster == "idp")
-        .cloned()
-        .expect("a key set fetch in flight");
+    let call = pending_call(vm, "idp").expect("a key set fetch in flight");
     assert!(call.headers.contains(&(":path".into(), "/jwks".into())));
     assert!(call
         .headers
