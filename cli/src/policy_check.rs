@@ -192,7 +192,7 @@ fn describe(step: &Step) -> Option<String> {
         Step::RequestHeader(name, None) => format!("step: remove request header {name}"),
         Step::RequestHeader(name, Some(_)) => format!("step: set request header {name}"),
         Step::ResponseHeader(name, _) => format!("step: remove response header {name}"),
-        Step::ReplaceBody(_) => "step: replace the body with its masked copy".into(),
+        Step::ReplaceBody(..) => "step: replace the body with its masked copy".into(),
         Step::FetchKeys(p) => format!("step: hold until the key set of provider {p} is fetched"),
         Step::CallApproval(c) => {
             let h = |k: &str| {

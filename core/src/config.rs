@@ -54,6 +54,29 @@ pub struct PluginConfig {
     /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
     /// reformatting a policy does not change its hash but any edit of meaning does.
     pub sha256: String,
+    /// The request headers decisions may read after their callback (each provider's token
+    /// header, the model header, the headers rules test), worked out once, not per request.
+    pub decision_headers: Vec<String>,
+}
+
+/// The request headers decisions read: each provider's token header (a held request is
+/// verified later), the model header, and the headers rules test; sorted, no repeats.
+fn decision_headers(
+    providers: &[Provider],
+    models: Option<&ModelAccess>,
+    rules: &RuleSet,
+) -> Vec<String> {
+    let mut names: Vec<String> = providers
+        .iter()
+        .map(|p| p.from_header.name.clone())
+        .collect();
+    if let Some(crate::access::ModelSource::Header(h)) = models.map(|m| &m.source) {
+        names.push(h.clone());
+    }
+    names.extend(rules.header_names().iter().cloned());
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Where and how session records are written.
@@ -149,15 +172,17 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         }
     }
     root.finish(errors);
+    let (providers, models, rules) = (identity.as_ref()?.providers.clone(), models?, rules?);
     Some(PluginConfig {
         id: id?,
         version: version?,
         description,
         record: record?,
-        providers: identity.as_ref()?.providers.clone(),
+        decision_headers: decision_headers(&providers, models.as_ref(), &rules),
+        providers,
         token_cache_entries: identity?.token_cache_entries,
-        models: models?,
-        rules: rules?,
+        models,
+        rules,
         max_request_body_bytes,
         upstream_credential: upstream_credential?,
         masking: masking?,

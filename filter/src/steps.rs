@@ -17,8 +17,8 @@ use vigil_core::gate::{Flow, Level, Reply, ServiceCall, Step};
 #[derive(Clone, Copy)]
 pub enum Within {
     /// A callback of the stream that can pause: the flow is its return value. `body` is the
-    /// body this callback sees, for `ReplaceBody`.
-    Callback { body: Option<(BufferType, usize)> },
+    /// buffer this callback sees, for `ReplaceBody`.
+    Callback { body: Option<BufferType> },
     /// An answer that came outside the stream's callbacks: `Continue` resumes the request.
     Answer,
 }
@@ -59,12 +59,9 @@ pub fn carry_out(
                         value.as_deref(),
                     );
                 }
-                Step::ReplaceBody(bytes) => {
-                    if let Within::Callback {
-                        body: Some((buffer, size)),
-                    } = within
-                    {
-                        let _ = hostcalls::set_buffer(buffer, 0, size, &bytes);
+                Step::ReplaceBody(bytes, len) => {
+                    if let Within::Callback { body: Some(buffer) } = within {
+                        let _ = hostcalls::set_buffer(buffer, 0, len, &bytes);
                     }
                 }
                 Step::FetchKeys(provider) => {
@@ -164,7 +161,8 @@ pub fn callout_answer(
     )
 }
 
-fn property_string(path: &str) -> Option<String> {
+/// A property of the context in effect, as text (None when absent or not UTF-8).
+pub fn property_string(path: &str) -> Option<String> {
     hostcalls::get_property(path.split('.').collect())
         .ok()
         .flatten()

@@ -33,7 +33,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType};
 use std::cell::RefCell;
 use std::rc::Rc;
-use vigil_core::gate::{Cx, Gate, Reply, RequestStart};
+use vigil_core::gate::{Cx, Gate, Refusal, RefusalCode, Reply, RequestStart};
 use vigil_core::record::Route;
 
 pub struct VigilStream {
@@ -57,7 +57,7 @@ impl VigilStream {
     /// Feeds the gate one event and carries out its reply in this callback.
     fn event(
         &self,
-        body: Option<(BufferType, usize)>,
+        body: Option<BufferType>,
         f: impl FnOnce(&mut Gate, &mut Cx<'_>) -> Reply,
     ) -> Carried {
         let reply = self.plugin.with_cx(|cx| f(&mut self.gate.borrow_mut(), cx));
@@ -76,11 +76,6 @@ impl VigilStream {
             self.call = carried.call;
         }
         carried.action
-    }
-
-    fn property_string(&self, path: &str) -> Option<String> {
-        self.get_property(path.split('.').collect())
-            .and_then(|b| String::from_utf8(b).ok())
     }
 }
 
@@ -128,9 +123,9 @@ impl HttpContext for VigilStream {
                 authority: header(":authority").unwrap_or_default(),
             },
             request_id: header(&self.plugin.config.record.request_id_header)
-                .or_else(|| self.property_string("request.id"))
+                .or_else(|| steps::property_string("request.id"))
                 .unwrap_or_default(),
-            client_address: self.property_string("source.address"),
+            client_address: steps::property_string("source.address"),
         };
         ctx_log!(
             debug,
@@ -150,19 +145,21 @@ impl HttpContext for VigilStream {
         // With Continue, each callback's buffer holds only this chunk (Envoy's decodeData);
         // after a Pause (StopIterationAndBuffer), all that was buffered.
         let read = || self.get_http_request_body(0, body_size).unwrap_or_default();
-        let body = Some((BufferType::HttpRequestBody, body_size));
-        let carried = self.event(body, |gate, cx| {
+        let carried = self.event(Some(BufferType::HttpRequestBody), |gate, cx| {
             gate.request_body(cx, body_size, end_of_stream, &read)
         });
         self.act(carried)
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        // A body the gate buffered is readable and writable here; it is read only if so.
         let read = || {
             self.get_http_request_body(0, usize::MAX)
                 .unwrap_or_default()
         };
-        let carried = self.event(None, |gate, cx| gate.request_trailers(cx, &read));
+        let carried = self.event(Some(BufferType::HttpRequestBody), |gate, cx| {
+            gate.request_trailers(cx, &read)
+        });
         self.act(carried)
     }
 
@@ -179,21 +176,22 @@ impl HttpContext for VigilStream {
             self.get_http_response_body(0, body_size)
                 .unwrap_or_default()
         };
-        let body = Some((BufferType::HttpResponseBody, body_size));
-        let carried = self.event(body, |gate, cx| {
+        let carried = self.event(Some(BufferType::HttpResponseBody), |gate, cx| {
             gate.response_body(cx, end_of_stream, &read)
         });
         self.act(carried)
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        // A buffered body (a model list being filtered) is still readable and writable here.
-        let size = self
-            .get_http_response_body(0, usize::MAX)
-            .map_or(0, |b| b.len());
-        let read = || self.get_http_response_body(0, size).unwrap_or_default();
-        let body = Some((BufferType::HttpResponseBody, size));
-        let carried = self.event(body, |gate, cx| gate.response_trailers(cx, &read));
+        // A buffered body (a model list being filtered) is still readable and writable here;
+        // it is read only when the gate filters it.
+        let read = || {
+            self.get_http_response_body(0, usize::MAX)
+                .unwrap_or_default()
+        };
+        let carried = self.event(Some(BufferType::HttpResponseBody), |gate, cx| {
+            gate.response_trailers(cx, &read)
+        });
         self.act(carried)
     }
 
@@ -217,11 +215,20 @@ impl HttpContext for Unconfigured {
             self.context_id,
             "on_http_request_headers: plugin is not configured; refusing with 503"
         );
-        self.send_http_response(
+        let refusal = Refusal::new(
             503,
-            vec![("content-type", "application/json")],
-            Some(br#"{"error":{"code":"not_configured","message":"the Vigil plugin has no valid configuration"}}"#),
+            RefusalCode::NotConfigured,
+            "the Vigil plugin has no valid configuration",
         );
+        let request_id = self
+            .get_http_request_header("x-request-id")
+            .unwrap_or_default();
+        let headers: Vec<(&str, &str)> = refusal
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.send_http_response(503, headers, Some(refusal.body(&request_id).as_bytes()));
         Action::Pause
     }
 }

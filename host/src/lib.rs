@@ -52,10 +52,7 @@ pub mod artifacts {
 
     /// The workspace root (the parent of `host/`).
     pub fn workspace_root() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .map(PathBuf::from)
-            .unwrap_or_default()
+        vigil_core::testkit::workspace_root()
     }
 
     /// `target/wasm32-wasip1/release/<name>.wasm`, or an error that says how to build it.

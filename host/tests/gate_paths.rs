@@ -204,3 +204,26 @@ fn a_model_list_answer_that_ends_with_trailers_is_filtered() {
         "a model the caller may not use is listed: {body}"
     );
 }
+
+#[test]
+fn a_buffered_body_that_ends_with_trailers_reaches_the_model_masked_under_mask_request() {
+    let policy = json!({"id": "gw", "version": "1",
+        "masking": {"mask_request": true},
+        "rules": [{"id": "no-wires", "when": {"prompt": {"matches": ["(?i)wire transfer"]}},
+                   "action": {"type": "block"}}]});
+    let mut vm = vm(policy, &[]);
+    let id = Request::post("/v1/chat/completions")
+        .chunks([
+            r#"{"model":"m","messages":[{"role":"user","content":"card 4111 1111 "#,
+            r#"1111 1111 please"}]}"#,
+        ])
+        .trailers(&[("x-checksum", "abc")])
+        .send(&mut vm);
+    let s = vm.stream(id).unwrap();
+    assert!(s.request.sent_end, "admitted: {:?}", s.local_reply);
+    let sent = String::from_utf8_lossy(&s.request.sent_body).to_string();
+    assert!(
+        !sent.contains("4111 1111 1111 1111") && sent.contains("please"),
+        "the model got: {sent}"
+    );
+}

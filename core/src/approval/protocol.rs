@@ -130,13 +130,42 @@ pub enum CalloutFault {
 impl CalloutFault {
     /// Stable code for the client's error body and the record.
     pub fn code(&self) -> &'static str {
+        FaultCode::of(self).code()
+    }
+}
+
+/// Why the approval service's answer was unusable, as the stable code in the client's 503
+/// and the record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultCode {
+    Unavailable,
+    Reset,
+    Timeout,
+    Error,
+    Garbage,
+    Mismatch,
+}
+
+impl FaultCode {
+    pub fn of(fault: &CalloutFault) -> Self {
+        match fault {
+            CalloutFault::NotDispatched(_) => FaultCode::Unavailable,
+            CalloutFault::Reset => FaultCode::Reset,
+            CalloutFault::Timeout => FaultCode::Timeout,
+            CalloutFault::Status(_) => FaultCode::Error,
+            CalloutFault::Unparseable(_) => FaultCode::Garbage,
+            CalloutFault::WrongRequest => FaultCode::Mismatch,
+        }
+    }
+
+    pub fn code(self) -> &'static str {
         match self {
-            CalloutFault::NotDispatched(_) => "approval_service_unavailable",
-            CalloutFault::Reset => "approval_service_reset",
-            CalloutFault::Timeout => "approval_service_timeout",
-            CalloutFault::Status(_) => "approval_service_error",
-            CalloutFault::Unparseable(_) => "approval_service_garbage",
-            CalloutFault::WrongRequest => "approval_service_mismatch",
+            FaultCode::Unavailable => "approval_service_unavailable",
+            FaultCode::Reset => "approval_service_reset",
+            FaultCode::Timeout => "approval_service_timeout",
+            FaultCode::Error => "approval_service_error",
+            FaultCode::Garbage => "approval_service_garbage",
+            FaultCode::Mismatch => "approval_service_mismatch",
         }
     }
 }

@@ -10,29 +10,11 @@ use crate::identity::{AuthError, Identity};
 use crate::rules::{Action, RequestFacts, Verdict};
 use serde_json::Value;
 
-/// The request headers decisions may read after their callback: each provider's token
-/// header (a held request is verified later), the model header, and the headers rules test.
-pub(super) fn headers_needed(config: &PluginConfig) -> Vec<String> {
-    let mut names: Vec<String> = config
-        .providers
-        .iter()
-        .map(|p| p.from_header.name.clone())
-        .collect();
-    if let Some(ModelSource::Header(h)) = config.models.as_ref().map(|m| &m.source) {
-        names.push(h.clone());
-    }
-    names.extend(config.rules.header_names().iter().cloned());
-    names.sort();
-    names.dedup();
-    names
-}
-
 impl Gate {
-    fn saved_header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.clone())
+    /// A request header as it was at request headers (`config.decision_headers` only).
+    fn saved_header(&self, config: &PluginConfig, name: &str) -> Option<String> {
+        let i = config.decision_headers.iter().position(|n| n == name)?;
+        self.headers.get(i)?.clone()
     }
 
     /// Identity, from the saved headers. `may_hold`: a refusal a key-set fetch may change
@@ -44,8 +26,11 @@ impl Gate {
             Callers::Given(identity) => Ok(identity.clone()),
             Callers::Verify(_) if config.providers.is_empty() => Ok(None),
             Callers::Verify(verifier) => {
-                let result =
-                    verifier.authenticate(&config.providers, |name| self.saved_header(name), now);
+                let result = verifier.authenticate(
+                    &config.providers,
+                    |name| self.saved_header(config, name),
+                    now,
+                );
                 match result {
                     Ok(identity) => Ok(Some(identity)),
                     Err(e) => match verifier.fetch_may_help(&e, now).filter(|_| may_hold) {
@@ -127,7 +112,7 @@ impl Gate {
                         })
                     }
                     ModelSource::Header(name) => self
-                        .saved_header(name)
+                        .saved_header(config, name)
                         .filter(|m| !m.is_empty())
                         .map(Some)
                         .ok_or_else(|| {
@@ -238,7 +223,7 @@ impl Gate {
     ) -> Reply {
         let config = cx.config;
         let verdict = {
-            let header = |name: &str| self.saved_header(name);
+            let header = |name: &str| self.saved_header(config, name);
             let facts = RequestFacts {
                 identity: self.log.identity(),
                 method: self.log.method(),

@@ -73,8 +73,9 @@ pub enum Step {
     RequestHeader(Cow<'static, str>, Option<Cow<'static, str>>),
     /// Set or remove a response header (while response headers are reachable).
     ResponseHeader(&'static str, Option<String>),
-    /// Replace the body bytes this callback sees (masked request, masked or filtered answer).
-    ReplaceBody(Vec<u8>),
+    /// Replace the first `1` bytes of the body this callback sees (the bytes the gate read:
+    /// a chunk, or all that was buffered) with `0` (masked request, masked or filtered answer).
+    ReplaceBody(Vec<u8>, usize),
     /// Fetch provider `0`'s key set; the request stays held until `keys_settled`.
     FetchKeys(usize),
     /// Call the approval service; its answer goes to `approval_answer`.
@@ -153,9 +154,9 @@ pub struct Sealed {
 pub struct Gate {
     phase: Phase,
     log: ExchangeLog,
-    /// The request headers later decisions read (token headers while held, the model header,
-    /// headers rules test): Envoy's are unreachable after their own callback.
-    headers: Vec<(String, Option<String>)>,
+    /// The values of `config.decision_headers`, in that order (token headers while held, the
+    /// model header, headers rules test): Envoy's are unreachable after their own callback.
+    headers: Vec<Option<String>>,
     /// The request had no body (end of stream at its headers).
     bodyless: bool,
     /// The model is named in the body.
@@ -276,12 +277,11 @@ impl Gate {
                     .push(Step::RequestHeader("content-length".into(), None));
             }
         }
-        self.headers = admission::headers_needed(cx.config)
-            .into_iter()
-            .map(|n| {
-                let v = header(&n);
-                (n, v)
-            })
+        self.headers = cx
+            .config
+            .decision_headers
+            .iter()
+            .map(|n| header(n))
             .collect();
         self.identify(cx, true)
     }
@@ -355,7 +355,7 @@ impl Gate {
             Some(masked) => {
                 self.log.request_chunk(&masked);
                 if m.mask_request {
-                    self.steps.push(Step::ReplaceBody(masked));
+                    self.steps.push(Step::ReplaceBody(masked, chunk.len()));
                 }
             }
             None => self.log.request_chunk(chunk),

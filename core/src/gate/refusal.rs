@@ -3,7 +3,7 @@
 //! was wrong without echoing the caller's token or any credential. Every code is a
 //! [`RefusalCode`], so the filter, the CLI and the tests share one vocabulary.
 
-use crate::approval::protocol::CalloutFault;
+pub use crate::approval::protocol::FaultCode;
 use crate::identity::{AuthCode, AuthError};
 use serde_json::{json, Map, Value};
 
@@ -36,41 +36,6 @@ pub enum RefusalCode {
     ApprovalUnavailable,
     /// 503: the plugin has no valid configuration.
     NotConfigured,
-}
-
-/// Why the approval service's answer was unusable (see [`CalloutFault`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FaultCode {
-    Unavailable,
-    Reset,
-    Timeout,
-    Error,
-    Garbage,
-    Mismatch,
-}
-
-impl FaultCode {
-    pub fn of(fault: &CalloutFault) -> Self {
-        match fault {
-            CalloutFault::NotDispatched(_) => FaultCode::Unavailable,
-            CalloutFault::Reset => FaultCode::Reset,
-            CalloutFault::Timeout => FaultCode::Timeout,
-            CalloutFault::Status(_) => FaultCode::Error,
-            CalloutFault::Unparseable(_) => FaultCode::Garbage,
-            CalloutFault::WrongRequest => FaultCode::Mismatch,
-        }
-    }
-
-    pub fn code(self) -> &'static str {
-        match self {
-            FaultCode::Unavailable => "approval_service_unavailable",
-            FaultCode::Reset => "approval_service_reset",
-            FaultCode::Timeout => "approval_service_timeout",
-            FaultCode::Error => "approval_service_error",
-            FaultCode::Garbage => "approval_service_garbage",
-            FaultCode::Mismatch => "approval_service_mismatch",
-        }
-    }
 }
 
 impl RefusalCode {

@@ -101,7 +101,7 @@ impl Gate {
                 // The chunk is replaced by what can be released; text that may still be part
                 // of a value waits for the next chunk (at most the hold-back bound).
                 self.log.response_chunk(&masked);
-                self.steps.push(Step::ReplaceBody(masked));
+                self.steps.push(Step::ReplaceBody(masked, chunk.len()));
                 None
             }
             None => Some(chunk),
@@ -161,6 +161,6 @@ impl Gate {
             }
         };
         self.log.response_chunk(&filtered);
-        self.steps.push(Step::ReplaceBody(filtered));
+        self.steps.push(Step::ReplaceBody(filtered, body.len()));
     }
 }

@@ -52,27 +52,6 @@ pub enum AuthCode {
 }
 
 impl AuthCode {
-    pub const ALL: [AuthCode; 18] = [
-        AuthCode::NoProviders,
-        AuthCode::AlgorithmNotAllowed,
-        AuthCode::BadSignature,
-        AuthCode::ClaimsInvalid,
-        AuthCode::CritUnsupported,
-        AuthCode::ExpRequired,
-        AuthCode::HeaderInvalid,
-        AuthCode::KeyNotForAlgorithm,
-        AuthCode::KeysUnavailable,
-        AuthCode::TokenExpired,
-        AuthCode::TokenMalformed,
-        AuthCode::TokenMissing,
-        AuthCode::TokenNotYetValid,
-        AuthCode::TokenTooLarge,
-        AuthCode::UnknownIssuer,
-        AuthCode::UnknownKey,
-        AuthCode::WrongAudience,
-        AuthCode::WrongIssuer,
-    ];
-
     /// The code in the 401's error body, `WWW-Authenticate` and the record.
     pub fn code(self) -> &'static str {
         match self {
