@@ -10,15 +10,16 @@
 //!   `addDecodedData`, `getBuffer` returning the decoding buffer).
 //! - Header maps are reachable only during their own callback, or while that phase is
 //!   paused (context.cc clears `request_headers_` once a callback returns Continue).
+//! - Under the plugin's `allow_on_headers_stop_iteration` (Envoy 1.35+) a Pause at headers is
+//!   plain `StopIteration`: headers are held and editable while body callbacks still run.
+//! - A body a filter buffers past the stream's buffer limit gets Envoy's own reply
+//!   (limits.rs); local replies and the end of a stream live in local_reply.rs and
+//!   stream_end.rs.
 //! - Continue, reset and local replies asked for inside a callback take effect after the VM
-//!   call returns (`addAfterVmCallAction`); a local reply travels back through this filter's
-//!   response callbacks, as Envoy's `sendLocalReply` encodes it through the filter chain.
-//! - At the end, the connection manager's access log reads the filter state before the
-//!   filter's `on_log` runs (conn_manager_impl.cc registers `config_.accessLogs()` first),
-//!   then `on_done` and `on_delete` follow.
+//!   call returns (`addAfterVmCallAction`).
 
 use crate::headers::HeaderMap;
-use crate::state::{CallAnswer, CallResponse, Deferred, Direction, Stream};
+use crate::state::{Deferred, Direction, Stream};
 use crate::vm::{HostError, Vm};
 use wasmtime::Val;
 
@@ -48,7 +49,7 @@ impl Way {
     }
 }
 
-fn dir(stream: &mut Stream, way: Way) -> &mut Direction {
+pub(crate) fn dir(stream: &mut Stream, way: Way) -> &mut Direction {
     match way {
         Way::Request => &mut stream.request,
         Way::Response => &mut stream.response,
@@ -56,7 +57,7 @@ fn dir(stream: &mut Stream, way: Way) -> &mut Direction {
 }
 
 impl Vm {
-    fn stream_mut(&mut self, id: u32) -> Result<&mut Stream, HostError> {
+    pub(crate) fn stream_mut(&mut self, id: u32) -> Result<&mut Stream, HostError> {
         self.store
             .data_mut()
             .streams
@@ -70,9 +71,20 @@ impl Vm {
     }
 
     /// Whether the exchange still takes events in this direction.
-    fn accepts(&mut self, id: u32, way: Way) -> Result<bool, HostError> {
+    /// On a failed VM, a stream's next event fails it instead (stream_end.rs).
+    pub(crate) fn accepts(&mut self, id: u32, way: Way) -> Result<bool, HostError> {
+        if self.has_failed() {
+            if !self.stream_mut(id)?.ended {
+                self.fail_stream(id);
+            }
+            return Ok(false);
+        }
         let s = self.stream_mut(id)?;
-        Ok(!s.ended && s.reset.is_none() && !(way == Way::Request && s.local_reply_started))
+        Ok(!s.ended
+            && s.reset.is_none()
+            && !s.failed_by_vm
+            && !(way == Way::Request && s.local_reply_started)
+            && !(way == Way::Response && s.direct_reply))
     }
 
     /// Starts a new HTTP stream: a new context under the root context.
@@ -83,9 +95,15 @@ impl Vm {
         let stream = Stream {
             context_id: id,
             started_nanos: state.now_nanos,
+            last_activity_nanos: state.now_nanos,
             ..Stream::default()
         };
         state.streams.insert(id, stream);
+        if self.has_failed() {
+            // A failed VM creates no context; the stream gets Envoy's 503 (stream_end.rs).
+            self.fail_stream(id);
+            return Ok(id);
+        }
         let root = self.root_context_id();
         self.call(
             id,
@@ -101,6 +119,7 @@ impl Vm {
         headers: &[(String, String)],
         end_of_stream: bool,
     ) -> Result<(), HostError> {
+        self.client_traffic(id)?;
         self.headers(
             id,
             Way::Request,
@@ -114,6 +133,7 @@ impl Vm {
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<(), HostError> {
+        self.client_traffic(id)?;
         self.data(id, Way::Request, chunk, end_of_stream)
     }
     pub fn request_trailers(
@@ -121,14 +141,21 @@ impl Vm {
         id: u32,
         trailers: &[(String, String)],
     ) -> Result<(), HostError> {
+        self.client_traffic(id)?;
         self.trailers(id, Way::Request, HeaderMap::from_pairs(trailers))
     }
+    /// Response headers from the upstream. The router marks them `via_upstream`
+    /// (source/common/router/router.cc `Filter::onUpstreamHeaders`) before the filter chain
+    /// sees them.
     pub fn response_headers(
         &mut self,
         id: u32,
         headers: &[(String, String)],
         end_of_stream: bool,
     ) -> Result<(), HostError> {
+        if self.accepts(id, Way::Response)? {
+            self.stream_mut(id)?.code_details = Some("via_upstream".into());
+        }
         self.headers(
             id,
             Way::Response,
@@ -152,7 +179,7 @@ impl Vm {
         self.trailers(id, Way::Response, HeaderMap::from_pairs(trailers))
     }
 
-    fn headers(
+    pub(crate) fn headers(
         &mut self,
         id: u32,
         way: Way,
@@ -177,18 +204,33 @@ impl Vm {
         if !self.accepts(id, way)? {
             return Ok(());
         }
+        let hold_headers_only = self.store.data().envoy.allow_on_headers_stop_iteration;
         let d = dir(self.stream_mut(id)?, way);
         if action == CONTINUE {
             d.headers_visible = false;
             d.sent_headers = d.headers.as_ref().map(|h| h.pairs().clone());
             d.sent_end |= end_of_stream;
+        } else if hold_headers_only {
+            // context.cc `convertVmCallResultToFilterHeadersStatus`: with
+            // `allow_on_headers_stop_iteration`, Pause is StopIteration.
+            d.headers_stopped = true;
         } else {
             d.stopped_all = true;
         }
         Ok(())
     }
 
-    fn data(
+    /// Headers held by StopIteration go on when the filter first continues (Envoy's
+    /// `commonContinue` sends the headers before the data that continued them).
+    fn release_headers(d: &mut Direction) {
+        if d.headers_stopped {
+            d.headers_stopped = false;
+            d.headers_visible = false;
+            d.sent_headers = d.headers.as_ref().map(|h| h.pairs().clone());
+        }
+    }
+
+    pub(crate) fn data(
         &mut self,
         id: u32,
         way: Way,
@@ -215,7 +257,9 @@ impl Vm {
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<(), HostError> {
+        let limit = self.store.data().envoy.buffer_limit_bytes;
         let d = dir(self.stream_mut(id)?, way);
+        let was_buffering = d.buffering;
         if d.buffering {
             d.body.extend_from_slice(chunk);
         } else {
@@ -224,6 +268,10 @@ impl Vm {
         d.end_seen |= end_of_stream;
         d.in_last_body_callback = end_of_stream;
         let size = d.body.len();
+        // Envoy's Wasm `Context::decodeData`/`encodeData` add a chunk to the filter's buffer
+        // before the VM runs, so a buffer already held goes over the limit here, and Envoy's
+        // reply is prepared before the filter sees the chunk (limits: local_reply.rs).
+        let overflow_before = was_buffering && limit > 0 && size > limit;
         let args = [
             Val::I32(id as i32),
             Val::I32(size as i32),
@@ -234,12 +282,25 @@ impl Vm {
             dir(s, way).in_last_body_callback = false;
         }
         let action = action?.unwrap_or(CONTINUE);
+        if overflow_before {
+            // The prepared reply wins (`prepareLocalReplyViaFilterChain` returns early for a
+            // second one); the filter's reply only leaves its details behind.
+            self.drop_filter_reply(id);
+            self.drain_deferred()?;
+            return self.buffer_overflow(id, way);
+        }
         self.drain_deferred()?;
+        if action != CONTINUE && limit > 0 && size > limit && self.accepts(id, way)? {
+            // The first chunk buffered after the callback returned: over the limit, Envoy
+            // replies at once. A filter that replied in that callback already ended decoding.
+            return self.buffer_overflow(id, way);
+        }
         if !self.accepts(id, way)? {
             return Ok(());
         }
         let d = dir(self.stream_mut(id)?, way);
         if action == CONTINUE {
+            Self::release_headers(d);
             d.buffering = false;
             let body = std::mem::take(&mut d.body);
             d.sent_body.extend_from_slice(&body);
@@ -293,6 +354,7 @@ impl Vm {
         }
         let d = dir(self.stream_mut(id)?, way);
         if action == CONTINUE {
+            Self::release_headers(d);
             Self::flush_end(d);
         } else {
             d.trailers_stopped = true;
@@ -317,6 +379,12 @@ impl Vm {
             return Ok(());
         }
         let d = dir(self.stream_mut(id)?, way);
+        if d.headers_stopped {
+            Self::release_headers(d);
+            if d.end_seen && !d.buffering && !d.trailers_stopped && d.trailers.is_none() {
+                d.sent_end = true;
+            }
+        }
         if d.stopped_all {
             d.stopped_all = false;
             d.headers_visible = false;
@@ -373,7 +441,7 @@ impl Vm {
                         format!("reset by the filter (close_stream on the {side})")
                     });
                 }
-                Deferred::LocalReply { context_id } => self.send_local_reply(context_id)?,
+                Deferred::LocalReply { context_id } => self.send_filter_reply(context_id)?,
                 Deferred::QueueReady {
                     context_id,
                     queue_id,
@@ -389,154 +457,9 @@ impl Vm {
         Ok(())
     }
 
-    /// Envoy `sendLocalReply`: headers are `:status`, the filter's extra headers, then
-    /// content-length and, when the body is not empty and no content-type was given,
-    /// `text/plain`; the reply goes through this filter's response callbacks. Once response
-    /// headers reached the client, a reply cannot replace them and the stream is reset.
-    fn send_local_reply(&mut self, id: u32) -> Result<(), HostError> {
-        let s = self.stream_mut(id)?;
-        let Some(reply) = s.local_reply.clone() else {
-            return Ok(());
-        };
-        if s.response.sent_headers.is_some() || s.local_reply_started {
-            s.reset.get_or_insert_with(|| {
-                "local reply after response headers were sent: stream reset".into()
-            });
-            return Ok(());
-        }
-        s.local_reply_started = true;
-        s.request.stopped_all = false;
-        s.request.buffering = false;
-        s.request.headers_visible = false;
-        s.response = Direction::default();
-        let mut headers = HeaderMap::default();
-        headers.add(":status", &reply.status.to_string());
-        for (k, v) in &reply.headers {
-            headers.add(k, v);
-        }
-        if !reply.body.is_empty() {
-            headers.replace("content-length", &reply.body.len().to_string());
-            if headers.get("content-type").is_none() {
-                headers.add("content-type", "text/plain");
-            }
-        }
-        let pairs = headers.pairs().clone();
-        self.headers(
-            id,
-            Way::Response,
-            HeaderMap::from_pairs(&pairs),
-            reply.body.is_empty(),
-        )?;
-        if !reply.body.is_empty() {
-            self.data(id, Way::Response, &reply.body, true)?;
-        }
-        Ok(())
-    }
-
-    /// Delivers the answer to a callout, as Envoy's async client does: a response (its
-    /// headers, body and trailers readable during `proxy_on_http_call_response`), a reset
-    /// (no headers; `get_status` gives BrokenConnection and "reset"), or a timeout (the
-    /// router's 504 "upstream request timeout").
-    pub fn answer_call(&mut self, token: u32, answer: CallAnswer) -> Result<(), HostError> {
-        let call = self
-            .store
-            .data_mut()
-            .pending_calls
-            .remove(&token)
-            .ok_or_else(|| HostError::Usage(format!("no pending callout with token {token}")))?;
-        let (headers, body, trailers, status) = match answer {
-            CallAnswer::Response {
-                headers,
-                body,
-                trailers,
-            } => (headers, body, trailers, (0, String::new())),
-            CallAnswer::Timeout => {
-                let body = b"upstream request timeout".to_vec();
-                let headers = vec![
-                    (":status".to_string(), "504".to_string()),
-                    ("content-length".to_string(), body.len().to_string()),
-                    ("content-type".to_string(), "text/plain".to_string()),
-                ];
-                (headers, body, Vec::new(), (0, String::new()))
-            }
-            CallAnswer::Reset => (
-                Vec::new(),
-                Vec::new(),
-                Vec::new(),
-                (
-                    crate::abi::Status::BrokenConnection as u32,
-                    "reset".to_string(),
-                ),
-            ),
-        };
-        let state = self.store.data_mut();
-        let (nh, nb, nt) = (headers.len(), body.len(), trailers.len());
-        state.status = status;
-        state.call_response = Some(CallResponse {
-            headers: HeaderMap::from_pairs(&headers),
-            body,
-            trailers: HeaderMap::from_pairs(&trailers),
-        });
-        let context = call.context_id;
-        let args = [
-            Val::I32(context as i32),
-            Val::I32(token as i32),
-            Val::I32(nh as i32),
-            Val::I32(nb as i32),
-            Val::I32(nt as i32),
-        ];
-        let result = self.call(context, "proxy_on_http_call_response", &args);
-        let state = self.store.data_mut();
-        state.call_response = None;
-        state.status = (0, String::new());
-        result?;
-        self.drain_deferred()
-    }
-
     /// Forgets a finished stream (Envoy frees the context after `on_delete`); the host keeps
     /// streams until then so tests can inspect them.
     pub fn remove_stream(&mut self, id: u32) -> Option<Stream> {
         self.store.data_mut().streams.remove(&id)
-    }
-
-    /// Ends the exchange before it finished: the client went away or the upstream reset
-    /// mid-response. Envoy sets the response code details on a remote close
-    /// (conn_manager_impl.cc `onEvent` -> `doConnectionClose` with
-    /// `DownstreamRemoteDisconnect`, applied in `completeRequest`) and then logs as usual; the
-    /// filter hears nothing before `on_log`.
-    pub fn abort_stream(&mut self, id: u32, details: &str) -> Result<(), HostError> {
-        let s = self.stream_mut(id)?;
-        if s.ended {
-            return Ok(());
-        }
-        s.abort_details = Some(details.to_string());
-        self.complete_stream(id)
-    }
-
-    /// Ends the exchange: the access log reads the filter state, then `on_log`, `on_done`
-    /// and `on_delete` run (Envoy: HCM access logs, the filter's log handler, onDestroy).
-    pub fn complete_stream(&mut self, id: u32) -> Result<(), HostError> {
-        let s = self.stream_mut(id)?;
-        if s.ended {
-            return Ok(());
-        }
-        s.ended = true;
-        s.access_log = Some(s.filter_state.clone());
-        s.access_log_phase = true;
-        s.request.headers_visible = false;
-        s.response.headers_visible = false;
-        let logged = self.call(id, "proxy_on_log", &[Val::I32(id as i32)]);
-        if let Ok(s) = self.stream_mut(id) {
-            s.access_log_phase = false;
-        }
-        logged?;
-        self.call(id, "proxy_on_done", &[Val::I32(id as i32)])?;
-        self.call(id, "proxy_on_delete", &[Val::I32(id as i32)])?;
-        // Envoy cancels a stream's outstanding callouts when its context goes away.
-        self.store
-            .data_mut()
-            .pending_calls
-            .retain(|_, c| c.context_id != id);
-        self.drain_deferred()
     }
 }

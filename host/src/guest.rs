@@ -56,13 +56,24 @@ pub fn write_u64(caller: &mut Caller<'_, HostState>, ptr: i32, value: u64) -> bo
 }
 
 /// Allocates `data.len()` bytes inside the module, copies `data` there, and stores the pointer
-/// and size at `ptr_ptr` and `size_ptr` (the proxy-wasm way of returning bytes).
+/// and size at `ptr_ptr` and `size_ptr` (the proxy-wasm way of returning bytes). Empty data
+/// allocates nothing and returns pointer 0 (cpp-host `WasmBase::copyToPointerSize`), which the
+/// Rust SDK reads as `None`.
 pub fn give(
     caller: &mut Caller<'_, HostState>,
     data: &[u8],
     ptr_ptr: i32,
     size_ptr: i32,
 ) -> Result<Status, wasmtime::Error> {
+    if data.is_empty() {
+        return Ok(
+            if write_u32(caller, ptr_ptr, 0) && write_u32(caller, size_ptr, 0) {
+                Status::Ok
+            } else {
+                Status::InvalidMemoryAccess
+            },
+        );
+    }
     let alloc = caller
         .get_export("proxy_on_memory_allocate")
         .or_else(|| caller.get_export("malloc"))

@@ -627,6 +627,11 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmtime::Err
                 state.unknown_cluster_calls.push(cluster);
                 return ok(Status::BadArgument);
             }
+            if state.unhealthy_clusters.contains(&cluster) {
+                // No healthy host: the async client fails inline and returns no request
+                // (callouts.rs `set_cluster_healthy`); nothing will call back.
+                return ok(Status::InternalFailure);
+            }
             let mut map = HeaderMap::from_pairs(&headers);
             if map.get(":path").is_none()
                 || map.get(":method").is_none()

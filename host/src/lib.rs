@@ -4,22 +4,25 @@
 //! so tests run in parallel.
 
 pub mod abi;
+mod callouts;
 pub mod capture;
 pub mod filter_manager;
 mod guest;
 pub mod headers;
 pub mod imports;
 pub mod live;
+mod local_reply;
 pub mod properties;
 pub mod replay;
 pub mod state;
+mod stream_end;
 pub mod testkit;
 pub mod traffic;
 pub mod vm;
 pub mod wasi;
 
 pub use state::{CallAnswer, HostState, LogLine, PendingCall};
-pub use vm::{HostError, Plugin, Vm, VmOptions};
+pub use vm::{EnvoySettings, HostError, Plugin, Vm, VmOptions};
 
 /// A record key for tests, benches and the shipped captures: `VIGIL_RECORD_KEY` as the VM
 /// sees it. Public test data, never a production key.

@@ -97,15 +97,9 @@ fn stream_attribute(state: &HostState, s: &Stream, parts: &[String]) -> Option<V
         ["request", "headers"] => encode_pairs(req?.pairs()),
         ["request", "headers", key] => req_header(key)?,
         ["response", "code"] => int(resp?.get(":status")?.parse().ok()?),
-        ["response", "code_details"] => {
-            if let Some(details) = &s.abort_details {
-                details.clone().into_bytes()
-            } else if s.local_reply.is_some() {
-                b"wasm_local_reply".to_vec()
-            } else {
-                b"via_upstream".to_vec()
-            }
-        }
+        // source/extensions/filters/common/expr/context.cc `ResponseWrapper::operator[]`:
+        // CodeDetails is returned only when `responseCodeDetails()` has a value.
+        ["response", "code_details"] => s.code_details.clone()?.into_bytes(),
         ["response", "flags"] => int(0),
         ["response", "headers"] => encode_pairs(resp_visible?.pairs()),
         ["response", "headers", key] => header_value(resp_visible, key)?,

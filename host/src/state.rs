@@ -126,6 +126,9 @@ pub struct Direction {
     /// Headers returned Pause: Envoy turns that into StopAllIterationAndWatermark and holds
     /// body and trailers without calling the filter until it continues.
     pub stopped_all: bool,
+    /// Headers returned Pause under `allow_on_headers_stop_iteration`: Envoy's
+    /// `StopIteration`. Headers are held (and stay editable) while body callbacks still run.
+    pub headers_stopped: bool,
     pub trailers_stopped: bool,
     pub held_body: Vec<u8>,
     pub held_end: bool,
@@ -193,12 +196,25 @@ pub struct Stream {
     pub access_log_phase: bool,
     /// The filter state as the HTTP connection manager's access log read it.
     pub access_log: Option<BTreeMap<String, Vec<u8>>>,
-    /// Response code details Envoy set when the exchange was cut short (e.g.
-    /// `downstream_remote_disconnect`); read through `response.code_details`.
-    pub abort_details: Option<String>,
+    /// Envoy's response code details (`response.code_details`), absent until something sets
+    /// them: the router on upstream headers (`via_upstream`), a local reply (its details, empty
+    /// for the Rust SDK's replies), the connection manager when the exchange is cut short.
+    pub code_details: Option<String>,
     pub ended: bool,
     /// A local reply is being encoded; a second one resets the stream instead.
     pub local_reply_started: bool,
+    /// A reply went to the client without passing through the filter (Envoy's
+    /// `sendDirectLocalReply`); the filter hears nothing more of the response.
+    pub direct_reply: bool,
+    /// When the stream last had traffic to or from the client (the idle timer's start).
+    pub last_activity_nanos: u64,
+    /// Events from the client so far, and the traffic seen at the last look (stream_end.rs).
+    pub client_events: u64,
+    pub traffic_mark: u64,
+    /// Details of a filter reply dropped for Envoy's buffer-overflow reply, applied after it.
+    pub overflow_details: Option<String>,
+    /// The VM failed while this stream was in flight (FAIL_CLOSED: Envoy's `failStream`).
+    pub failed_by_vm: bool,
 }
 
 /// A `dispatch_http_call` waiting for its answer.
@@ -290,6 +306,12 @@ pub struct HostState {
     pub calls_made: Vec<PendingCall>,
     /// Clusters the filter tried to call that the host does not know (answered BadArgument).
     pub unknown_cluster_calls: Vec<String>,
+    /// Known clusters with no healthy host: a callout to one fails at once (InternalFailure).
+    pub unhealthy_clusters: BTreeSet<String>,
+    pub envoy: crate::vm::EnvoySettings,
+    /// Fault injection: the next call of this export (for this context) traps, as if the
+    /// filter had panicked there.
+    pub trap_next: Option<(String, u32)>,
     pub call_response: Option<CallResponse>,
     pub status: (u32, String),
     pub tick_period_ms: u32,
@@ -327,6 +349,9 @@ impl HostState {
             pending_calls: BTreeMap::new(),
             calls_made: Vec::new(),
             unknown_cluster_calls: Vec::new(),
+            unhealthy_clusters: BTreeSet::new(),
+            envoy: crate::vm::EnvoySettings::default(),
+            trap_next: None,
             call_response: None,
             status: (0, String::new()),
             tick_period_ms: 0,

@@ -181,6 +181,34 @@ pub struct VmOptions {
     /// Seeds WASI `random_get`. Fixed by default so replays print the same records every
     /// run; give each VM its own seed to model Envoy workers with independent randomness.
     pub random_seed: u64,
+    /// The listener, route and plugin settings of Envoy's config that change how a stream
+    /// runs: buffer limit, idle timeout, header hold.
+    pub envoy: EnvoySettings,
+}
+
+/// The parts of Envoy's configuration the filter's streams feel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvoySettings {
+    /// The stream's buffer limit: the listener's `per_connection_buffer_limit_bytes` (default
+    /// 1 MiB) or the route's `request_body_buffer_limit`. A body a filter buffers past it gets
+    /// Envoy's 413 (request) or 500/reset (response).
+    pub buffer_limit_bytes: usize,
+    /// The route's `idle_timeout`, or the connection manager's `stream_idle_timeout` (default
+    /// 5 minutes); 0 turns it off. A stream with no traffic for this long gets Envoy's 408.
+    pub stream_idle_timeout_ms: u64,
+    /// The plugin's `allow_on_headers_stop_iteration` (Envoy 1.35+): Pause at headers is
+    /// `StopIteration`, so body callbacks still run while headers are held.
+    pub allow_on_headers_stop_iteration: bool,
+}
+
+impl Default for EnvoySettings {
+    fn default() -> Self {
+        Self {
+            buffer_limit_bytes: 1024 * 1024,
+            stream_idle_timeout_ms: 300_000,
+            allow_on_headers_stop_iteration: false,
+        }
+    }
 }
 
 impl Default for VmOptions {
@@ -196,6 +224,7 @@ impl Default for VmOptions {
             shared: None,
             log_level: LogLevel::Trace,
             random_seed: 0x005E_ED0F_5161,
+            envoy: EnvoySettings::default(),
         }
     }
 }
@@ -219,6 +248,7 @@ impl Vm {
         state.plugin = options.plugin;
         state.log_level = options.log_level;
         state.rng = options.random_seed;
+        state.envoy = options.envoy;
         let mut store = Store::new(&plugin.engine, state);
         let instance = plugin
             .linker
@@ -284,6 +314,13 @@ impl Vm {
         let Some(func) = self.instance.get_func(&mut self.store, export) else {
             return Ok(None);
         };
+        let injected =
+            self.store.data().trap_next.as_ref() == Some(&(export.to_string(), context_id));
+        if injected {
+            self.store.data_mut().trap_next = None;
+            let message = "wasm trap: injected by the test".to_string();
+            return Err(self.fail(export, context_id, message));
+        }
         let ty = func.ty(&self.store);
         let mut results = vec![Val::I32(0); ty.results().len()];
         let state = self.store.data_mut();
@@ -296,20 +333,36 @@ impl Vm {
         match outcome {
             Ok(()) => Ok(results.first().and_then(Val::i32)),
             Err(e) => {
-                self.failed = true;
                 // A host function's own error (proc_exit) is the root cause; the outer message
                 // is only wasmtime's backtrace.
                 let message = match e.downcast_ref::<wasmtime::Trap>() {
                     Some(trap) => format!("wasm trap: {trap}"),
                     None => e.root_cause().to_string(),
                 };
-                Err(HostError::Trap {
-                    function: export.to_string(),
-                    message,
-                    last_logs: self.last_logs(5),
-                })
+                Err(self.fail(export, context_id, message))
             }
         }
+    }
+
+    /// The VM is dead, and the stream whose callback trapped fails at once (the
+    /// `CHECK_FAIL_HTTP` after the call); other streams fail at their next event
+    /// (stream_end.rs). The error names the export that trapped.
+    fn fail(&mut self, export: &str, context_id: u32, message: String) -> HostError {
+        self.failed = true;
+        self.store.data_mut().deferred.clear();
+        if context_id != self.root_context_id() {
+            self.fail_stream(context_id);
+        }
+        HostError::Trap {
+            function: export.to_string(),
+            message,
+            last_logs: self.last_logs(5),
+        }
+    }
+
+    /// Makes the next call of `export` for `context_id` trap, as if the filter panicked there.
+    pub fn inject_trap(&mut self, export: &str, context_id: u32) {
+        self.store.data_mut().trap_next = Some((export.to_string(), context_id));
     }
 
     /// The last `n` log lines.
@@ -352,6 +405,8 @@ impl Vm {
     pub fn advance(&mut self, nanos: u64) -> Result<(), HostError> {
         let target = self.store.data().now_nanos + nanos;
         loop {
+            self.note_traffic();
+            let idle = self.next_idle_timeout();
             let state = self.store.data();
             let next_tick = (state.tick_period_ms > 0)
                 .then(|| state.last_tick_nanos + state.tick_period_ms as u64 * 1_000_000);
@@ -366,20 +421,30 @@ impl Vm {
                     )
                 })
                 .min();
-            let next = [next_tick.map(|t| (t, 0)), next_timeout]
-                .into_iter()
-                .flatten()
-                .min();
+            let next = [
+                next_tick.map(|t| (t, Due::Tick)),
+                next_timeout.map(|(t, token)| (t, Due::Callout(token))),
+                idle.map(|(t, id)| (t, Due::Idle(id))),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             match next {
-                Some((at, token)) if at <= target => {
+                Some((at, due)) if at <= target => {
                     let state = self.store.data_mut();
                     state.monotonic_nanos += at.saturating_sub(state.now_nanos);
                     state.now_nanos = at.max(state.now_nanos);
-                    if token == 0 {
-                        state.last_tick_nanos = at;
-                        self.tick()?;
-                    } else {
-                        self.answer_call(token, crate::state::CallAnswer::Timeout)?;
+                    match due {
+                        Due::Tick => {
+                            state.last_tick_nanos = at;
+                            if !self.failed {
+                                self.tick()?;
+                            }
+                        }
+                        Due::Callout(token) => {
+                            self.answer_call(token, crate::state::CallAnswer::Timeout)?
+                        }
+                        Due::Idle(id) => self.idle_timeout(id)?,
                     }
                 }
                 _ => break,
@@ -405,8 +470,18 @@ impl Vm {
 
     /// Sets the wall clock (the monotonic clock moves by the same amount when it goes forward).
     pub fn set_time(&mut self, now_nanos: u64) {
+        self.note_traffic();
         let state = self.store.data_mut();
         state.monotonic_nanos += now_nanos.saturating_sub(state.now_nanos);
         state.now_nanos = now_nanos;
     }
+}
+
+/// What falls due when the clock moves: ordered so that, at the same instant, a tick runs
+/// before a callout times out, and both before a stream's idle timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Tick,
+    Callout(u32),
+    Idle(u32),
 }

@@ -5,6 +5,7 @@
 
 mod body;
 mod callouts;
+mod envoy;
 mod headers;
 mod lifecycle;
 mod raw;
@@ -148,6 +149,11 @@ impl RootContext for ProbeRoot {
             "queue" => Box::new(state::Queue),
             "metrics" => Box::new(state::Metrics),
             "raw" => Box::new(raw::Raw),
+            "reply_on_big_body" => Box::new(envoy::ReplyOnBigBody),
+            "hold_response" => Box::new(envoy::HoldResponse),
+            "hold_headers" => Box::new(envoy::HoldHeaders),
+            "log_writer" => Box::new(envoy::LogWriter),
+            "panic_on_path" => Box::new(envoy::PanicOnPath),
             _ => Box::new(lifecycle::Lifecycle),
         })
     }

@@ -18,6 +18,20 @@ pub fn probe(name: &str) -> Vm {
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A VM running one probe under these Envoy settings (buffer limit, idle timeout, header hold).
+pub fn probe_under(name: &str, envoy: vigil_host::EnvoySettings) -> Vm {
+    Vm::start(
+        probe_plugin(),
+        VmOptions {
+            plugin_config: name.as_bytes().to_vec(),
+            clusters: vec!["svc".into()],
+            envoy,
+            ..VmOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Every value the probe reported for `key`, in order.
 pub fn reports(vm: &Vm, key: &str) -> Vec<String> {
     let prefix = format!("probe {key}=");
