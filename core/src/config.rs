@@ -10,6 +10,7 @@
 use crate::access::{read_models, ModelAccess};
 use crate::approval::settings::{read_approval, ApprovalService};
 use crate::digest::sha256_hex;
+use crate::envoy::{read_envoy, EnvoySettings};
 use crate::identity::provider::{read_identity, IdentitySettings, Provider};
 use crate::json_reader::{self, Errors, ObjectReader, PathError};
 use crate::masking::settings::{read_masking, Masking};
@@ -24,7 +25,10 @@ pub const DEFAULT_RECORD_PROPERTY: &str = "vigil_record";
 pub const DEFAULT_REQUEST_ID_HEADER: &str = "x-request-id";
 /// The VM environment variable holding the key records are signed with.
 pub const DEFAULT_RECORD_KEY_ENV: &str = "VIGIL_RECORD_KEY";
-pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
+/// 960 KiB: with one chunk of headroom it fits Envoy's default 1 MiB stream buffer, so a
+/// body over it gets Vigil's 413 and a decision on record, not Envoy's (core/src/envoy.rs).
+pub const DEFAULT_MAX_REQUEST_BODY_BYTES: usize =
+    crate::envoy::DEFAULT_BUFFER_LIMIT_BYTES - crate::envoy::CHUNK_HEADROOM_BYTES;
 
 /// A validated plugin configuration.
 #[derive(Debug, Clone)]
@@ -51,6 +55,8 @@ pub struct PluginConfig {
     pub masking: Masking,
     /// Where approvals are asked for; present whenever a rule can require one.
     pub approval: Option<ApprovalService>,
+    /// The Envoy settings the filter must fit (header hold, buffer limit, idle timeout).
+    pub envoy: EnvoySettings,
     /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
     /// reformatting a policy does not change its hash but any edit of meaning does.
     pub sha256: String,
@@ -163,6 +169,10 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         Some(v) => read_approval(&root.field_path("approval"), v, errors).map(Some),
         None => Some(None),
     };
+    let envoy = match root.get("envoy") {
+        Some(v) => read_envoy(&root.field_path("envoy"), v, errors),
+        None => Some(EnvoySettings::default()),
+    };
     if let (Some(rules), Some(None)) = (&rules, &approval) {
         if rules.may_need_approval() {
             errors.push(
@@ -187,6 +197,7 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         upstream_credential: upstream_credential?,
         masking: masking?,
         approval: approval?,
+        envoy: envoy?,
         sha256: sha256_hex(&crate::canonical::to_vec(value)),
     })
 }
@@ -309,7 +320,7 @@ mod tests {
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
                 "$.record.bogus: unknown field \"bogus\" (expected one of: key_env, max_body_bytes, property, request_id_header)",
-                "$.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)",
+                "$.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, envoy, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)",
             ]
         );
     }

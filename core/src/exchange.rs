@@ -69,6 +69,7 @@ pub struct ExchangeLog {
     decision: Decision,
     outcome: Outcome,
     approval: Option<crate::record::approval::ApprovalTrace>,
+    headers_reached_upstream: bool,
 }
 
 impl ExchangeLog {
@@ -99,7 +100,14 @@ impl ExchangeLog {
             },
             outcome: Outcome::Forwarded,
             approval: None,
+            headers_reached_upstream: false,
         }
+    }
+
+    /// The request's headers went on to the model server before the decision; a refused
+    /// record says so.
+    pub fn headers_went_early(&mut self) {
+        self.headers_reached_upstream = true;
     }
 
     /// The caller, once a token verified.
@@ -253,6 +261,8 @@ impl ExchangeLog {
             approval: self.approval.clone(),
             outcome: self.outcome,
             complete,
+            headers_reached_upstream: self.headers_reached_upstream
+                && self.outcome == Outcome::LocalResponse,
             request: BodySummary {
                 bytes: self.request_body.digest.bytes(),
                 sha256: self.request_body.digest.hex(),

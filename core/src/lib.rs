@@ -8,6 +8,7 @@ pub mod approval;
 pub mod canonical;
 pub mod config;
 pub mod digest;
+pub mod envoy;
 pub mod exchange;
 pub mod gate;
 pub mod identity;

@@ -4,7 +4,9 @@
 //! - a rule that can never match, because an earlier enforced rule asks for a subset of its
 //!   conditions (so it matches everything this one would);
 //! - a prompt regex that matches the empty string (it matches every prompt);
-//! - a group a rule tests that no model access entry lets call any model.
+//! - a group a rule tests that no model access entry lets call any model;
+//! - a body limit Envoy's buffer cannot hold, or an approval wait longer than Envoy lets a
+//!   quiet stream live (the `envoy` section, core/src/envoy.rs).
 
 use crate::config::PluginConfig;
 use crate::json_reader::PathError;
@@ -71,6 +73,39 @@ pub fn lint(config: &PluginConfig, raw: &Value) -> Vec<PathError> {
             }
         }
     }
+    warnings.extend(envoy_fit(config));
+    warnings
+}
+
+/// Where the policy asks for more than the Envoy it states (`envoy`) gives.
+fn envoy_fit(config: &PluginConfig) -> Vec<PathError> {
+    use crate::envoy::CHUNK_HEADROOM_BYTES;
+    let envoy = &config.envoy;
+    let mut warnings = Vec::new();
+    let needed = config.max_request_body_bytes + CHUNK_HEADROOM_BYTES;
+    if envoy.buffer_limit_bytes < needed {
+        warnings.push(PathError {
+            path: "$.max_request_body_bytes".into(),
+            message: format!(
+                "Envoy buffers {} bytes per stream ($.envoy.buffer_limit_bytes), less than this limit plus one chunk ({needed}): bodies near the limit get Envoy's own 413 instead of Vigil's decision; raise the listener's per_connection_buffer_limit_bytes (and $.envoy.buffer_limit_bytes) to at least {needed}",
+                envoy.buffer_limit_bytes
+            ),
+        });
+    }
+    for (j, rule) in config.rules.rules.iter().enumerate() {
+        if let crate::rules::Action::RequireApproval(a) = &rule.action {
+            let bound = envoy.wait_bound_s(a.max_wait_s);
+            if a.mode == crate::rules::ApprovalMode::Wait && bound < a.max_wait_s {
+                warnings.push(PathError {
+                    path: format!("$.rules[{j}].action.max_wait_s"),
+                    message: format!(
+                        "Envoy ends a quiet stream after {} s ($.envoy.stream_idle_timeout_s), so this wait is cut to {bound} s; lower max_wait_s or raise the route's idle_timeout",
+                        envoy.stream_idle_timeout_s
+                    ),
+                });
+            }
+        }
+    }
     warnings
 }
 
@@ -105,6 +140,33 @@ mod tests {
                 {"id":"after-shadow","when":{"methods":["GET"]},"action":{"type":"allow"}}]}"#,
         );
         assert_eq!(w, vec!["$.rules[1]: rule \"admin-deletes\" can never match: rule \"admins\" ($.rules[0]) comes first and matches every request this one does"]);
+    }
+
+    #[test]
+    fn a_body_limit_or_a_wait_that_envoy_cannot_honour_is_flagged() {
+        let w = warnings(
+            r#"{"id":"p","version":"1","max_request_body_bytes":1048576,"approval":{"cluster":"approvals"},
+                "envoy":{"buffer_limit_bytes":1048576,"stream_idle_timeout_s":120},"rules":[
+                {"id":"wire","when":{},"action":{"type":"require_approval","approvers":["risk"],"mode":"wait","max_wait_s":300}}]}"#,
+        );
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(
+            w[0].starts_with("$.max_request_body_bytes: Envoy buffers 1048576 bytes"),
+            "{}",
+            w[0]
+        );
+        assert!(w[0].ends_with("at least 1114112"), "{}", w[0]);
+        assert!(
+            w[1].starts_with("$.rules[0].action.max_wait_s: Envoy ends a quiet stream after 120 s"),
+            "{}",
+            w[1]
+        );
+        assert!(w[1].contains("cut to 115 s"), "{}", w[1]);
+        let defaults_fit_stock_envoy = warnings(r#"{"id":"p","version":"1"}"#);
+        assert!(
+            defaults_fit_stock_envoy.is_empty(),
+            "{defaults_fit_stock_envoy:?}"
+        );
     }
 
     #[test]

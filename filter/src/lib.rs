@@ -9,7 +9,6 @@ mod clock;
 mod keys;
 mod logging;
 pub mod plugin;
-mod records;
 pub mod root;
 mod steps;
 pub mod stream;

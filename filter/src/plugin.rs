@@ -1,10 +1,9 @@
 //! What one plugin shares across its streams on one VM, owned by the root context: the
 //! configuration and what the VM environment gave it, the identity state (key sets, token
-//! cache), the records (records.rs), the requests waiting on the root (waits.rs), and the
+//! cache), the record chain, the requests waiting on the root (waits.rs), and the
 //! counters. Streams hold an `Rc` of it and own their own state (the gate).
 
 use crate::clock::now_nanos;
-use crate::records::Records;
 use crate::waits::Waits;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -12,6 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use vigil_core::gate::{Callers, Cx, Secrets};
 use vigil_core::identity::verifier::Verifier;
+use vigil_core::record::RecordChain;
 use vigil_core::record::RecordKey;
 use vigil_core::PluginConfig;
 
@@ -23,7 +23,8 @@ pub struct Plugin {
     /// Debug lines are wanted (Envoy's log level), so the gate writes its trace.
     pub verbose: bool,
     pub verifier: RefCell<Verifier>,
-    pub records: RefCell<Records>,
+    /// The VM's record chain: each record carries the previous one's hash.
+    pub records: RefCell<RecordChain>,
     /// Requests held for key sets, the fetches in flight, the calls the root makes for them.
     pub waits: RefCell<Waits>,
     /// Counter ids by name, defined on first use.

@@ -45,22 +45,6 @@ impl VigilRoot {
 }
 
 impl Context for VigilRoot {
-    /// The VM is stopping (Envoy drains or reloads the plugin): records still waiting for a
-    /// line to ride on go to Envoy's log in full, rather than nowhere.
-    fn on_done(&mut self) -> bool {
-        if let Some(plugin) = &self.plugin {
-            for record in plugin.records.borrow_mut().drain_late() {
-                ctx_log!(
-                    warn,
-                    self.context_id,
-                    "stopping with a session record no access-log line carried: {}",
-                    String::from_utf8_lossy(&record)
-                );
-            }
-        }
-        true
-    }
-
     fn on_http_call_response(
         &mut self,
         token: u32,

@@ -169,10 +169,9 @@ pub fn property_string(path: &str) -> Option<String> {
         .and_then(|b| String::from_utf8(b).ok())
 }
 
-/// Seals the stream's record and writes it to filter state, once. `complete` is false when
-/// the exchange ended before the response did (from `on_log`, after the access log ran):
-/// that record waits for the next one, in a bounded queue; past it, the record goes to
-/// Envoy's log in full (and the gap shows in `vigil audit verify`), never silently nowhere.
+/// Seals the stream's record and writes it to filter state, once. The access log reads
+/// filter state after `on_log` (stream.rs), so every record, an incomplete one sealed in
+/// `on_log` too, is on its own exchange's line.
 fn seal(plugin: &Plugin, context_id: u32, gate: &SharedGate, complete: bool) {
     let mut records = plugin.records.borrow_mut();
     let sealed = gate.borrow_mut().seal(
@@ -181,51 +180,36 @@ fn seal(plugin: &Plugin, context_id: u32, gate: &SharedGate, complete: bool) {
         complete,
         property_string("response.code_details"),
         &plugin.vm_id,
-        &mut records.chain,
+        &mut records,
         &plugin.record_key,
     );
+    drop(records);
     let Some(sealed) = sealed else {
         return;
     };
     for (name, n) in &sealed.masked {
         plugin.count(&format!("vigil.masked.{name}"), *n as i64);
     }
-    let seq = sealed.record.seq;
-    if !complete {
-        match records.push_late(sealed.bytes) {
-            Ok(()) => ctx_log!(
-                debug,
-                context_id,
-                "session record seq {} sealed after the access log; it rides with the next record",
-                seq
-            ),
-            Err(bytes) => {
-                plugin.count("vigil.records.late_overflow", 1);
-                ctx_log!(
-                    warn,
-                    context_id,
-                    "late record queue full; session record seq {} only in this log line: {}",
-                    seq,
-                    String::from_utf8_lossy(&bytes)
-                );
-            }
-        }
+    let property = plugin.config.record.property.as_str();
+    if let Err(status) = hostcalls::set_property(vec![property], Some(&sealed.bytes)) {
+        // Never silently nowhere: the record goes to Envoy's log in full.
+        plugin.count("vigil.records.unwritten", 1);
+        ctx_log!(
+            warn,
+            context_id,
+            "session record seq {} could not be written to filter state ({:?}): {}",
+            sealed.record.seq,
+            status,
+            String::from_utf8_lossy(&sealed.bytes)
+        );
         return;
     }
-    let late = records.take_late();
-    drop(records);
-    let property = plugin.config.record.property.as_str();
-    if let Some((array, _)) = &late {
-        let late_property = format!("{property}_late");
-        let _ = hostcalls::set_property(vec![late_property.as_str()], Some(array));
-    }
-    let _ = hostcalls::set_property(vec![property], Some(&sealed.bytes));
     ctx_log!(
         debug,
         context_id,
-        "session record seq {} hash {} written ({} late record(s) along)",
-        seq,
+        "session record seq {} hash {} written{}",
+        sealed.record.seq,
         sealed.record.hash,
-        late.map_or(0, |(_, n)| n)
+        if complete { "" } else { " (incomplete)" }
     );
 }

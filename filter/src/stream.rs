@@ -5,25 +5,23 @@
 //! When the record is written matters. Envoy's `setProperty` stores it in the stream's filter
 //! state under `wasm.<name>` (source/extensions/common/wasm/context.cc, `Context::setProperty`,
 //! `CelStateKeyPrefix = "wasm."`), where `%FILTER_STATE(wasm.vigil_record:PLAIN)%` reads it.
-//! The HTTP connection manager's own access logs run before the filter hears the exchange is
-//! over: the `ActiveStream` constructor registers `config_.accessLogs()` with
-//! `filter_manager_.addAccessLogHandler` before the filter chain exists, the handlers run in
-//! registration order, and `doDeferredStreamDestroy` calls `onStreamComplete()`, `log()` and
-//! only then `destroyFilters()` (source/common/http/conn_manager_impl.cc); the Wasm context
-//! overrides neither `onStreamComplete` (its `onDone` runs from `onDestroy`) nor comes before
-//! the HCM loggers in `log()`. So:
+//! Since Envoy 1.32 the filters' log handlers, this filter's `on_log` among them, run before
+//! the connection manager's access logs (source/common/http/conn_manager_impl.cc
+//! `ActiveStream::log`; changelogs 1.32.0 and 1.35.0). So:
 //!
 //! - the record is sealed and written at the last event of the exchange the filter sees (end
-//!   of the response, its trailers, or a headers-only response);
-//! - an exchange that never gets there (client gone, upstream reset mid-body) is sealed in
-//!   `on_log`, too late for its own access-log line. Its record waits in the plugin and rides
-//!   with the next record this VM writes, under `wasm.<name>_late` (a JSON array), so the
-//!   chain stays whole and `vigil audit verify` finds it in sequence.
+//!   of the response, its trailers, a headers-only response, or a reply Vigil sends while the
+//!   answer's headers are held): it survives even a later trap of the VM, which stops
+//!   `on_log` (docs/envoy-behaviour.md);
+//! - an exchange that never gets there (client gone, upstream reset, Envoy's idle timeout) is
+//!   sealed in `on_log`, in time for its own access-log line.
 //!
-//! A body is inspected with the request headers already sent on: Envoy turns a Pause in
-//! request headers into StopAllIterationAndWatermark, which would also withhold the body from
-//! this filter. A refusal at the end of the body is a local reply; Envoy then resets the
-//! upstream request, so the model server never gets the body.
+//! With `envoy.hold_request_headers` (the plugin config's `allow_on_headers_stop_iteration`,
+//! Envoy 1.35+) a request whose body decides is held at its headers while the body is read;
+//! the credential is added only once it is admitted. Without it Envoy would turn that Pause
+//! into StopAllIterationAndWatermark and withhold the body too, so the headers go on first
+//! and a refusal at the end of the body is a local reply that resets the upstream request
+//! (the record says the headers reached the model server).
 
 use crate::logging::ctx_log;
 use crate::plugin::Plugin;
@@ -165,8 +163,9 @@ impl HttpContext for VigilStream {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let header = |name: &str| self.get_http_response_header(name);
+        let details = || steps::property_string("response.code_details");
         let carried = self.event(None, |gate, cx| {
-            gate.response_headers(cx, &header, end_of_stream)
+            gate.response_headers(cx, &header, &details, end_of_stream)
         });
         self.act(carried)
     }

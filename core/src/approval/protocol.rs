@@ -125,6 +125,8 @@ pub enum CalloutFault {
     Unparseable(String),
     /// A well-formed answer about another request: never taken as this one's approval.
     WrongRequest,
+    /// The exchange ended with the call in flight; its answer never reaches the request.
+    Abandoned(String),
 }
 
 impl CalloutFault {
@@ -144,6 +146,7 @@ pub enum FaultCode {
     Error,
     Garbage,
     Mismatch,
+    Abandoned,
 }
 
 impl FaultCode {
@@ -155,6 +158,7 @@ impl FaultCode {
             CalloutFault::Status(_) => FaultCode::Error,
             CalloutFault::Unparseable(_) => FaultCode::Garbage,
             CalloutFault::WrongRequest => FaultCode::Mismatch,
+            CalloutFault::Abandoned(_) => FaultCode::Abandoned,
         }
     }
 
@@ -166,6 +170,7 @@ impl FaultCode {
             FaultCode::Error => "approval_service_error",
             FaultCode::Garbage => "approval_service_garbage",
             FaultCode::Mismatch => "approval_service_mismatch",
+            FaultCode::Abandoned => "approval_abandoned",
         }
     }
 }
@@ -185,6 +190,7 @@ impl fmt::Display for CalloutFault {
             CalloutFault::WrongRequest => {
                 write!(f, "the approval service answered about another request")
             }
+            CalloutFault::Abandoned(why) => f.write_str(why),
         }
     }
 }

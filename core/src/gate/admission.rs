@@ -64,19 +64,11 @@ impl Gate {
                     });
                     self.log.identify(identity);
                 }
-                // The caller's token never reaches the model server; the service account's does.
+                // The caller's token never reaches the model server.
                 for provider in &config.providers {
                     self.steps.push(Step::RequestHeader(
                         provider.from_header.name.clone().into(),
                         None,
-                    ));
-                }
-                if let (Some(c), Some(value)) =
-                    (&config.upstream_credential, &cx.secrets.credential)
-                {
-                    self.steps.push(Step::RequestHeader(
-                        c.header.clone().into(),
-                        Some(value.clone().into()),
                     ));
                 }
                 self.check_model_at_headers(cx)
@@ -135,13 +127,65 @@ impl Gate {
             }
         }
         if self.model_in_body || (config.rules.needs_body() && !self.bodyless) {
-            self.note(cx, Level::Debug, || {
-                "the body decides: buffering it (the headers go on)".into()
-            });
             self.phase = Phase::AwaitingBody;
-            return self.reply(Flow::Continue);
+            if !config.envoy.hold_request_headers {
+                // Envoy would withhold the body from a filter that holds the headers.
+                self.note(cx, Level::Debug, || {
+                    "the body decides: buffering it (the headers go on: no header hold)".into()
+                });
+                self.forwarded_before_decision = true;
+                self.forward_headers(cx);
+                return self.reply(Flow::Continue);
+            }
+            if let Some(body) = self.held_body.take() {
+                return self.decide_on_held_body(cx, &body);
+            }
+            self.note(cx, Level::Debug, || {
+                "the body decides: buffering it with the headers held".into()
+            });
+            return self.reply(Flow::Pause);
         }
         self.decide_rules(cx, None, b"")
+    }
+
+    /// The service credential goes in as the headers go on to the model server, never
+    /// before: a refused request's headers never carry it.
+    pub(super) fn forward_headers(&mut self, cx: &Cx<'_>) {
+        if self.headers_forwarded {
+            return;
+        }
+        self.headers_forwarded = true;
+        if let (Some(c), Some(value)) = (&cx.config.upstream_credential, &cx.secrets.credential) {
+            self.steps.push(Step::RequestHeader(
+                c.header.clone().into(),
+                Some(value.clone().into()),
+            ));
+        }
+    }
+
+    /// The request is admitted: its headers (and body) go on.
+    pub(super) fn admit(&mut self, cx: &Cx<'_>) -> Reply {
+        self.phase = Phase::Admitted;
+        self.forward_headers(cx);
+        self.reply(Flow::Continue)
+    }
+
+    /// A body that ended while its request was held for a key set, decided once the keys
+    /// came (outside the body's callbacks). With `mask_request` the model must get the masked
+    /// body, which can only be written in a body callback: fail closed, the client retries.
+    fn decide_on_held_body(&mut self, cx: &mut Cx<'_>, body: &[u8]) -> Reply {
+        if cx.config.masking.mask_request && !cx.config.masking.is_off() {
+            return self.refuse(
+                cx,
+                Refusal::new(
+                    503,
+                    RefusalCode::KeysLoading,
+                    "the identity provider's key set was still loading when the request body ended; send the request again",
+                )
+                .with_header("retry-after", "1"),
+            );
+        }
+        self.decide_on_body(cx, body)
     }
 
     /// Records the model and admits the caller for it, or says why not.
@@ -257,10 +301,7 @@ impl Gate {
         self.log.decide(&verdict);
         self.note(cx, Level::Debug, || decided(&verdict));
         match &verdict.action {
-            Action::Allow => {
-                self.phase = Phase::Admitted;
-                self.reply(Flow::Continue)
-            }
+            Action::Allow => self.admit(cx),
             Action::Block { status, message } => {
                 let refusal = Refusal::new(*status, RefusalCode::BlockedByPolicy, message.clone())
                     .for_rule(verdict.rule_id.clone());

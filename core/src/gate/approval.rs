@@ -48,8 +48,10 @@ pub(super) struct Asking {
     rule: ApprovalRule,
     rule_id: Option<String>,
     digest: String,
-    /// When a `wait` hold gives up.
+    /// When a `wait` hold gives up, and the wait that gives (the rule's, or less so that
+    /// Envoy's idle timeout does not end the stream first).
     deadline_nanos: u64,
+    wait_s: u64,
     call: Option<Call>,
     ticket: Option<Ticket>,
 }
@@ -149,8 +151,11 @@ impl Gate {
             approved_ttl_s: rule.approved_ttl_s,
             uses: rule.uses,
         };
+        // Envoy ends a quiet stream at its idle timeout: the wait ends first, and says so.
+        let wait_s = cx.config.envoy.wait_bound_s(rule.max_wait_s);
         self.approval = Some(Asking {
-            deadline_nanos: cx.now_nanos() + rule.max_wait_s * 1_000_000_000,
+            deadline_nanos: cx.now_nanos() + wait_s * 1_000_000_000,
+            wait_s,
             rule,
             rule_id,
             digest,
@@ -246,8 +251,7 @@ impl Gate {
             if granted {
                 self.set_trace(TraceStatus::Approved, None);
                 self.count("vigil.approval.granted".into());
-                self.phase = Phase::Admitted;
-                return self.reply(Flow::Continue);
+                return self.admit(cx);
             }
             let status = match status {
                 Status::Denied | Status::Expired => status,
@@ -294,11 +298,20 @@ impl Gate {
         };
         let approvers = a.rule.approvers.join(", ");
         let (rule_id, max_wait, mode) = (a.rule_id.clone(), a.rule.max_wait_s, a.rule.mode);
+        let waited = a.wait_s;
+        let cut = if waited < max_wait {
+            format!(
+                " (the rule allows {max_wait} s; Envoy's stream idle timeout of {} s cuts the wait)",
+                cx.config.envoy.stream_idle_timeout_s
+            )
+        } else {
+            String::new()
+        };
         let (code, message) = match status {
             Status::Pending if mode == ApprovalMode::Wait => (
                 RefusalCode::ApprovalPending,
                 format!(
-                    "no member of {approvers} decided ticket {} within {max_wait} s; send the same request again once it is approved",
+                    "no member of {approvers} decided ticket {} within {waited} s{cut}; send the same request again once it is approved",
                     t.id
                 ),
             ),
@@ -364,6 +377,33 @@ impl Gate {
         )
         .for_rule(rule_id);
         self.refuse_keeping_action(cx, refusal)
+    }
+
+    /// The exchange ended with a call to the service in flight: its answer will never reach
+    /// this request (Envoy does not cancel a callout when the stream goes, and the SDK drops
+    /// the answer). A `consume` may still spend a use: the record says so, and the ticket's
+    /// history names this request id.
+    pub(super) fn abandon_approval(&mut self, cx: &Cx<'_>) {
+        let Some(a) = self.approval.as_ref() else {
+            return;
+        };
+        let (call, ticket) = (a.call, a.ticket.as_ref().map(|t| t.id.clone()));
+        let fault = match (call, ticket) {
+            (Some(Call::Consume), Some(id)) => CalloutFault::Abandoned(format!(
+                "the exchange ended while a use of ticket {id} was being consumed; if the service spent it, ticket {id}'s history names request {}",
+                self.log.request_id()
+            )),
+            _ => CalloutFault::Abandoned(
+                "the exchange ended while the approval service was being asked".into(),
+            ),
+        };
+        self.note(cx, Level::Warn, || format!("approval: {fault}"));
+        self.set_trace(TraceStatus::Abandoned, Some(&fault));
+        self.count("vigil.approval.abandoned".into());
+        self.log.set_reason(format!(
+            "{}; the exchange ended before the approval was settled",
+            self.log.decision().reason
+        ));
     }
 
     /// Refuses, keeping the record's decision `require_approval` with the refusal as reason.

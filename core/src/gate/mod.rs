@@ -37,7 +37,8 @@ pub enum Phase {
     Start,
     /// Request headers paused until provider `0`'s key set is fetched.
     HeldForKeys(usize),
-    /// Headers went on; the body is buffered to decide at its end.
+    /// The body is buffered to decide at its end; the headers are held with it
+    /// (`envoy.hold_request_headers`) or went on before it (older Envoy).
     AwaitingBody,
     /// Paused while the approval service decides.
     AwaitingApproval,
@@ -166,6 +167,15 @@ pub struct Gate {
     response: response::Plan,
     masking: ExchangeMasking,
     approval: Option<approval::Asking>,
+    /// The request headers went on to the model server (admitted, or early without hold).
+    headers_forwarded: bool,
+    /// They went on before the decision (Envoy without header hold).
+    forwarded_before_decision: bool,
+    /// Vigil replied while the answer's headers were held: Envoy sends that reply straight to
+    /// the client, so the record is sealed with it.
+    refused_at_response: bool,
+    /// A body that ended while the request was held for a key set (header hold only).
+    held_body: Option<Vec<u8>>,
     steps: Vec<Step>,
 }
 
@@ -196,6 +206,10 @@ impl Gate {
             response: response::Plan::Pass,
             masking: ExchangeMasking::default(),
             approval: None,
+            headers_forwarded: false,
+            forwarded_before_decision: false,
+            refused_at_response: false,
+            held_body: None,
             steps: Vec::new(),
         }
     }
@@ -239,6 +253,9 @@ impl Gate {
     /// Refuses without changing the record's decision (the caller has written it).
     fn refuse_as_recorded(&mut self, cx: &Cx<'_>, refusal: Refusal) -> Reply {
         self.log.answered_locally();
+        if self.forwarded_before_decision {
+            self.log.headers_went_early();
+        }
         self.note(cx, Level::Info, || {
             format!("refused with {}: {}", refusal.status, refusal.reason())
         });
@@ -305,18 +322,8 @@ impl Gate {
     ) -> Reply {
         match self.phase {
             Phase::AwaitingBody => {
-                let limit = cx.config.max_request_body_bytes;
-                if body_size > limit {
-                    return self.refuse(
-                        cx,
-                        Refusal::new(
-                            413,
-                            RefusalCode::BodyTooLarge,
-                            format!(
-                                "the request body is over the {limit}-byte limit for inspection"
-                            ),
-                        ),
-                    );
+                if body_size > cx.config.max_request_body_bytes {
+                    return self.refuse(cx, Refusal::body_too_large(cx.config));
                 }
                 if !end_of_stream {
                     // Buffer: the next callback sees everything so far.
@@ -329,6 +336,15 @@ impl Gate {
                 let chunk = read();
                 self.request_seen(cx, &chunk, end_of_stream);
                 self.reply(Flow::Continue)
+            }
+            // Under header hold the body keeps coming while the key set loads: Envoy buffers
+            // it; a body that ends first is kept for the decision.
+            Phase::HeldForKeys(_) if end_of_stream => {
+                if body_size > cx.config.max_request_body_bytes {
+                    return self.refuse(cx, Refusal::body_too_large(cx.config));
+                }
+                self.held_body = Some(read());
+                self.reply(Flow::Pause)
             }
             // Nothing passes a refused, held or undecided request.
             _ => self.reply(Flow::Pause),
@@ -343,6 +359,10 @@ impl Gate {
                 self.decide_on_body(cx, &body)
             }
             Phase::Admitted => self.reply(Flow::Continue),
+            Phase::HeldForKeys(_) => {
+                self.held_body = Some(read());
+                self.reply(Flow::Pause)
+            }
             _ => self.reply(Flow::Pause),
         }
     }
@@ -369,6 +389,9 @@ impl Gate {
             self.note(cx, Level::Info, || {
                 "on_log: exchange ended before the response did; record marked incomplete".into()
             });
+            if self.phase == Phase::AwaitingApproval {
+                self.abandon_approval(cx);
+            }
             self.steps.push(Step::Seal { complete: false });
         }
         self.reply(Flow::Continue)
@@ -393,7 +416,10 @@ impl Gate {
         self.phase = Phase::Sealed;
         let masked = self.masking.counts(&config.masking);
         self.log.masked(&masked);
-        self.log.response_details(details);
+        // A reply Vigil sent while the answer's headers were held replaced the upstream's
+        // answer: the router's `via_upstream` no longer describes what the client got.
+        self.log
+            .response_details(details.filter(|_| !self.refused_at_response));
         let (record, bytes) = self
             .log
             .seal(now_nanos, complete, vm_id, config, chain, key);

@@ -24,6 +24,9 @@ pub enum RefusalCode {
     BodyNotJson,
     /// 502: a compressed answer the masking cannot read.
     EncodedResponse,
+    /// 502: the model server answered a request Vigil had not decided on (its headers went
+    /// on early, without header hold); the answer is withheld.
+    AnsweredBeforeDecision,
     /// 403: the approval is not given yet (ticket mode, or the wait ran out).
     ApprovalPending,
     ApprovalDenied,
@@ -36,6 +39,8 @@ pub enum RefusalCode {
     ApprovalUnavailable,
     /// 503: the plugin has no valid configuration.
     NotConfigured,
+    /// 503: the body ended while the key set was loading and must be masked (retry).
+    KeysLoading,
 }
 
 impl RefusalCode {
@@ -48,6 +53,7 @@ impl RefusalCode {
             RefusalCode::BodyTooLarge => "body_too_large",
             RefusalCode::BodyNotJson => "body_not_json",
             RefusalCode::EncodedResponse => "encoded_response",
+            RefusalCode::AnsweredBeforeDecision => "answered_before_decision",
             RefusalCode::ApprovalPending => "approval_pending",
             RefusalCode::ApprovalDenied => "approval_denied",
             RefusalCode::ApprovalExpired => "approval_expired",
@@ -55,6 +61,7 @@ impl RefusalCode {
             RefusalCode::ApprovalService(f) => f.code(),
             RefusalCode::ApprovalUnavailable => "approval_unavailable",
             RefusalCode::NotConfigured => "not_configured",
+            RefusalCode::KeysLoading => "keys_loading",
         }
     }
 }
@@ -70,6 +77,18 @@ pub struct Refusal {
     /// More fields of the error object (an approval's ticket id and where to follow it).
     /// Boxed: most refusals have none.
     pub details: Option<Box<Map<String, Value>>>,
+}
+
+impl Refusal {
+    /// 413: the body is over the policy's `max_request_body_bytes`.
+    pub fn body_too_large(config: &crate::config::PluginConfig) -> Self {
+        let limit = config.max_request_body_bytes;
+        Refusal::new(
+            413,
+            RefusalCode::BodyTooLarge,
+            format!("the request body is over the {limit}-byte limit for inspection"),
+        )
+    }
 }
 
 /// Quotes a value for an RFC 7235 auth-param (quoted-string: escape `\\` and `"`).
@@ -103,6 +122,11 @@ impl Refusal {
         self.details
             .get_or_insert_with(Default::default)
             .insert(key.into(), value);
+        self
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 

@@ -1,6 +1,15 @@
 //! The way out: the answer's status for the record, a model list narrowed to the caller's
 //! models, personal data masked as the body streams, and the record sealed at the last event
 //! of the exchange the filter sees (end of the answer, its trailers, or a headers-only answer).
+//!
+//! Two answers come while the request is undecided. Envoy's own replies (its 413 for a body
+//! over the stream's buffer limit, its 408/504 at the idle timeout) pass through the filter
+//! chain, and the record says Envoy answered. The model server's answer to a request whose
+//! headers went on early (no header hold) is withheld: the request was never admitted.
+//!
+//! A reply Vigil sends while the answer's headers are held goes straight to the client
+//! (Envoy's `sendDirectLocalReply`), never back through this filter, so the record is
+//! sealed with it, in the same callback.
 
 use super::{Cx, Flow, Gate, Level, Phase, Refusal, RefusalCode, Reply, Step};
 use crate::masking::exchange::ResponsePlan;
@@ -18,10 +27,13 @@ pub(super) enum Plan {
 
 impl Gate {
     /// Event: response headers. `header` reads them while this callback runs.
+    /// `details` reads Envoy's response code details (only for an answer to an undecided
+    /// request).
     pub fn response_headers(
         &mut self,
         cx: &mut Cx<'_>,
         header: &dyn Fn(&str) -> Option<String>,
+        details: &dyn Fn() -> Option<String>,
         end_of_stream: bool,
     ) -> Reply {
         if self.phase == Phase::Sealed {
@@ -32,6 +44,14 @@ impl Gate {
         self.note(cx, Level::Debug, || {
             format!("on_http_response_headers: status {status:?}")
         });
+        if matches!(
+            self.phase,
+            Phase::Start | Phase::HeldForKeys(_) | Phase::AwaitingBody | Phase::AwaitingApproval
+        ) {
+            if let Some(reply) = self.answered_undecided(cx, status.as_deref(), details()) {
+                return reply;
+            }
+        }
         let masking = &cx.config.masking;
         if self.list_request && status.as_deref() == Some("200") && !end_of_stream {
             // Its length changes, so content-length goes (headers leave when this returns).
@@ -59,11 +79,13 @@ impl Gate {
                     self.count("vigil.masking.encoded_passed".into());
                 }
                 ResponsePlan::RefuseEncoded(enc) => {
-                    return self.refuse(cx, Refusal::new(
+                    let refusal = Refusal::new(
                         502,
                         RefusalCode::EncodedResponse,
                         format!("the model answered with content-encoding {enc}, which Vigil cannot inspect for personal data"),
-                    ));
+                    );
+                    self.log.refuse(None, refusal.reason());
+                    return self.refuse_at_response(cx, refusal);
                 }
             }
         }
@@ -71,6 +93,62 @@ impl Gate {
             self.steps.push(Step::Seal { complete: true });
         }
         self.reply(Flow::Continue)
+    }
+
+    /// An answer while the request is undecided: Envoy's own reply passes and is recorded;
+    /// the model server's answer to a request it should not have seen is withheld.
+    fn answered_undecided(
+        &mut self,
+        cx: &Cx<'_>,
+        status: Option<&str>,
+        details: Option<String>,
+    ) -> Option<Reply> {
+        let status = status.unwrap_or("none");
+        if details.as_deref() == Some("via_upstream") {
+            let refusal = Refusal::new(
+                502,
+                RefusalCode::AnsweredBeforeDecision,
+                format!("the model server answered ({status}) before Vigil decided on the request; its answer is withheld"),
+            );
+            self.log.refuse(None, refusal.reason());
+            return Some(self.refuse_at_response(cx, refusal));
+        }
+        let why = details.as_deref().unwrap_or("no details");
+        let waiting = match self.phase {
+            Phase::AwaitingApproval => "while the request waited for approval",
+            Phase::HeldForKeys(_) => "while the request waited for the key set",
+            Phase::AwaitingBody => "while Vigil read the request body",
+            _ => "before Vigil decided",
+        };
+        self.note(cx, Level::Info, || {
+            format!("Envoy answered {status} ({why}) {waiting}")
+        });
+        let reason =
+            format!("Envoy answered {status} ({why}) {waiting}; the request was not admitted");
+        if self.forwarded_before_decision {
+            self.log.headers_went_early();
+        }
+        if self.phase == Phase::AwaitingApproval {
+            // The decision stays `require_approval`; the reason says how it ended.
+            self.log.set_reason(reason);
+            self.log.answered_locally();
+        } else {
+            self.log.refuse(None, reason);
+        }
+        self.phase = Phase::Refused;
+        None
+    }
+
+    /// Refuses while the answer's headers are held: Envoy sends the reply straight to the
+    /// client, so this is the exchange's last event; the record says what the client got.
+    fn refuse_at_response(&mut self, cx: &Cx<'_>, refusal: Refusal) -> Reply {
+        self.refused_at_response = true;
+        self.log.response_status(Some(&refusal.status.to_string()));
+        let body = refusal.body(self.log.request_id());
+        self.log.response_chunk(body.as_bytes());
+        let mut reply = self.refuse_as_recorded(cx, refusal);
+        reply.steps.push(Step::Seal { complete: true });
+        reply
     }
 
     /// Event: a piece of the answer. `read` gives the body this callback sees (all of it so

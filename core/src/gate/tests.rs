@@ -282,7 +282,7 @@ fn events_after_the_record_is_sealed_change_nothing() {
     let mut gate = Gate::new();
     let mut cx = cx(&c, &s, None);
     gate.request_headers(&mut cx, start("GET", "/v1/models"), &no_header, true);
-    let reply = gate.response_headers(&mut cx, &|_| Some("200".into()), true);
+    let reply = gate.response_headers(&mut cx, &|_| Some("200".into()), &|| None, true);
     assert!(reply.steps.contains(&Step::Seal { complete: true }));
     let key = RecordKey::new(&[7u8; 32]).unwrap();
     let sealed = gate.seal(&c, 2, true, None, "vm", &mut RecordChain::default(), &key);

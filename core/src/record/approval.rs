@@ -56,6 +56,10 @@ pub enum TraceStatus {
     Consumed,
     /// The service gave no usable answer.
     Error,
+    /// The exchange ended (client gone, Envoy's timeout) while the service was being asked.
+    /// When the call in flight was a `consume`, the service may have spent a use on this
+    /// request: `error` says so, and the ticket's history names this request id.
+    Abandoned,
 }
 
 impl From<Status> for TraceStatus {
@@ -79,6 +83,7 @@ impl TraceStatus {
             TraceStatus::Expired => Status::Expired.name(),
             TraceStatus::Consumed => Status::Consumed.name(),
             TraceStatus::Error => "error",
+            TraceStatus::Abandoned => "abandoned",
         }
     }
 }

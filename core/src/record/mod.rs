@@ -43,6 +43,10 @@ pub struct SessionRecord {
     pub outcome: Outcome,
     /// False when the stream ended before the response did (client went away, reset).
     pub complete: bool,
+    /// True on a refused request whose headers had already gone on to the model server
+    /// (Envoy without header hold); absent otherwise, so records without it hash as before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub headers_reached_upstream: bool,
     pub request: BodySummary,
     pub response: ResponseSummary,
     /// Count of masked values per entity type.
@@ -211,6 +215,7 @@ pub(crate) mod tests {
             approval: None,
             outcome: Outcome::Forwarded,
             complete: true,
+            headers_reached_upstream: false,
             request: BodySummary {
                 bytes: 0,
                 sha256: sha256_hex(b""),
