@@ -120,6 +120,7 @@ impl Vm {
         end_of_stream: bool,
     ) -> Result<(), HostError> {
         self.client_traffic(id)?;
+        self.stream_mut(id)?.client_done |= end_of_stream;
         self.headers(
             id,
             Way::Request,
@@ -134,6 +135,7 @@ impl Vm {
         end_of_stream: bool,
     ) -> Result<(), HostError> {
         self.client_traffic(id)?;
+        self.stream_mut(id)?.client_done |= end_of_stream;
         self.data(id, Way::Request, chunk, end_of_stream)
     }
     pub fn request_trailers(
@@ -142,6 +144,7 @@ impl Vm {
         trailers: &[(String, String)],
     ) -> Result<(), HostError> {
         self.client_traffic(id)?;
+        self.stream_mut(id)?.client_done = true;
         self.trailers(id, Way::Request, HeaderMap::from_pairs(trailers))
     }
     /// Response headers from the upstream. The router marks them `via_upstream`

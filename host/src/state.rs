@@ -208,6 +208,8 @@ pub struct Stream {
     pub direct_reply: bool,
     /// When the stream last had traffic to or from the client (the idle timer's start).
     pub last_activity_nanos: u64,
+    /// The client sent the whole request (Envoy's `remoteDecodeComplete`).
+    pub client_done: bool,
     /// Events from the client so far, and the traffic seen at the last look (stream_end.rs).
     pub client_events: u64,
     pub traffic_mark: u64,

@@ -120,7 +120,7 @@ impl Vm {
     /// by the usual three paths (local_reply.rs); then the stream ends.
     pub(crate) fn idle_timeout(&mut self, id: u32) -> Result<(), HostError> {
         let s = self.stream_mut(id)?;
-        let status = if s.request.end_seen { 504 } else { 408 };
+        let status = if s.client_done { 504 } else { 408 };
         if s.reset.is_none() && !s.failed_by_vm {
             let reply = LocalReply::envoy(status, "stream timeout", "stream_idle_timeout");
             self.local_reply(id, reply).or_else(Self::failed_is_done)?;

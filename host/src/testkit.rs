@@ -47,6 +47,12 @@ impl Gateway {
         self
     }
 
+    /// The Envoy settings the streams run under (buffer limit, idle timeout, header hold).
+    pub fn envoy(mut self, envoy: crate::EnvoySettings) -> Self {
+        self.options.envoy = envoy;
+        self
+    }
+
     /// The clock the filter sees, in seconds since the epoch.
     pub fn at(mut self, now_s: u64) -> Self {
         self.options.now_nanos = now_s * 1_000_000_000;

@@ -400,10 +400,6 @@ impl Gate {
         self.note(cx, Level::Warn, || format!("approval: {fault}"));
         self.set_trace(TraceStatus::Abandoned, Some(&fault));
         self.count("vigil.approval.abandoned".into());
-        self.log.set_reason(format!(
-            "{}; the exchange ended before the approval was settled",
-            self.log.decision().reason
-        ));
     }
 
     /// Refuses, keeping the record's decision `require_approval` with the refusal as reason.

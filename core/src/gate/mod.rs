@@ -391,6 +391,10 @@ impl Gate {
             });
             if self.phase == Phase::AwaitingApproval {
                 self.abandon_approval(cx);
+                self.log.set_reason(format!(
+                    "{}; the exchange ended before the approval was settled",
+                    self.log.decision().reason
+                ));
             }
             self.steps.push(Step::Seal { complete: false });
         }

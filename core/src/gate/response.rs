@@ -44,13 +44,32 @@ impl Gate {
         self.note(cx, Level::Debug, || {
             format!("on_http_response_headers: status {status:?}")
         });
-        if matches!(
-            self.phase,
-            Phase::Start | Phase::HeldForKeys(_) | Phase::AwaitingBody | Phase::AwaitingApproval
-        ) {
-            if let Some(reply) = self.answered_undecided(cx, status.as_deref(), details()) {
-                return reply;
+        match self.phase {
+            Phase::Start
+            | Phase::HeldForKeys(_)
+            | Phase::AwaitingBody
+            | Phase::AwaitingApproval => {
+                if let Some(reply) = self.answered_undecided(cx, status.as_deref(), details()) {
+                    return reply;
+                }
             }
+            Phase::Admitted => {
+                // Admitted in a callback where Envoy had already prepared its own reply (a
+                // body over its buffer limit): the answer is Envoy's, not the model server's.
+                if let Some(why) = details().filter(|d| d != "via_upstream") {
+                    let status = status.as_deref().unwrap_or("none");
+                    self.note(cx, Level::Info, || {
+                        format!("Envoy answered {status} ({why}) instead of the model server")
+                    });
+                    let reason = format!(
+                        "{}; Envoy answered {status} ({why}) instead of the model server",
+                        self.log.decision().reason
+                    );
+                    self.log.set_reason(reason);
+                    self.log.answered_locally();
+                }
+            }
+            _ => {}
         }
         let masking = &cx.config.masking;
         if self.list_request && status.as_deref() == Some("200") && !end_of_stream {
@@ -130,6 +149,7 @@ impl Gate {
         }
         if self.phase == Phase::AwaitingApproval {
             // The decision stays `require_approval`; the reason says how it ended.
+            self.abandon_approval(cx);
             self.log.set_reason(reason);
             self.log.answered_locally();
         } else {
