@@ -9,10 +9,15 @@ protoc-gen-validate rules that Envoy enforces at load time are checked on every 
 The messages come from xds-protos (generated from envoyproxy/data-plane-api).
 
 Istio WasmPlugin manifests (kind: WasmPlugin) are checked against the fields of Istio's
-extensions.istio.io/v1alpha1 WasmPlugin API.
+extensions.istio.io/v1alpha1 WasmPlugin API; EnvoyFilter manifests (kind: EnvoyFilter) against
+networking.istio.io/v1alpha3 EnvoyFilter, each patch value parsed as the Envoy message its
+applyTo names.
+
+Fields newer than the xds-protos release (NEWER_FIELDS) are taken out before parsing, checked
+for their type, and reported; each names the Envoy version that added it.
 
 Prints one JSON object per file: {"file", "ok", "errors", "wasm_configurations",
-"access_log_formats", "vm_env"}; exits 1 when any file is invalid.
+"access_log_formats", "vm_env", "limits"}; exits 1 when any file is invalid.
 """
 import importlib, json, pkgutil, re, sys
 
@@ -34,6 +39,14 @@ def load_all_envoy_types():
                 pass
 
 
+# Fields of Envoy's API newer than xds-protos 1.85.0 (which predates Envoy 1.35): message,
+# field, Python type, the Envoy version that added it.
+NEWER_FIELDS = {
+    # api/envoy/extensions/wasm/v3/wasm.proto PluginConfig, Envoy 1.35 (PR #40213).
+    "allow_on_headers_stop_iteration": ("envoy.extensions.wasm.v3.PluginConfig", bool, "1.35"),
+}
+
+
 class Checker:
     def __init__(self, path):
         self.path = path
@@ -41,6 +54,26 @@ class Checker:
         self.wasm_configurations = []
         self.access_log_formats = []
         self.vm_env = []
+        self.newer = []
+        self.limits = {}
+
+    def take_newer_fields(self, node, where):
+        """Removes NEWER_FIELDS from plugin configs (dicts with vm_config) in document order."""
+        if isinstance(node, dict):
+            if "vm_config" in node:
+                found = {}
+                for name, (message, kind, version) in NEWER_FIELDS.items():
+                    if name in node:
+                        value = node.pop(name)
+                        if not isinstance(value, kind):
+                            self.error(f"{where}.{name}", f"must be {kind.__name__} ({message}, Envoy {version}+), is {value!r}")
+                        found[name] = value
+                self.newer.append(found)
+            for k, v in node.items():
+                self.take_newer_fields(v, f"{where}.{k}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                self.take_newer_fields(v, f"{where}[{i}]")
 
     def error(self, where, message):
         self.errors.append(f"{where}: {message}")
@@ -129,8 +162,10 @@ class Checker:
                 from google.protobuf import wrappers_pb2
                 s = wrappers_pb2.StringValue()
                 cfg.Unpack(s)
+                newer = self.newer[len(self.wasm_configurations)] if len(self.newer) > len(self.wasm_configurations) else {}
                 self.wasm_configurations.append({"where": where, "configuration": s.value,
-                    "failure_policy": json_format.MessageToDict(msg).get("failurePolicy", "UNSPECIFIED")})
+                    "failure_policy": json_format.MessageToDict(msg).get("failurePolicy", "UNSPECIFIED"),
+                    "allow_on_headers_stop_iteration": newer.get("allow_on_headers_stop_iteration", False)})
         elif name == "envoy.extensions.wasm.v3.EnvironmentVariables":
             self.vm_env.extend(list(msg.host_env_keys))
             self.vm_env.extend(list(msg.key_values.keys()))
@@ -138,6 +173,12 @@ class Checker:
             self.access_log_formats.append(json_format.MessageToDict(msg))
         elif name == "envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig":
             self.access_log_formats.append(json_format.MessageToDict(msg))
+        elif name == "envoy.config.listener.v3.Listener" and msg.HasField("per_connection_buffer_limit_bytes"):
+            self.limits["per_connection_buffer_limit_bytes"] = msg.per_connection_buffer_limit_bytes.value
+        elif name == "envoy.config.route.v3.RouteAction" and msg.HasField("idle_timeout"):
+            self.limits["route_idle_timeout_s"] = msg.idle_timeout.seconds
+        elif name == "envoy.config.core.v3.Http2ProtocolOptions" and msg.HasField("initial_stream_window_size"):
+            self.limits["http2_initial_stream_window_size"] = msg.initial_stream_window_size.value
 
 
 ISTIO_WASMPLUGIN_SPEC = {
@@ -176,6 +217,64 @@ def check_wasmplugin(doc, c):
                                       "failure_policy": spec.get("failStrategy", "FAIL_CLOSE")})
 
 
+ENVOYFILTER_SPEC = {"workloadSelector", "targetRefs", "configPatches", "priority"}
+ENVOYFILTER_APPLY_TO = {
+    # networking.istio.io/v1alpha3 EnvoyFilter.ApplyTo -> the Envoy message a patch value is.
+    "LISTENER": "envoy.config.listener.v3.Listener",
+    "FILTER_CHAIN": "envoy.config.listener.v3.FilterChain",
+    "NETWORK_FILTER": "envoy.config.listener.v3.Filter",
+    "HTTP_FILTER": "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
+    "ROUTE_CONFIGURATION": "envoy.config.route.v3.RouteConfiguration",
+    "VIRTUAL_HOST": "envoy.config.route.v3.VirtualHost",
+    "HTTP_ROUTE": "envoy.config.route.v3.Route",
+    "CLUSTER": "envoy.config.cluster.v3.Cluster",
+    "EXTENSION_CONFIG": "envoy.config.core.v3.TypedExtensionConfig",
+}
+ENVOYFILTER_OPERATIONS = {"MERGE", "ADD", "REMOVE", "INSERT_BEFORE", "INSERT_AFTER", "INSERT_FIRST", "REPLACE"}
+ENVOYFILTER_CONTEXTS = {"ANY", "SIDECAR_INBOUND", "SIDECAR_OUTBOUND", "GATEWAY"}
+
+
+def check_envoyfilter(doc, c):
+    from google.protobuf import symbol_database
+    if doc.get("apiVersion") not in ("networking.istio.io/v1alpha3",):
+        c.error("apiVersion", f"expected networking.istio.io/v1alpha3, found {doc.get('apiVersion')!r}")
+    spec = doc.get("spec") or {}
+    for key in spec:
+        if key not in ENVOYFILTER_SPEC:
+            c.error(f"spec.{key}", "unknown EnvoyFilter field")
+    for i, patch in enumerate(spec.get("configPatches") or []):
+        where = f"spec.configPatches[{i}]"
+        apply_to = patch.get("applyTo")
+        if apply_to not in ENVOYFILTER_APPLY_TO:
+            c.error(f"{where}.applyTo", f"{apply_to!r} is not one of {sorted(ENVOYFILTER_APPLY_TO)}")
+            continue
+        context = (patch.get("match") or {}).get("context", "ANY")
+        if context not in ENVOYFILTER_CONTEXTS:
+            c.error(f"{where}.match.context", f"{context!r} is not one of {sorted(ENVOYFILTER_CONTEXTS)}")
+        op = (patch.get("patch") or {}).get("operation")
+        if op not in ENVOYFILTER_OPERATIONS:
+            c.error(f"{where}.patch.operation", f"{op!r} is not one of {sorted(ENVOYFILTER_OPERATIONS)}")
+        if apply_to == "EXTENSION_CONFIG" and op != "ADD":
+            # Istio applies only ADD to extension configs (extension_configuration_patch.go).
+            c.error(f"{where}.patch.operation", "EXTENSION_CONFIG patches take only ADD")
+        value = (patch.get("patch") or {}).get("value")
+        if value is None:
+            continue
+        c.take_newer_fields(value, f"{where}.patch.value")
+        msg = symbol_database.Default().GetSymbol(ENVOYFILTER_APPLY_TO[apply_to])()
+        try:
+            json_format.ParseDict(value, msg, ignore_unknown_fields=False)
+        except json_format.ParseError as e:
+            message = re.sub(r"Failed to parse \w+ field: ", "", str(e)).split("\n Available Fields")[0]
+            c.error(f"{where}.patch.value", message.rstrip(". "))
+            continue
+        # A MERGE value is partial: only messages that stand alone get the required-field rules.
+        if op in ("ADD", "INSERT_BEFORE", "INSERT_AFTER", "INSERT_FIRST", "REPLACE"):
+            c.message(msg, f"{where}.patch.value")
+        else:
+            c.notice(msg, f"{where}.patch.value")
+
+
 def check_file(path):
     c = Checker(path)
     try:
@@ -187,6 +286,10 @@ def check_file(path):
     if isinstance(doc, dict) and doc.get("kind") == "WasmPlugin":
         check_wasmplugin(doc, c)
         return c
+    if isinstance(doc, dict) and doc.get("kind") == "EnvoyFilter":
+        check_envoyfilter(doc, c)
+        return c
+    c.take_newer_fields(doc, "Bootstrap")
     from envoy.config.bootstrap.v3 import bootstrap_pb2
     msg = bootstrap_pb2.Bootstrap()
     try:
@@ -208,7 +311,8 @@ def main(paths):
         bad |= bool(c.errors)
         print(json.dumps({"file": path, "ok": not c.errors, "errors": c.errors,
                           "wasm_configurations": c.wasm_configurations,
-                          "access_log_formats": c.access_log_formats, "vm_env": c.vm_env}))
+                          "access_log_formats": c.access_log_formats, "vm_env": c.vm_env,
+                          "limits": c.limits}))
     return 1 if bad else 0
 
 

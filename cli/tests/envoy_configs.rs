@@ -2,7 +2,9 @@
 //! parses them with Envoy's API messages (xds-protos, set up by scripts/check-envoy) and
 //! applies Envoy's validation rules; here, what Vigil needs of them on top: a policy that
 //! `vigil policy check` accepts, fail-closed, the VM handed every variable the policy names,
-//! and an access log that carries the record and the late records.
+//! an access log that carries the record (and the late-record field lines keep), and a
+//! policy whose `envoy` section states what the file sets (header hold, buffer limit, idle
+//! timeout), with no warning that the policy asks for more.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
@@ -44,6 +46,7 @@ fn the_shipped_bootstraps_and_manifest_are_valid_envoy_and_istio_configuration()
         "envoy/envoy.yaml",
         "envoy/envoy-otel.yaml",
         "envoy/istio/wasmplugin.yaml",
+        "envoy/istio/envoyfilter.yaml",
     ];
     for r in check(&files) {
         assert_eq!(r["ok"], true, "{}: {}", r["file"], r["errors"]);
@@ -74,7 +77,29 @@ fn the_shipped_bootstraps_and_manifest_are_valid_envoy_and_istio_configuration()
                 r["file"]
             );
         }
-        if r["file"] != "envoy/istio/wasmplugin.yaml" {
+        // The policy states what the file gives it, and asks for no more.
+        let envoy = &policy.envoy;
+        assert_eq!(
+            config["allow_on_headers_stop_iteration"].as_bool().unwrap_or(false),
+            envoy.hold_request_headers,
+            "{}: the policy's envoy.hold_request_headers must match the plugin config",
+            r["file"]
+        );
+        let limits = &r["limits"];
+        let buffer = limits["per_connection_buffer_limit_bytes"]
+            .as_u64()
+            .unwrap_or(vigil_core::envoy::DEFAULT_BUFFER_LIMIT_BYTES as u64);
+        assert_eq!(envoy.buffer_limit_bytes as u64, buffer, "{}", r["file"]);
+        if let Some(window) = limits["http2_initial_stream_window_size"].as_u64() {
+            assert_eq!(window, buffer, "{}: HTTP/2 streams buffer as much", r["file"]);
+        }
+        if let Some(idle) = limits["route_idle_timeout_s"].as_u64() {
+            assert_eq!(envoy.stream_idle_timeout_s, idle, "{}", r["file"]);
+        }
+        let raw: Value = serde_json::from_str(config["configuration"].as_str().unwrap()).unwrap();
+        let warnings = vigil_core::lint::lint(&policy, &raw);
+        assert!(warnings.is_empty(), "{}: {warnings:?}", r["file"]);
+        if !r["file"].as_str().unwrap().starts_with("envoy/istio/") {
             let formats = r["access_log_formats"].to_string();
             let property = &policy.record.property;
             for field in [
@@ -118,6 +143,8 @@ fn broken_configurations_are_refused_with_the_path_of_the_fault() {
         ("testdata/envoy/bad-missing-cluster-name.yaml", "Bootstrap.static_resources.clusters[0].name: must be at least 1 character(s)"),
         ("testdata/envoy/bad-unknown-type.yaml", "Can not find message descriptor by type_url: type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManagr"),
         ("testdata/envoy/bad-wasmplugin.yaml", "spec.phase: 'AUTHENTICATION' is not one of"),
+        ("testdata/envoy/bad-header-hold.yaml", "allow_on_headers_stop_iteration: must be bool (envoy.extensions.wasm.v3.PluginConfig, Envoy 1.35+), is 'yes'"),
+        ("testdata/envoy/bad-envoyfilter.yaml", "spec.configPatches[0].patch.operation: EXTENSION_CONFIG patches take only ADD"),
     ];
     let files: Vec<&str> = cases.iter().map(|(f, _)| *f).collect();
     for (r, (file, expected)) in check(&files).iter().zip(cases) {
