@@ -80,7 +80,9 @@ fn the_shipped_bootstraps_and_manifest_are_valid_envoy_and_istio_configuration()
         // The policy states what the file gives it, and asks for no more.
         let envoy = &policy.envoy;
         assert_eq!(
-            config["allow_on_headers_stop_iteration"].as_bool().unwrap_or(false),
+            config["allow_on_headers_stop_iteration"]
+                .as_bool()
+                .unwrap_or(false),
             envoy.hold_request_headers,
             "{}: the policy's envoy.hold_request_headers must match the plugin config",
             r["file"]
@@ -91,7 +93,11 @@ fn the_shipped_bootstraps_and_manifest_are_valid_envoy_and_istio_configuration()
             .unwrap_or(vigil_core::envoy::DEFAULT_BUFFER_LIMIT_BYTES as u64);
         assert_eq!(envoy.buffer_limit_bytes as u64, buffer, "{}", r["file"]);
         if let Some(window) = limits["http2_initial_stream_window_size"].as_u64() {
-            assert_eq!(window, buffer, "{}: HTTP/2 streams buffer as much", r["file"]);
+            assert_eq!(
+                window, buffer,
+                "{}: HTTP/2 streams buffer as much",
+                r["file"]
+            );
         }
         if let Some(idle) = limits["route_idle_timeout_s"].as_u64() {
             assert_eq!(envoy.stream_idle_timeout_s, idle, "{}", r["file"]);

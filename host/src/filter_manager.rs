@@ -80,11 +80,11 @@ impl Vm {
             return Ok(false);
         }
         let s = self.stream_mut(id)?;
-        Ok(!s.ended
-            && s.reset.is_none()
-            && !s.failed_by_vm
-            && !(way == Way::Request && s.local_reply_started)
-            && !(way == Way::Response && s.direct_reply))
+        let closed = match way {
+            Way::Request => s.local_reply_started,
+            Way::Response => s.direct_reply,
+        };
+        Ok(!(s.ended || s.reset.is_some() || s.failed_by_vm || closed))
     }
 
     /// Starts a new HTTP stream: a new context under the root context.

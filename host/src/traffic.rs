@@ -39,9 +39,9 @@ fn access_log_line(vm: &Vm, id: u32) -> String {
 
 /// Runs `n` exchanges through vigil.wasm on `vms` VMs (round robin, each its own chain, as
 /// Envoy's workers) and returns the access-log lines in the order Envoy would write them.
-/// Every `abort_every`th exchange loses its client mid-answer, so its record rides on a later
-/// line. The VMs' chain ids are the same from run to run; `clock_offset_ms` makes a run whose
-/// records differ from another's.
+/// Every `abort_every`th exchange loses its client mid-answer; its incomplete record is on its
+/// own line (Envoy 1.32+ logs after `on_log`). The VMs' chain ids are the same from run to
+/// run; `clock_offset_ms` makes a run whose records differ from another's.
 pub fn records_through_filter(
     plugin: &Plugin,
     n: usize,
@@ -99,7 +99,6 @@ pub fn records_through_filter(
             if abort_every > 0 && i % abort_every == abort_every - 1 {
                 vm.response_body(id, &answer.as_bytes()[..20], false)?;
                 vm.abort_stream(id, "downstream_remote_disconnect")?;
-                // Envoy still writes the line; the record is not on it.
                 lines.push(access_log_line(vm, id));
                 vm.remove_stream(id);
                 continue;
@@ -111,6 +110,36 @@ pub fn records_through_filter(
         vm.remove_stream(id);
     }
     Ok(lines)
+}
+
+/// The same lines as files written before Envoy 1.32 hold them: the access log ran before
+/// the filter's `on_log`, so an incomplete record (sealed in `on_log`) was missing from its
+/// own line and carried by the next line its VM wrote, in `vigil_record_late` (a JSON array
+/// as a string). `vigil audit` reads such files; this makes them from current traffic.
+pub fn as_logged_before_envoy_1_32(lines: &[String]) -> Vec<String> {
+    use serde_json::Value;
+    let mut waiting: std::collections::BTreeMap<String, Vec<Value>> = Default::default();
+    let mut out = Vec::with_capacity(lines.len());
+    for line in lines {
+        let Ok(mut v) = serde_json::from_str::<Value>(line) else {
+            out.push(line.clone());
+            continue;
+        };
+        let record = v["vigil_record"]
+            .as_str()
+            .and_then(|r| serde_json::from_str::<Value>(r).ok());
+        if let Some(record) = record {
+            let vm = record["vm_id"].as_str().unwrap_or_default().to_string();
+            if record["complete"] == Value::Bool(false) {
+                v["vigil_record"] = Value::Null;
+                waiting.entry(vm).or_default().push(record);
+            } else if let Some(late) = waiting.remove(&vm) {
+                v["vigil_record_late"] = Value::String(Value::Array(late).to_string());
+            }
+        }
+        out.push(v.to_string());
+    }
+    out
 }
 
 /// One exchange whose prompt is `content` (a JSON string's contents, escapes allowed), on a

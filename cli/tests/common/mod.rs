@@ -22,6 +22,21 @@ pub fn records_through_filter(
     .unwrap()
 }
 
+/// The same, as a file written before Envoy 1.32 holds them (incomplete records ride late).
+pub fn records_logged_before_envoy_1_32(
+    n: usize,
+    vms: usize,
+    abort_every: usize,
+    clock_offset_ms: u64,
+) -> Vec<String> {
+    vigil_host::traffic::as_logged_before_envoy_1_32(&records_through_filter(
+        n,
+        vms,
+        abort_every,
+        clock_offset_ms,
+    ))
+}
+
 pub fn key() -> vigil_core::record::RecordKey {
     vigil_core::record::RecordKey::new(TEST_RECORD_KEY.1.as_bytes()).unwrap()
 }
