@@ -295,3 +295,22 @@ fn a_held_request_gets_its_model_checked_when_the_keys_arrive() {
         Some("test@example.com")
     );
 }
+
+#[test]
+fn an_idp_cluster_without_a_healthy_host_refuses_held_requests_at_once_instead_of_leaving_them_hanging(
+) {
+    // Envoy fails the fetch at dispatch (InternalFailure, no callback): the requests held
+    // for it are settled then, not left for Envoy's idle timeout.
+    let (mut vm, v) = start(600);
+    vm.set_cluster_healthy("idp", false);
+    let token = v["token"].as_str().unwrap();
+    let id = send(&mut vm, token);
+    vm.advance(20_000_000).unwrap();
+    assert!(vm.state().pending_calls.is_empty());
+    assert!(
+        status(&vm, id).is_some(),
+        "the held request is answered at once; logs: {:#?}",
+        vm.last_logs(6)
+    );
+    assert_eq!(status(&vm, id).as_deref(), Some("401"));
+}

@@ -417,6 +417,9 @@ impl Gate {
         if self.phase == Phase::Sealed {
             return None;
         }
+        if self.phase == Phase::Admitted && complete {
+            self.note_envoy_answer(details.as_deref());
+        }
         self.phase = Phase::Sealed;
         let masked = self.masking.counts(&config.masking);
         self.log.masked(&masked);

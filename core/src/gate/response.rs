@@ -53,22 +53,6 @@ impl Gate {
                     return reply;
                 }
             }
-            Phase::Admitted => {
-                // Admitted in a callback where Envoy had already prepared its own reply (a
-                // body over its buffer limit): the answer is Envoy's, not the model server's.
-                if let Some(why) = details().filter(|d| d != "via_upstream") {
-                    let status = status.as_deref().unwrap_or("none");
-                    self.note(cx, Level::Info, || {
-                        format!("Envoy answered {status} ({why}) instead of the model server")
-                    });
-                    let reason = format!(
-                        "{}; Envoy answered {status} ({why}) instead of the model server",
-                        self.log.decision().reason
-                    );
-                    self.log.set_reason(reason);
-                    self.log.answered_locally();
-                }
-            }
             _ => {}
         }
         let masking = &cx.config.masking;
@@ -157,6 +141,39 @@ impl Gate {
         }
         self.phase = Phase::Refused;
         None
+    }
+
+    /// At sealing, for a request Vigil admitted: details other than the router's
+    /// `via_upstream` on a complete exchange mean Envoy answered instead of the model server
+    /// (its 413 prepared in the very callback that admitted the body, a router 503 when the
+    /// upstream could not be reached or reset). The reason says so; the outcome becomes
+    /// `local_response` only for details that mean the request never left Envoy. Read from
+    /// the details the seal reads anyway, so an ordinary exchange pays nothing for it.
+    pub(super) fn note_envoy_answer(&mut self, details: Option<&str>) {
+        /// Envoy's response code details (envoy/stream_info/stream_info.h
+        /// `ResponseCodeDetailValues`) for replies made before any upstream was asked.
+        const NEVER_LEFT_ENVOY: &[&str] = &[
+            "request_payload_too_large",
+            "no_healthy_upstream",
+            "cluster_not_found",
+            "route_not_found",
+            "maintenance_mode",
+        ];
+        let Some(why) = details.filter(|d| !d.is_empty() && *d != "via_upstream") else {
+            return;
+        };
+        let status = self
+            .log
+            .status()
+            .map_or_else(|| "none".to_string(), |s| s.to_string());
+        let reason = format!(
+            "{}; Envoy answered {status} ({why}) instead of the model server",
+            self.log.decision().reason
+        );
+        self.log.set_reason(reason);
+        if NEVER_LEFT_ENVOY.contains(&why) {
+            self.log.answered_locally();
+        }
     }
 
     /// Refuses while the answer's headers are held: Envoy sends the reply straight to the
