@@ -314,3 +314,67 @@ fn an_idp_cluster_without_a_healthy_host_refuses_held_requests_at_once_instead_o
     );
     assert_eq!(status(&vm, id).as_deref(), Some("401"));
 }
+
+/// Header hold (Envoy 1.35+): a request held for the key set keeps receiving its body.
+fn start_holding(mask_request: bool) -> (Vm, Value) {
+    let v = vector();
+    let config = json!({"id": "gw", "version": "1",
+        "envoy": {"hold_request_headers": true},
+        "masking": {"mask_request": mask_request},
+        "rules": [{"id": "no-wires", "when": {"prompt": {"matches": ["(?i)wire transfer"]}}, "action": {"type": "block"}}],
+        "identity": {"providers": [{
+        "name": "corp", "issuer": "https://example.com",
+        "remote_jwks": {"cluster": "idp", "uri": "https://idp.bank.internal/jwks", "timeout_ms": 500}
+    }]}});
+    let vm = vigil_host::testkit::Gateway::new(&config)
+        .cluster("idp")
+        .at(v["policy"]["now"].as_u64().unwrap())
+        .envoy(vigil_host::EnvoySettings {
+            allow_on_headers_stop_iteration: true,
+            ..Default::default()
+        })
+        .start();
+    (vm, v)
+}
+
+fn post_while_keys_load(vm: &mut Vm, token: &str, prompt: &str) -> u32 {
+    vigil_host::testkit::Request::post("/v1/chat/completions")
+        .bearer(token)
+        .chunks([
+            json!({"model": "m", "messages": [{"role": "user", "content": prompt}]}).to_string(),
+        ])
+        .send(vm)
+}
+
+#[test]
+fn with_header_hold_a_body_that_ends_while_keys_load_is_decided_once_they_come() {
+    let (mut vm, v) = start_holding(false);
+    let token = v["token"].as_str().unwrap();
+    let ok = post_while_keys_load(&mut vm, token, "hello");
+    let wire = post_while_keys_load(&mut vm, token, "a wire transfer");
+    let t = pending_idp_call(&mut vm);
+    vm.answer_call(t, jwks_answer(&v["jwks"])).unwrap();
+    let s = vm.stream(ok).unwrap();
+    assert!(
+        s.request.sent_end && String::from_utf8_lossy(&s.request.sent_body).contains("hello"),
+        "admitted whole: {:?} {:?} {:#?}",
+        s.request.sent_headers,
+        String::from_utf8_lossy(&s.request.sent_body),
+        vm.last_logs(12)
+    );
+    assert_eq!(status(&vm, wire).as_deref(), Some("403"));
+    assert!(vm.stream(wire).unwrap().request.sent_headers.is_none());
+}
+
+#[test]
+fn with_header_hold_and_mask_request_a_body_that_ends_while_keys_load_is_sent_back_to_retry() {
+    // The masked body can only be written in a body callback, and that one has passed.
+    let (mut vm, v) = start_holding(true);
+    let id = post_while_keys_load(&mut vm, v["token"].as_str().unwrap(), "hello");
+    let t = pending_idp_call(&mut vm);
+    vm.answer_call(t, jwks_answer(&v["jwks"])).unwrap();
+    assert_eq!(status(&vm, id).as_deref(), Some("503"));
+    let body = String::from_utf8(vm.stream(id).unwrap().response.sent_body.clone()).unwrap();
+    assert!(body.contains("keys_loading"), "{body}");
+    assert!(vm.stream(id).unwrap().request.sent_headers.is_none());
+}

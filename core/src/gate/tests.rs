@@ -290,3 +290,155 @@ fn events_after_the_record_is_sealed_change_nothing() {
     assert_eq!(gate.phase(), Phase::Sealed);
     assert!(gate.ended(&cx).steps.is_empty(), "no second record");
 }
+
+fn credential_step(reply: &Reply) -> Option<&str> {
+    reply.steps.iter().find_map(|s| match s {
+        Step::RequestHeader(name, Some(v)) if name == "authorization" => Some(v.as_ref()),
+        _ => None,
+    })
+}
+
+fn body_rule_policy(hold: bool) -> PluginConfig {
+    config(
+        json!({"id": "p", "version": "1", "masking": {"entities": {}},
+        "envoy": {"hold_request_headers": hold},
+        "upstream_credential": {"env": "TOKEN"},
+        "rules": [{"id": "no-wires", "when": {"prompt": {"matches": ["(?i)wire transfer"]}},
+                   "action": {"type": "block"}}]}),
+    )
+}
+
+fn with_credential() -> Secrets {
+    Secrets {
+        credential: Some("Bearer service".into()),
+        approval_key: None,
+    }
+}
+
+#[test]
+fn with_header_hold_the_credential_is_set_only_when_the_body_admits_the_request() {
+    let c = body_rule_policy(true);
+    let s = with_credential();
+    let mut gate = Gate::new();
+    let mut cx = cx(&c, &s, None);
+    let at_headers = gate.request_headers(
+        &mut cx,
+        start("POST", "/v1/chat/completions"),
+        &no_header,
+        false,
+    );
+    assert_eq!(at_headers.flow, Flow::Pause, "headers held");
+    assert_eq!(credential_step(&at_headers), None);
+    let body = br#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#;
+    let at_end = gate.request_body(&mut cx, body.len(), true, &|| body.to_vec());
+    assert_eq!(at_end.flow, Flow::Continue);
+    assert_eq!(credential_step(&at_end), Some("Bearer service"));
+    assert_eq!(gate.phase(), Phase::Admitted);
+}
+
+#[test]
+fn with_header_hold_a_refused_request_never_gets_the_credential_and_its_record_says_so() {
+    let c = body_rule_policy(true);
+    let s = with_credential();
+    let mut gate = Gate::new();
+    let mut cx = cx(&c, &s, None);
+    let at_headers = gate.request_headers(
+        &mut cx,
+        start("POST", "/v1/chat/completions"),
+        &no_header,
+        false,
+    );
+    let at_end = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
+    assert!(refusal(&at_end).is_some());
+    assert_eq!(
+        credential_step(&at_headers).or(credential_step(&at_end)),
+        None
+    );
+    let key = crate::record::RecordKey::new(&[7; 32]).unwrap();
+    let sealed = gate
+        .seal(
+            &c,
+            2_000_000_000_000,
+            true,
+            None,
+            "vm",
+            &mut Default::default(),
+            &key,
+        )
+        .unwrap();
+    assert!(!sealed.record.headers_reached_upstream);
+}
+
+#[test]
+fn without_header_hold_headers_go_on_with_the_credential_and_a_refusal_records_it() {
+    let c = body_rule_policy(false);
+    let s = with_credential();
+    let mut gate = Gate::new();
+    let mut cx = cx(&c, &s, None);
+    let at_headers = gate.request_headers(
+        &mut cx,
+        start("POST", "/v1/chat/completions"),
+        &no_header,
+        false,
+    );
+    assert_eq!(at_headers.flow, Flow::Continue);
+    assert_eq!(credential_step(&at_headers), Some("Bearer service"));
+    let at_end = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
+    assert!(refusal(&at_end).is_some());
+    let key = crate::record::RecordKey::new(&[7; 32]).unwrap();
+    let sealed = gate
+        .seal(
+            &c,
+            2_000_000_000_000,
+            true,
+            None,
+            "vm",
+            &mut Default::default(),
+            &key,
+        )
+        .unwrap();
+    assert!(sealed.record.headers_reached_upstream);
+}
+
+#[test]
+fn an_answer_while_undecided_is_envoys_own_or_the_model_servers_withheld() {
+    for (details, withheld) in [
+        ("request_payload_too_large", false),
+        ("stream_idle_timeout", false),
+        ("via_upstream", true),
+    ] {
+        let c = body_rule_policy(false);
+        let s = Secrets::default();
+        let mut gate = Gate::new();
+        let mut cx = cx(&c, &s, None);
+        gate.request_headers(
+            &mut cx,
+            start("POST", "/v1/chat/completions"),
+            &no_header,
+            false,
+        );
+        let reply = gate.response_headers(
+            &mut cx,
+            &|n| (n == ":status").then(|| "413".into()),
+            &|| Some(details.into()),
+            false,
+        );
+        assert_eq!(refusal(&reply).is_some(), withheld, "{details}");
+        assert_eq!(gate.phase(), Phase::Refused, "{details}");
+        let reason = &gate.log().decision().reason;
+        if withheld {
+            assert!(reason.contains("before Vigil decided"), "{reason}");
+            assert!(reply.steps.contains(&Step::Seal { complete: true }));
+        } else {
+            assert!(
+                reason.contains(&format!("Envoy answered 413 ({details})")),
+                "{reason}"
+            );
+        }
+        // Request events after it pass nothing.
+        assert_eq!(
+            gate.request_body(&mut cx, 2, true, &|| b"{}".to_vec()).flow,
+            Flow::Pause
+        );
+    }
+}
