@@ -12,6 +12,14 @@ fn limit(bytes: usize) -> EnvoySettings {
     }
 }
 
+/// The plugin's `allow_on_headers_stop_iteration` on.
+fn hold() -> EnvoySettings {
+    EnvoySettings {
+        allow_on_headers_stop_iteration: true,
+        ..EnvoySettings::default()
+    }
+}
+
 fn client_status(vm: &vigil_host::Vm, id: u32) -> Option<String> {
     vm.stream(id)?
         .response
@@ -94,8 +102,7 @@ fn a_response_body_buffered_past_the_limit_gets_a_direct_500_while_headers_are_h
         "hold_response",
         EnvoySettings {
             buffer_limit_bytes: 10,
-            allow_on_headers_stop_iteration: true,
-            ..EnvoySettings::default()
+            ..hold()
         },
     );
     let id = vm.create_stream().unwrap();
@@ -115,13 +122,7 @@ fn a_response_body_buffered_past_the_limit_gets_a_direct_500_while_headers_are_h
 /// `DownstreamFilterManager::sendLocalReply` -> `sendDirectLocalReply`.
 #[test]
 fn a_reply_while_response_headers_are_held_goes_straight_to_the_client() {
-    let mut vm = probe_under(
-        "hold_response",
-        EnvoySettings {
-            allow_on_headers_stop_iteration: true,
-            ..EnvoySettings::default()
-        },
-    );
+    let mut vm = probe_under("hold_response", hold());
     let id = vm.create_stream().unwrap();
     vm.request_headers(id, &get_request(), true).unwrap();
     vm.response_headers(id, &pairs(&[(":status", "200")]), false)
@@ -202,13 +203,7 @@ fn duplicate_inline_headers_reach_the_filter_as_one_comma_joined_value() {
 /// cpp-host src/context.cc `convertVmCallResultToFilterHeadersStatus`.
 #[test]
 fn with_allow_on_headers_stop_iteration_body_callbacks_run_while_headers_are_held() {
-    let mut vm = probe_under(
-        "hold_headers",
-        EnvoySettings {
-            allow_on_headers_stop_iteration: true,
-            ..EnvoySettings::default()
-        },
-    );
+    let mut vm = probe_under("hold_headers", hold());
     let id = vm.create_stream().unwrap();
     vm.request_headers(id, &get_request(), false).unwrap();
     vm.request_body(id, b"hello ", false).unwrap();

@@ -378,18 +378,25 @@ fn wire_request(vm: &mut Vm) -> u32 {
         .send(vm)
 }
 
-#[test]
-fn an_approval_wait_ends_before_envoys_idle_timeout_and_says_why() {
+/// A wire transfer under a `wait` rule, on a route whose idle timeout is 120 s (the policy
+/// states `policy_idle_s`), with the service answering "pending" for `seconds`.
+fn waiting_wire_transfer(policy_idle_s: u64, seconds: u64) -> (Vm, u32) {
     let idle = EnvoySettings {
         stream_idle_timeout_ms: 120_000,
         ..hold()
     };
-    let mut vm = gateway(approval_policy(true, 120), idle);
+    let mut vm = gateway(approval_policy(true, policy_idle_s), idle);
     let id = wire_request(&mut vm);
     let (token, _, digest) = approval_call(&vm);
     vm.answer_call(token, ticket(&digest, "pending", false))
         .unwrap();
-    keep_pending(&mut vm, id, &digest, 200);
+    keep_pending(&mut vm, id, &digest, seconds);
+    (vm, id)
+}
+
+#[test]
+fn an_approval_wait_ends_before_envoys_idle_timeout_and_says_why() {
+    let (vm, id) = waiting_wire_transfer(120, 200);
     assert_eq!(
         status(&vm, id).as_deref(),
         Some("403"),
@@ -407,16 +414,7 @@ fn an_approval_wait_ends_before_envoys_idle_timeout_and_says_why() {
 #[test]
 fn envoys_idle_timeout_during_an_approval_wait_is_recorded_as_envoys_answer() {
     // The policy does not know the route's idle timeout (it states the 300 s default).
-    let idle = EnvoySettings {
-        stream_idle_timeout_ms: 120_000,
-        ..hold()
-    };
-    let mut vm = gateway(approval_policy(true, 300), idle);
-    let id = wire_request(&mut vm);
-    let (token, _, digest) = approval_call(&vm);
-    vm.answer_call(token, ticket(&digest, "pending", false))
-        .unwrap();
-    keep_pending(&mut vm, id, &digest, 130);
+    let (vm, id) = waiting_wire_transfer(300, 130);
     assert_eq!(status(&vm, id).as_deref(), Some("504"));
     let r = record_of(&vm, id).unwrap();
     assert_eq!(r.decision.action, "require_approval");

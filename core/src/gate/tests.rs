@@ -298,6 +298,21 @@ fn credential_step(reply: &Reply) -> Option<&str> {
     })
 }
 
+fn sealed_record(gate: &mut Gate, c: &PluginConfig) -> crate::record::SessionRecord {
+    let key = crate::record::RecordKey::new(&[7; 32]).unwrap();
+    gate.seal(
+        c,
+        2_000_000_000_000,
+        true,
+        None,
+        "vm",
+        &mut Default::default(),
+        &key,
+    )
+    .unwrap()
+    .record
+}
+
 fn body_rule_policy(hold: bool) -> PluginConfig {
     config(
         json!({"id": "p", "version": "1", "masking": {"entities": {}},
