@@ -369,19 +369,7 @@ fn with_header_hold_a_refused_request_never_gets_the_credential_and_its_record_s
         credential_step(&at_headers).or(credential_step(&at_end)),
         None
     );
-    let key = crate::record::RecordKey::new(&[7; 32]).unwrap();
-    let sealed = gate
-        .seal(
-            &c,
-            2_000_000_000_000,
-            true,
-            None,
-            "vm",
-            &mut Default::default(),
-            &key,
-        )
-        .unwrap();
-    assert!(!sealed.record.headers_reached_upstream);
+    assert!(!sealed_record(&mut gate, &c).headers_reached_upstream);
 }
 
 #[test]
@@ -400,19 +388,7 @@ fn without_header_hold_headers_go_on_with_the_credential_and_a_refusal_records_i
     assert_eq!(credential_step(&at_headers), Some("Bearer service"));
     let at_end = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
     assert!(refusal(&at_end).is_some());
-    let key = crate::record::RecordKey::new(&[7; 32]).unwrap();
-    let sealed = gate
-        .seal(
-            &c,
-            2_000_000_000_000,
-            true,
-            None,
-            "vm",
-            &mut Default::default(),
-            &key,
-        )
-        .unwrap();
-    assert!(sealed.record.headers_reached_upstream);
+    assert!(sealed_record(&mut gate, &c).headers_reached_upstream);
 }
 
 #[test]
