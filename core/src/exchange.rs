@@ -133,6 +133,8 @@ impl ExchangeLog {
     }
 
     /// The model the request names.
+    /// The model the request names. Decisions read it as sent; the record keeps it only as a
+    /// plain identifier, else as a digest (crate::redact).
     pub fn set_model(&mut self, model: &str) {
         self.model = Some(model.to_string());
     }
@@ -256,7 +258,7 @@ impl ExchangeLog {
             client_address: self.client_address.clone(),
             route: self.route.clone(),
             identity: self.identity.clone(),
-            model: self.model.clone(),
+            model: self.model.as_deref().map(crate::redact::model),
             decision: self.decision.clone(),
             approval: self.approval.clone(),
             outcome: self.outcome,

@@ -15,7 +15,9 @@ pub mod identity;
 pub mod json_reader;
 pub mod lint;
 pub mod masking;
+pub mod path;
 pub mod record;
+pub mod redact;
 pub mod rules;
 #[doc(hidden)]
 pub mod testkit;

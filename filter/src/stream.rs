@@ -130,8 +130,8 @@ impl HttpContext for VigilStream {
             self.context_id,
             "on_http_request_headers: {} {} request_id={}",
             start.route.method,
-            start.route.path,
-            start.request_id
+            vigil_core::redact::target(&start.route.path),
+            vigil_core::redact::request_id(&start.request_id)
         );
         let carried = self.event(None, |gate, cx| {
             gate.request_headers(cx, start, &header, end_of_stream)

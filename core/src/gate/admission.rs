@@ -80,7 +80,7 @@ impl Gate {
     fn check_model_at_headers(&mut self, cx: &mut Cx<'_>) -> Reply {
         let config = cx.config;
         if let Some(access) = &config.models {
-            let (method, path) = (self.log.method(), self.log.path());
+            let (method, path) = (self.log.method(), self.path.as_str());
             if access.is_list_request(method, path) {
                 self.list_request = true;
             } else {
@@ -127,6 +127,16 @@ impl Gate {
             }
         }
         if self.model_in_body || (config.rules.needs_body() && !self.bodyless) {
+            // What the headers decide is decided now: a block by method, path, caller or
+            // header is refused before the body comes; an allow needs no body unless the
+            // model is named in it.
+            if let Some(verdict) = self.verdict_at_headers(cx) {
+                let block = matches!(verdict.action, Action::Block { .. });
+                if block || !self.model_in_body {
+                    self.note(cx, Level::Debug, || "decided at the headers".into());
+                    return self.act_on(cx, verdict, None, b"");
+                }
+            }
             self.phase = Phase::AwaitingBody;
             if !config.envoy.hold_request_headers {
                 // Envoy would withhold the body from a filter that holds the headers.
@@ -199,7 +209,10 @@ impl Gate {
         let identity = self.log.identity();
         if access.allows(model, identity) {
             self.note(cx, Level::Debug, || {
-                format!("model {model:?}: the caller may use it")
+                format!(
+                    "model {:?}: the caller may use it",
+                    crate::redact::model(model)
+                )
             });
             return Ok(());
         }
@@ -214,7 +227,7 @@ impl Gate {
         Err(Refusal::new(
             403,
             RefusalCode::ModelDenied,
-            format!("{who} may not call model {model:?}"),
+            format!("{who} may not call model {:?}", crate::redact::model(model)),
         ))
     }
 
@@ -258,6 +271,24 @@ impl Gate {
         self.decide_rules(cx, parsed.as_ref(), body)
     }
 
+    /// The rules' verdict from the headers alone, when they decide it.
+    fn verdict_at_headers(&self, cx: &Cx<'_>) -> Option<Verdict> {
+        let config = cx.config;
+        let header = |name: &str| self.saved_header(config, name);
+        let facts = RequestFacts {
+            identity: self.log.identity(),
+            method: self.log.method(),
+            path: &self.path,
+            model: self.log.model(),
+            header: &header,
+            body: None,
+            body_bytes: 0,
+        };
+        config
+            .rules
+            .evaluate_at_headers(&facts, !self.model_in_body)
+    }
+
     /// The rules' verdict, acted on: admit, refuse, or ask for approval.
     pub(super) fn decide_rules(
         &mut self,
@@ -271,7 +302,7 @@ impl Gate {
             let facts = RequestFacts {
                 identity: self.log.identity(),
                 method: self.log.method(),
-                path: self.log.path(),
+                path: &self.path,
                 model: self.log.model(),
                 header: &header,
                 body,
@@ -290,6 +321,17 @@ impl Gate {
                 .into_iter()
                 .map(|line| Step::Note(Level::Debug, line)),
         );
+        self.act_on(cx, verdict, body, raw)
+    }
+
+    /// Acts on a verdict: admit, refuse, or ask for approval.
+    fn act_on(
+        &mut self,
+        cx: &mut Cx<'_>,
+        verdict: Verdict,
+        body: Option<&Value>,
+        raw: &[u8],
+    ) -> Reply {
         self.count(format!(
             "vigil.decision.{}.{}",
             verdict.action.name(),

@@ -122,12 +122,17 @@ impl Gate {
         };
         let x = &self.log;
         let identity = x.identity();
+        // Bound to the query too: an approval for one query must not pass another.
+        let target = match &self.query {
+            Some(q) => format!("{}?{q}", self.path),
+            None => self.path.clone(),
+        };
         let digest = request_digest(&Bound {
             issuer: identity.and_then(|i| i.issuer.as_deref()),
             subject: identity.and_then(|i| i.subject.as_deref()),
             model: x.model(),
             method: x.method(),
-            path: x.path(),
+            path: &target,
             body: raw,
         });
         let request = TicketRequest {
@@ -137,12 +142,10 @@ impl Gate {
             issuer: identity.and_then(|i| i.issuer.clone()),
             groups: identity.map(|i| i.groups.clone()).unwrap_or_default(),
             // The admitted model; without a models section, the one the body names.
-            model: x.model().map(str::to_string).or_else(|| {
-                parsed
-                    .and_then(|v| v.get("model"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            }),
+            model: x
+                .model()
+                .or_else(|| parsed.and_then(|v| v.get("model")).and_then(Value::as_str))
+                .map(crate::redact::model),
             rule_id: rule_id.clone().unwrap_or_else(|| "default".into()),
             approver_groups: rule.approvers.clone(),
             excerpt: excerpt(raw, parsed, &cx.config.masking, service.excerpt_chars),

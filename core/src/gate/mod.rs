@@ -155,6 +155,10 @@ pub struct Sealed {
 pub struct Gate {
     phase: Phase,
     log: ExchangeLog,
+    /// The request path as the model server routes it (percent-decoded, dot segments and
+    /// repeated slashes resolved), and the raw query: rules and model access read these.
+    path: String,
+    query: Option<String>,
     /// The values of `config.decision_headers`, in that order (token headers while held, the
     /// model header, headers rules test): Envoy's are unreachable after their own callback.
     headers: Vec<Option<String>>,
@@ -199,6 +203,8 @@ impl Gate {
                 String::new(),
                 None,
             ),
+            path: String::new(),
+            query: None,
             headers: Vec::new(),
             bodyless: false,
             model_in_body: false,
@@ -272,13 +278,33 @@ impl Gate {
         header: &dyn Fn(&str) -> Option<String>,
         end_of_stream: bool,
     ) -> Reply {
+        let mut route = start.route;
+        let target = crate::path::normalize(&route.path);
+        route.path = match &target {
+            Ok(t) => t.for_record(),
+            // Refused below; the record keeps the path as sent, its query redacted.
+            Err(_) => crate::redact::target(&route.path),
+        };
         self.log = ExchangeLog::new(
             cx.now_nanos(),
-            start.route,
-            start.request_id,
+            route,
+            crate::redact::request_id(&start.request_id),
             start.client_address,
         )
         .with_body_cap(cx.config.record.max_body_bytes);
+        match target {
+            Ok(t) => (self.path, self.query) = (t.path, t.query),
+            Err(why) => {
+                return self.refuse(
+                    cx,
+                    Refusal::new(
+                        400,
+                        RefusalCode::AmbiguousPath,
+                        format!("{why}; send the path plainly"),
+                    ),
+                )
+            }
+        }
         self.bodyless = end_of_stream;
         let masking = &cx.config.masking;
         if !masking.is_off() {

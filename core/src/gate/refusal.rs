@@ -14,6 +14,8 @@ pub enum RefusalCode {
     Unauthenticated(AuthCode),
     /// 400: no model named where the policy reads one.
     ModelMissing,
+    /// 400: a path servers could read in different ways (an encoded `/`, NUL, a bad escape).
+    AmbiguousPath,
     /// 403: the caller may not use the model.
     ModelDenied,
     /// A `block` rule (or the default) decided.
@@ -48,6 +50,7 @@ impl RefusalCode {
         match self {
             RefusalCode::Unauthenticated(c) => c.code(),
             RefusalCode::ModelMissing => "model_missing",
+            RefusalCode::AmbiguousPath => "ambiguous_path",
             RefusalCode::ModelDenied => "model_denied",
             RefusalCode::BlockedByPolicy => "blocked_by_policy",
             RefusalCode::BodyTooLarge => "body_too_large",

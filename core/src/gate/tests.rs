@@ -433,3 +433,112 @@ fn an_answer_while_undecided_is_envoys_own_or_the_model_servers_withheld() {
         );
     }
 }
+
+fn path_rules() -> PluginConfig {
+    config(
+        json!({"id": "p", "version": "1", "masking": {"entities": {}}, "rules": [
+        {"id": "no-fine-tuning", "when": {"path": {"prefix": "/v1/fine_tuning/"}}, "action": {"type": "block"}},
+        {"id": "no-infer", "when": {"path": {"glob": "/v2/models/*/infer"}}, "action": {"type": "block"}},
+        {"id": "no-wires", "when": {"prompt": {"matches": ["(?i)wire transfer"]}}, "action": {"type": "block"}}]}),
+    )
+}
+
+#[test]
+fn an_encoded_path_is_matched_as_the_server_routes_it_and_refused_at_the_headers() {
+    let c = path_rules();
+    let s = Secrets::default();
+    for target in [
+        "/v1/fine%5Ftuning/jobs",
+        "/v1/%66ine_tuning/jobs",
+        "/v1/chat/../fine_tuning/jobs",
+        "//v1//fine_tuning/jobs",
+        "/v2/models/m/%69nfer",
+        "/v2/models/m/./infer",
+    ] {
+        let mut gate = Gate::new();
+        let reply = gate.request_headers(
+            &mut cx(&c, &s, None),
+            start("POST", target),
+            &no_header,
+            false,
+        );
+        let r = refusal(&reply).unwrap_or_else(|| panic!("{target} passed"));
+        assert_eq!(r.code, RefusalCode::BlockedByPolicy, "{target}");
+        assert_eq!(
+            gate.phase(),
+            Phase::Refused,
+            "decided at the headers: {target}"
+        );
+    }
+}
+
+#[test]
+fn paths_servers_read_differently_are_refused_with_400() {
+    let c = path_rules();
+    let s = Secrets::default();
+    for target in [
+        "/v1/fine_tuning%2Fjobs",
+        "/v1%5Cfine_tuning",
+        "/v1/x%00",
+        "/v1/%zz",
+        "v1/chat",
+    ] {
+        let mut gate = Gate::new();
+        let reply = gate.request_headers(
+            &mut cx(&c, &s, None),
+            start("POST", target),
+            &no_header,
+            false,
+        );
+        let r = refusal(&reply).unwrap_or_else(|| panic!("{target} passed"));
+        assert_eq!(
+            (r.status, r.code),
+            (400, RefusalCode::AmbiguousPath),
+            "{target}"
+        );
+    }
+}
+
+#[test]
+fn query_values_and_odd_request_ids_never_reach_the_record() {
+    let c = path_rules();
+    let s = Secrets::default();
+    let mut gate = Gate::new();
+    let mut st = start("GET", "/v1/models?user=ana@bank.example&ssn=078-05-1120");
+    st.request_id = "ana@bank.example".into();
+    gate.request_headers(&mut cx(&c, &s, None), st, &no_header, true);
+    let r = sealed_record(&mut gate, &c);
+    assert_eq!(r.route.path, "/v1/models?user=…&ssn=…");
+    assert!(r.request_id.starts_with("sha256:"), "{}", r.request_id);
+}
+
+#[test]
+fn a_rule_decided_by_the_headers_does_not_wait_for_the_body() {
+    let c = config(
+        json!({"id": "p", "version": "1", "masking": {"entities": {}}, "rules": [
+        {"id": "admins", "when": {"groups": {"any": ["analysts"]}}, "action": {"type": "allow"}},
+        {"id": "no-wires", "when": {"prompt": {"matches": ["(?i)wire transfer"]}}, "action": {"type": "block"}}]}),
+    );
+    let s = Secrets::default();
+    let mut gate = Gate::new();
+    let reply = gate.request_headers(
+        &mut cx(&c, &s, analyst()),
+        start("POST", "/v1/chat/completions"),
+        &no_header,
+        false,
+    );
+    assert_eq!(
+        (reply.flow, gate.phase()),
+        (Flow::Continue, Phase::Admitted)
+    );
+    // Anyone else waits for the body the prompt rule reads.
+    let mut gate = Gate::new();
+    let reply = gate.request_headers(
+        &mut cx(&c, &s, None),
+        start("POST", "/v1/chat/completions"),
+        &no_header,
+        false,
+    );
+    assert_eq!(gate.phase(), Phase::AwaitingBody);
+    assert!(refusal(&reply).is_none());
+}

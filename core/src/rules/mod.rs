@@ -175,6 +175,19 @@ impl When {
     /// The first condition that does not hold, named for a person (`None` when all hold).
     /// Cheap checks come first; the prompt is extracted only when a regex is there to test.
     pub fn first_failure(&self, r: &RequestFacts<'_>) -> Option<&'static str> {
+        self.header_failure(r, true)
+            .or_else(|| self.body_failure(r))
+    }
+
+    /// Whether the request body (or the model it names, when `model_known` is false) is
+    /// needed to tell whether this holds.
+    pub fn undecided_without_body(&self, model_known: bool) -> bool {
+        self.needs_body() || (!model_known && !self.models.is_empty())
+    }
+
+    /// The first condition on what the headers say (method, path, caller, model when known,
+    /// headers) that does not hold.
+    fn header_failure(&self, r: &RequestFacts<'_>, model_known: bool) -> Option<&'static str> {
         let failed = |what: &'static str| Some(what);
         let groups: &[String] = r.identity.map(|i| i.groups.as_slice()).unwrap_or(&[]);
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m == r.method) {
@@ -208,7 +221,8 @@ impl When {
         {
             return failed("subjects");
         }
-        if !self.models.is_empty()
+        if model_known
+            && !self.models.is_empty()
             && !r
                 .model
                 .is_some_and(|m| self.models.iter().any(|g| glob_matches(g, m)))
@@ -222,6 +236,12 @@ impl When {
         {
             return failed("headers");
         }
+        None
+    }
+
+    /// The first condition on the body that does not hold.
+    fn body_failure(&self, r: &RequestFacts<'_>) -> Option<&'static str> {
+        let failed = |what: &'static str| Some(what);
         if self.body_bytes_gt.is_some_and(|n| r.body_bytes <= n) {
             return failed("body_bytes");
         }
@@ -333,28 +353,53 @@ impl RuleSet {
         lines
     }
 
-    /// First matching enforced rule wins; matching shadow rules are noted on the way.
-    pub fn evaluate(&self, facts: &RequestFacts<'_>) -> Verdict {
+    /// The verdict before the body arrives, when what the headers say already decides it:
+    /// rules are walked in order, a rule whose header conditions fail cannot match, and the
+    /// first rule that could match but needs the body (or the model, when it is named in the
+    /// body) leaves the decision to the body (`None`). An approval is bound to the body, so it
+    /// waits for it too. Otherwise the result is the one `evaluate` gives on the whole request.
+    pub fn evaluate_at_headers(
+        &self,
+        facts: &RequestFacts<'_>,
+        model_known: bool,
+    ) -> Option<Verdict> {
         let mut shadowed = Vec::new();
         for rule in &self.rules {
-            if !rule.when.holds(facts) {
+            if rule.when.header_failure(facts, model_known).is_some() {
                 continue;
+            }
+            if rule.when.undecided_without_body(model_known) {
+                return None;
             }
             if rule.shadow {
                 shadowed.push((rule.id.clone(), rule.action.kind()));
                 continue;
             }
-            let reason = rule
-                .description
-                .clone()
-                .unwrap_or_else(|| format!("rule {} matched", rule.id));
-            return Verdict {
-                action: rule.action.clone(),
-                rule_id: Some(rule.id.clone()),
-                reason,
-                shadowed,
-            };
+            if matches!(rule.action, Action::RequireApproval(_)) {
+                return None;
+            }
+            return Some(self.verdict_of(rule, shadowed));
         }
+        if matches!(self.default, Action::RequireApproval(_)) {
+            return None;
+        }
+        Some(self.default_verdict(shadowed))
+    }
+
+    fn verdict_of(&self, rule: &Rule, shadowed: Vec<(String, DecisionAction)>) -> Verdict {
+        let reason = rule
+            .description
+            .clone()
+            .unwrap_or_else(|| format!("rule {} matched", rule.id));
+        Verdict {
+            action: rule.action.clone(),
+            rule_id: Some(rule.id.clone()),
+            reason,
+            shadowed,
+        }
+    }
+
+    fn default_verdict(&self, shadowed: Vec<(String, DecisionAction)>) -> Verdict {
         let reason = if self.rules.is_empty() {
             "no rules configured".to_string()
         } else {
@@ -366,5 +411,21 @@ impl RuleSet {
             reason,
             shadowed,
         }
+    }
+
+    /// First matching enforced rule wins; matching shadow rules are noted on the way.
+    pub fn evaluate(&self, facts: &RequestFacts<'_>) -> Verdict {
+        let mut shadowed = Vec::new();
+        for rule in &self.rules {
+            if !rule.when.holds(facts) {
+                continue;
+            }
+            if rule.shadow {
+                shadowed.push((rule.id.clone(), rule.action.kind()));
+                continue;
+            }
+            return self.verdict_of(rule, shadowed);
+        }
+        self.default_verdict(shadowed)
     }
 }
