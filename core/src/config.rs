@@ -320,7 +320,7 @@ mod tests {
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
                 "$.record.bogus: unknown field \"bogus\" (expected one of: key_env, max_body_bytes, property, request_id_header)",
-                "$.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, envoy, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)",
+                "$.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, envoy, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, token_id_prompts, upstream_credential, version)",
             ]
         );
     }

@@ -93,7 +93,7 @@ fn unknown_fields_and_bad_values_stop_the_plugin_naming_path_and_value() {
     };
     assert_eq!(
         last_logs.last().unwrap().message,
-        "#1 on_configure: invalid plugin configuration: $.record.property: must be letters, digits, '_' or '.', found \"bad name!\"; $.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, envoy, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, upstream_credential, version)"
+        "#1 on_configure: invalid plugin configuration: $.record.property: must be letters, digits, '_' or '.', found \"bad name!\"; $.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, envoy, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, token_id_prompts, upstream_credential, version)"
     );
 }
 

@@ -106,7 +106,11 @@ impl Gate {
                     ModelSource::Header(name) => self
                         .saved_header(config, name)
                         .filter(|m| !m.is_empty())
-                        .map(Some)
+                        .map(|m| {
+                            // A body may name a model too: it must be the same one.
+                            self.model_in_header = !self.bodyless;
+                            Some(m)
+                        })
                         .ok_or_else(|| {
                             Refusal::new(
                                 400,
@@ -126,13 +130,16 @@ impl Gate {
                 }
             }
         }
-        if self.model_in_body || (config.rules.needs_body() && !self.bodyless) {
+        if self.model_in_body
+            || self.model_in_header
+            || (config.rules.needs_body() && !self.bodyless)
+        {
             // What the headers decide is decided now: a block by method, path, caller or
             // header is refused before the body comes; an allow needs no body unless the
             // model is named in it.
             if let Some(verdict) = self.verdict_at_headers(cx) {
                 let block = matches!(verdict.action, Action::Block { .. });
-                if block || !self.model_in_body {
+                if block || !(self.model_in_body || self.model_in_header) {
                     self.note(cx, Level::Debug, || "decided at the headers".into());
                     return self.act_on(cx, verdict, None, b"");
                 }
@@ -236,7 +243,30 @@ impl Gate {
     pub(super) fn decide_on_body(&mut self, cx: &mut Cx<'_>, body: &[u8]) -> Reply {
         self.request_seen(cx, body, true);
         let config = cx.config;
-        let parsed = serde_json::from_slice::<Value>(body);
+        let text = match json_text(body) {
+            Ok(text) => text,
+            Err(why) => {
+                return self.refuse(cx, Refusal::new(400, RefusalCode::BodyNotJson, why));
+            }
+        };
+        let parsed = serde_json::from_slice::<Value>(text);
+        if std::mem::take(&mut self.model_in_header) {
+            // The server reads the model from the body: a header naming another one would
+            // have the policy check a model the server does not run.
+            let named = parsed.as_ref().ok().and_then(|v| v.get("model"));
+            if let Some(named) = named {
+                if named.as_str() != self.log.model() {
+                    return self.refuse(
+                        cx,
+                        Refusal::new(
+                            400,
+                            RefusalCode::ModelMismatch,
+                            "the body names another model than the header the policy reads",
+                        ),
+                    );
+                }
+            }
+        }
         if std::mem::take(&mut self.model_in_body) {
             let model = match &parsed {
                 Ok(value) => model_in_json(value),
@@ -268,6 +298,19 @@ impl Gate {
             }
             Err(_) => None,
         };
+        if config.rules.has_prompt_rules()
+            && !config.rules.allow_token_ids
+            && crate::rules::prompt::token_ids(parsed.as_ref())
+        {
+            return self.refuse(
+                cx,
+                Refusal::new(
+                    400,
+                    RefusalCode::PromptUnreadable,
+                    "the prompt is given as token ids, which the policy's prompt rules cannot read",
+                ),
+            );
+        }
         self.decide_rules(cx, parsed.as_ref(), body)
     }
 
@@ -368,4 +411,17 @@ fn decided(v: &Verdict) -> String {
             .unwrap_or_else(|| "the policy default".into()),
         v.reason
     )
+}
+
+/// The JSON text of a body: a UTF-8 byte order mark is dropped (it is JSON all the same, and
+/// servers read it so); UTF-16 and UTF-32, which no rule could read as sent, are refused.
+fn json_text(body: &[u8]) -> Result<&[u8], &'static str> {
+    let utf16_or_32 = body.starts_with(&[0xFE, 0xFF])
+        || body.starts_with(&[0xFF, 0xFE])
+        || body.starts_with(&[0, 0, 0xFE, 0xFF])
+        || (body.len() >= 2 && (body[0] == 0 || body[1] == 0));
+    if utf16_or_32 {
+        return Err("the request body is UTF-16 or UTF-32; send it as UTF-8");
+    }
+    Ok(body.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(body))
 }

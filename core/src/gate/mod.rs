@@ -166,6 +166,8 @@ pub struct Gate {
     bodyless: bool,
     /// The model is named in the body.
     model_in_body: bool,
+    /// The model is named in a header, and the body (which the server reads) must agree.
+    model_in_header: bool,
     /// A model list request: its answer is filtered to the caller's models.
     list_request: bool,
     response: response::Plan,
@@ -208,6 +210,7 @@ impl Gate {
             headers: Vec::new(),
             bodyless: false,
             model_in_body: false,
+            model_in_header: false,
             list_request: false,
             response: response::Plan::Pass,
             masking: ExchangeMasking::default(),

@@ -16,6 +16,10 @@ pub enum RefusalCode {
     ModelMissing,
     /// 400: a path servers could read in different ways (an encoded `/`, NUL, a bad escape).
     AmbiguousPath,
+    /// 400: the body names another model than the header the policy reads.
+    ModelMismatch,
+    /// 400: the prompt is token ids, which prompt rules cannot read.
+    PromptUnreadable,
     /// 403: the caller may not use the model.
     ModelDenied,
     /// A `block` rule (or the default) decided.
@@ -51,6 +55,8 @@ impl RefusalCode {
             RefusalCode::Unauthenticated(c) => c.code(),
             RefusalCode::ModelMissing => "model_missing",
             RefusalCode::AmbiguousPath => "ambiguous_path",
+            RefusalCode::ModelMismatch => "model_mismatch",
+            RefusalCode::PromptUnreadable => "prompt_unreadable",
             RefusalCode::ModelDenied => "model_denied",
             RefusalCode::BlockedByPolicy => "blocked_by_policy",
             RefusalCode::BodyTooLarge => "body_too_large",

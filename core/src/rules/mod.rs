@@ -250,7 +250,11 @@ impl When {
         }
         if !self.prompt.is_empty() {
             let text = prompt::extract(r.body, self.prompt_pointer.as_deref());
-            if !self.prompt.iter().any(|re| re.is_match(&text)) {
+            let folded = prompt::normalized(&text);
+            let matches = |re: &Regex| {
+                re.is_match(&text) || folded.as_deref().is_some_and(|f| re.is_match(f))
+            };
+            if !self.prompt.iter().any(matches) {
                 return failed("prompt");
             }
         }
@@ -277,8 +281,12 @@ pub struct RuleSet {
     /// Block (400) a request whose body is not JSON when a rule needs it; else treat the
     /// body as absent.
     pub block_non_json: bool,
+    /// Let a prompt given as token ids (which no regex can read) through prompt rules
+    /// (`token_id_prompts: allow`); refused by default.
+    pub allow_token_ids: bool,
     /// Worked out once from the rules, not per request.
     needs_body: bool,
+    has_prompt_rules: bool,
     header_names: Vec<String>,
 }
 
@@ -297,6 +305,7 @@ impl RuleSet {
             .iter()
             .any(|r| r.when.needs_body() || (!r.shadow && approval(&r.action)))
             || approval(&default);
+        let rules_have_prompts = rules.iter().any(|r| !r.when.prompt.is_empty());
         let mut header_names: Vec<String> = rules
             .iter()
             .flat_map(|r| r.when.headers.iter().map(|(n, _)| n.clone()))
@@ -307,7 +316,9 @@ impl RuleSet {
             rules,
             default,
             block_non_json,
+            allow_token_ids: false,
             needs_body,
+            has_prompt_rules: rules_have_prompts,
             header_names,
         }
     }
@@ -315,6 +326,11 @@ impl RuleSet {
     /// Whether any rule looks at the request body (or may ask for an approval bound to it).
     pub fn needs_body(&self) -> bool {
         self.needs_body
+    }
+
+    /// Whether any rule (shadow rules too) tests the prompt.
+    pub fn has_prompt_rules(&self) -> bool {
+        self.has_prompt_rules
     }
 
     /// Whether any enforced rule, or the default, asks for approval.

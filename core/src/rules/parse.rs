@@ -51,7 +51,16 @@ pub fn read_rules(root: &mut ObjectReader<'_>, errors: &mut Errors) -> Option<Ru
             format!("expected \"block\" or \"ignore\", found {other:?}"),
         ),
     }
-    Some(RuleSet::new(rules, default_action, block_non_json))
+    let mut set = RuleSet::new(rules, default_action, block_non_json);
+    match root.string("token_id_prompts", errors).as_deref() {
+        None | Some("block") => {}
+        Some("allow") => set.allow_token_ids = true,
+        Some(other) => errors.push(
+            &root.field_path("token_id_prompts"),
+            format!("expected \"block\" or \"allow\", found {other:?}"),
+        ),
+    }
+    Some(set)
 }
 
 fn read_rule(path: &str, value: &Value, errors: &mut Errors) -> Option<Rule> {
