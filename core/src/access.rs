@@ -59,7 +59,7 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
 }
 
 impl ModelRule {
-    fn admits(&self, identity: Option<&Identity>) -> bool {
+    fn admits(&self, identity: Option<&Identity>, providers: &[String]) -> bool {
         if self.everyone {
             return true;
         }
@@ -67,16 +67,16 @@ impl ModelRule {
         who.subject
             .as_ref()
             .is_some_and(|s| self.subjects.contains(s))
-            || who.groups.iter().any(|g| self.groups.contains(g))
+            || self.groups.iter().any(|g| who.member_of(g, providers))
     }
 }
 
 impl ModelAccess {
-    /// Whether `identity` may call `model`.
-    pub fn allows(&self, model: &str, identity: Option<&Identity>) -> bool {
+    /// Whether `identity` may call `model`; `providers` scope the groups named.
+    pub fn allows(&self, model: &str, identity: Option<&Identity>, providers: &[String]) -> bool {
         self.allow
             .iter()
-            .any(|r| glob_matches(&r.model, model) && r.admits(identity))
+            .any(|r| glob_matches(&r.model, model) && r.admits(identity, providers))
     }
 
     pub fn is_list_request(&self, method: &str, path: &str) -> bool {
@@ -97,14 +97,19 @@ impl ModelAccess {
 
     /// Keeps the entries of an OpenAI-style list (`{"data": [{"id": ...}]}`) the caller may
     /// use; `None` when the body is not such a list (it is then refused, never passed whole).
-    pub fn filter_list(&self, body: &[u8], identity: Option<&Identity>) -> Option<Vec<u8>> {
+    pub fn filter_list(
+        &self,
+        body: &[u8],
+        identity: Option<&Identity>,
+        providers: &[String],
+    ) -> Option<Vec<u8>> {
         let mut list: Value = serde_json::from_slice(body).ok()?;
         let data = list.get_mut("data")?.as_array_mut()?;
         data.retain(|entry| {
             entry
                 .get("id")
                 .and_then(Value::as_str)
-                .is_some_and(|id| self.allows(id, identity))
+                .is_some_and(|id| self.allows(id, identity, providers))
         });
         serde_json::to_vec(&list).ok()
     }
@@ -244,24 +249,24 @@ mod tests {
     #[test]
     fn groups_subjects_and_everyone_decide_access() {
         let a = access();
-        assert!(a.allows("llama-3.1-70b", Some(&who(&["analysts"]))));
-        assert!(!a.allows("llama-3.1-70b", Some(&who(&["tellers"]))));
-        assert!(a.allows("bge-large-en", None));
-        assert!(a.allows("credit-score-v2", Some(&who(&[]))));
-        assert!(!a.allows("mistral-7b", Some(&who(&["analysts"]))));
+        assert!(a.allows("llama-3.1-70b", Some(&who(&["analysts"])), &[]));
+        assert!(!a.allows("llama-3.1-70b", Some(&who(&["tellers"])), &[]));
+        assert!(a.allows("bge-large-en", None, &[]));
+        assert!(a.allows("credit-score-v2", Some(&who(&[])), &[]));
+        assert!(!a.allows("mistral-7b", Some(&who(&["analysts"])), &[]));
     }
 
     #[test]
     fn model_lists_are_filtered_to_what_the_caller_may_use() {
         let body = br#"{"object":"list","data":[{"id":"llama-3.1-8b"},{"id":"mistral-7b"},{"id":"bge-large-en"}]}"#;
         let filtered = access()
-            .filter_list(body, Some(&who(&["analysts"])))
+            .filter_list(body, Some(&who(&["analysts"])), &[])
             .unwrap();
         assert_eq!(
             String::from_utf8(filtered).unwrap(),
             r#"{"data":[{"id":"llama-3.1-8b"},{"id":"bge-large-en"}],"object":"list"}"#
         );
-        assert!(access().filter_list(b"not json", None).is_none());
+        assert!(access().filter_list(b"not json", None, &[]).is_none());
     }
 
     #[test]

@@ -60,6 +60,9 @@ pub struct PluginConfig {
     /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
     /// reformatting a policy does not change its hash but any edit of meaning does.
     pub sha256: String,
+    /// The providers' names, which scope groups in rules and model access
+    /// (`corp-idp:analysts`).
+    pub provider_names: Vec<String>,
     /// The request headers decisions may read after their callback (each provider's token
     /// header, the model header, the headers rules test), worked out once, not per request.
     pub decision_headers: Vec<String>,
@@ -183,12 +186,28 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
     }
     root.finish(errors);
     let (providers, models, rules) = (identity.as_ref()?.providers.clone(), models?, rules?);
+    if providers.len() > 1 {
+        // With several providers, a provider without an issuer would verify tokens claiming
+        // any issuer, another provider's included, with its own keys.
+        for (i, p) in providers.iter().enumerate() {
+            if p.issuer.is_none() {
+                errors.push(
+                    &format!("$.identity.providers[{i}].issuer"),
+                    format!("is required when there are several providers (provider {:?} would accept tokens claiming another provider's issuer)", p.name),
+                );
+            }
+        }
+        if !errors.is_empty() {
+            return None;
+        }
+    }
     Some(PluginConfig {
         id: id?,
         version: version?,
         description,
         record: record?,
         decision_headers: decision_headers(&providers, models.as_ref(), &rules),
+        provider_names: providers.iter().map(|p| p.name.clone()).collect(),
         providers,
         token_cache_entries: identity?.token_cache_entries,
         models,

@@ -22,6 +22,7 @@ pub mod rules;
 #[doc(hidden)]
 pub mod testkit;
 pub mod time;
+pub mod unique_keys;
 
 pub use config::{ConfigError, PluginConfig};
 pub use record::SessionRecord;

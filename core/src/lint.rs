@@ -74,6 +74,57 @@ pub fn lint(config: &PluginConfig, raw: &Value) -> Vec<PathError> {
         }
     }
     warnings.extend(envoy_fit(config));
+    warnings.extend(identity_footguns(config));
+    warnings
+}
+
+/// Groups that any provider's tokens can claim, and approvals nobody can be told apart in.
+fn identity_footguns(config: &PluginConfig) -> Vec<PathError> {
+    let mut warnings = Vec::new();
+    let scoped = |g: &str| {
+        g.split_once(':')
+            .is_some_and(|(p, _)| config.provider_names.iter().any(|n| n == p))
+    };
+    if config.provider_names.len() > 1 {
+        let example = &config.provider_names[0];
+        let mut unscoped = |path: String, g: &str| {
+            if !scoped(g) {
+                warnings.push(PathError {
+                    path,
+                    message: format!("group {g:?} is not scoped to a provider: with several providers, any of them can issue it; write it as \"{example}:{g}\""),
+                });
+            }
+        };
+        for (j, rule) in config.rules.rules.iter().enumerate() {
+            for (kind, groups) in [
+                ("any", &rule.when.groups_any),
+                ("all", &rule.when.groups_all),
+                ("none", &rule.when.groups_none),
+            ] {
+                for g in groups {
+                    unscoped(format!("$.rules[{j}].when.groups.{kind}"), g);
+                }
+            }
+            if let crate::rules::Action::RequireApproval(a) = &rule.action {
+                for g in &a.approvers {
+                    unscoped(format!("$.rules[{j}].action.approvers"), g);
+                }
+            }
+        }
+        if let Some(models) = &config.models {
+            for (i, entry) in models.allow.iter().enumerate() {
+                for g in &entry.groups {
+                    unscoped(format!("$.models.allow[{i}].groups"), g);
+                }
+            }
+        }
+    }
+    if config.provider_names.is_empty() && config.rules.may_need_approval() {
+        warnings.push(PathError {
+            path: "$.identity".into(),
+            message: "a rule requires approval but no identity provider verifies callers: every caller shares the same tickets, and one approval passes anyone's identical request".into(),
+        });
+    }
     warnings
 }
 
@@ -130,9 +181,17 @@ mod tests {
             .collect()
     }
 
+    /// The warnings other than the one about approvals without identity providers, which
+    /// most of these small policies would get.
+    fn warnings_but_identity(policy: &str) -> Vec<String> {
+        let mut w = warnings(policy);
+        w.retain(|l| !l.starts_with("$.identity:"));
+        w
+    }
+
     #[test]
     fn a_rule_behind_a_broader_one_can_never_match() {
-        let w = warnings(
+        let w = warnings_but_identity(
             r#"{"id":"p","version":"1","approval":{"cluster":"approvals"},"rules":[
                 {"id":"admins","when":{"path":{"prefix":"/admin/"}},"action":{"type":"block"}},
                 {"id":"admin-deletes","when":{"path":{"prefix":"/admin/"},"methods":["DELETE"]},"action":{"type":"require_approval","approvers":["ops"]}},
@@ -144,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_body_limit_or_a_wait_that_envoy_cannot_honour_is_flagged() {
-        let w = warnings(
+        let w = warnings_but_identity(
             r#"{"id":"p","version":"1","max_request_body_bytes":1048576,"approval":{"cluster":"approvals"},
                 "envoy":{"buffer_limit_bytes":1048576,"stream_idle_timeout_s":120},"rules":[
                 {"id":"wire","when":{},"action":{"type":"require_approval","approvers":["risk"],"mode":"wait","max_wait_s":300}}]}"#,
@@ -166,6 +225,40 @@ mod tests {
         assert!(
             defaults_fit_stock_envoy.is_empty(),
             "{defaults_fit_stock_envoy:?}"
+        );
+    }
+
+    #[test]
+    fn unscoped_groups_with_several_providers_and_approvals_without_identity_are_flagged() {
+        let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+        let w = warnings(&format!(
+            r#"{{"id":"p","version":"1","identity":{{"providers":[
+                {{"name":"corp","issuer":"https://corp","jwks":{jwks}}},
+                {{"name":"partner","issuer":"https://partner","jwks":{jwks}}}]}},
+                "models":{{"allow":[{{"model":"m","groups":["analysts","corp:analysts"]}}]}},
+                "rules":[{{"id":"r","when":{{"groups":{{"any":["corp:analysts","tellers"]}}}},"action":{{"type":"block"}}}}]}}"#
+        ));
+        let unscoped: Vec<&String> = w.iter().filter(|l| l.contains("is not scoped")).collect();
+        assert_eq!(unscoped.len(), 2, "{w:?}");
+        assert!(
+            unscoped[0].starts_with("$.rules[0].when.groups.any: group \"tellers\" is not scoped"),
+            "{}",
+            unscoped[0]
+        );
+        assert!(
+            w.iter()
+                .any(|l| l.starts_with("$.models.allow[0].groups: group \"analysts\"")),
+            "{w:?}"
+        );
+        let w = warnings(
+            r#"{"id":"p","version":"1","approval":{"cluster":"approvals"},"rules":[
+                {"id":"r","when":{},"action":{"type":"require_approval","approvers":["risk"]}}]}"#,
+        );
+        assert!(
+            w.iter()
+                .any(|l| l
+                    .starts_with("$.identity: a rule requires approval but no identity provider")),
+            "{w:?}"
         );
     }
 

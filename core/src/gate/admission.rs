@@ -214,7 +214,7 @@ impl Gate {
     ) -> Result<(), Refusal> {
         self.log.set_model(model);
         let identity = self.log.identity();
-        if access.allows(model, identity) {
+        if access.allows(model, identity, &cx.config.provider_names) {
             self.note(cx, Level::Debug, || {
                 format!(
                     "model {:?}: the caller may use it",
@@ -320,6 +320,7 @@ impl Gate {
         let header = |name: &str| self.saved_header(config, name);
         let facts = RequestFacts {
             identity: self.log.identity(),
+            providers: &config.provider_names,
             method: self.log.method(),
             path: &self.path,
             model: self.log.model(),
@@ -344,6 +345,7 @@ impl Gate {
             let header = |name: &str| self.saved_header(config, name);
             let facts = RequestFacts {
                 identity: self.log.identity(),
+                providers: &config.provider_names,
                 method: self.log.method(),
                 path: &self.path,
                 model: self.log.model(),

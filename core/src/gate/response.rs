@@ -265,7 +265,7 @@ impl Gate {
             .config
             .models
             .as_ref()
-            .and_then(|m| m.filter_list(body, self.log.identity()));
+            .and_then(|m| m.filter_list(body, self.log.identity(), &cx.config.provider_names));
         let filtered = match filtered {
             Some(f) => f,
             None => {

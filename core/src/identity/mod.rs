@@ -27,6 +27,21 @@ pub struct Identity {
     pub expires_at: Option<i64>,
 }
 
+impl Identity {
+    /// Whether the caller is in the group a policy names. `provider:group` names a group of
+    /// one provider (`providers` are the policy's provider names): only a token that provider
+    /// verified is in it, whatever another provider's token claims, including a literal
+    /// `provider:group`. A plain `group` is that group at any provider.
+    pub fn member_of(&self, spec: &str, providers: &[String]) -> bool {
+        match spec.split_once(':') {
+            Some((p, g)) if providers.iter().any(|n| n == p) => {
+                self.provider == p && self.groups.iter().any(|x| x == g)
+            }
+            _ => self.groups.iter().any(|x| x == spec),
+        }
+    }
+}
+
 /// Why a token was refused, as a stable code (clients and tests match on it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthCode {

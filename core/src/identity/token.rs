@@ -54,9 +54,16 @@ impl<'a> UnverifiedToken<'a> {
                 "the token is not three dot-separated parts",
             ));
         };
-        let header: Value = serde_json::from_slice(&b64(h, "header")?).map_err(|_| {
+        let header_bytes = b64(h, "header")?;
+        let header: Value = serde_json::from_slice(&header_bytes).map_err(|_| {
             AuthError::new(AuthCode::TokenMalformed, "the token's header is not JSON")
         })?;
+        if let Some(name) = crate::unique_keys::first_repeated_member(&header_bytes) {
+            return Err(AuthError::new(
+                AuthCode::HeaderInvalid,
+                format!("the token's header repeats the member {name}"),
+            ));
+        }
         let header = header.as_object().ok_or_else(|| {
             AuthError::new(
                 AuthCode::HeaderInvalid,
@@ -195,15 +202,26 @@ pub fn verify_signature(
     }
 }
 
-fn integer_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, AuthError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or_else(|| {
-            AuthError::new(
-                AuthCode::ClaimsInvalid,
-                format!("the {name} claim is not an integer"),
-            )
-        }),
+/// A NumericDate claim (RFC 7519 section 2: seconds, fractions allowed), rounded toward
+/// refusal: `exp` down (it ends sooner), `nbf` and `iat` up (they start later).
+fn numeric_date(
+    claims: &Map<String, Value>,
+    name: &str,
+    round_up: bool,
+) -> Result<Option<i64>, AuthError> {
+    let Some(v) = claims.get(name) else {
+        return Ok(None);
+    };
+    if let Some(i) = v.as_i64() {
+        return Ok(Some(i));
+    }
+    match v.as_f64() {
+        // Past i64 either way: saturate (an exp that far away is the integer's own limit).
+        Some(f) if f.is_finite() => Ok(Some(if round_up { f.ceil() } else { f.floor() } as i64)),
+        _ => Err(AuthError::new(
+            AuthCode::ClaimsInvalid,
+            format!("the {name} claim is not a number of seconds"),
+        )),
     }
 }
 
@@ -246,6 +264,12 @@ pub fn verify(
     verify_signature(&parsed, &provider.algorithms, keys)?;
     let claims: Value = serde_json::from_slice(&parsed.payload)
         .map_err(|_| AuthError::new(AuthCode::ClaimsInvalid, "the token's claims are not JSON"))?;
+    if let Some(name) = crate::unique_keys::first_repeated_member(&parsed.payload) {
+        return Err(AuthError::new(
+            AuthCode::ClaimsInvalid,
+            format!("the token's claims repeat the member {name}"),
+        ));
+    }
     let Value::Object(claims) = claims else {
         return Err(AuthError::new(
             AuthCode::ClaimsInvalid,
@@ -253,9 +277,9 @@ pub fn verify(
         ));
     };
     let skew = provider.clock_skew_s as i64;
-    let exp = integer_claim(&claims, "exp")?;
-    let nbf = integer_claim(&claims, "nbf")?;
-    integer_claim(&claims, "iat")?;
+    let exp = numeric_date(&claims, "exp", false)?;
+    let nbf = numeric_date(&claims, "nbf", true)?;
+    numeric_date(&claims, "iat", true)?;
     let issuer = string_claim(&claims, "iss")?;
     let subject = string_claim(&claims, "sub")?;
     match exp {

@@ -92,10 +92,44 @@ pub enum JsonTest {
     Exists(bool),
 }
 
+/// A test on what a JSON pointer finds. A `*` segment stands for every element of an array
+/// (or member of an object) there: the condition holds when the test holds for any value
+/// found, or with `every` for all of them (and at least one exists).
 #[derive(Debug, Clone, PartialEq)]
 pub struct JsonCondition {
     pub pointer: String,
     pub test: JsonTest,
+    pub every: bool,
+}
+
+/// Every value `pointer` finds in `v`, `*` segments expanded (RFC 6901 escapes apply to the
+/// other segments).
+fn pointer_all<'v>(v: &'v Value, pointer: &str, out: &mut Vec<&'v Value>) {
+    let Some(rest) = pointer.strip_prefix('/') else {
+        out.push(v);
+        return;
+    };
+    let (segment, tail) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if segment == "*" {
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| pointer_all(i, tail, out)),
+            Value::Object(map) => map.values().for_each(|i| pointer_all(i, tail, out)),
+            _ => {}
+        }
+        return;
+    }
+    let key = segment.replace("~1", "/").replace("~0", "~");
+    let next = match v {
+        Value::Object(map) => map.get(&key),
+        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    };
+    if let Some(next) = next {
+        pointer_all(next, tail, out);
+    }
 }
 
 /// Conditions of a rule; all present ones must hold.
@@ -126,6 +160,8 @@ impl When {
 /// What a request looks like to the rules.
 pub struct RequestFacts<'a> {
     pub identity: Option<&'a Identity>,
+    /// The policy's provider names, which scope groups (`corp-idp:analysts`).
+    pub providers: &'a [String],
     pub method: &'a str,
     pub path: &'a str,
     pub model: Option<&'a str>,
@@ -141,7 +177,24 @@ fn number(v: &Value) -> Option<f64> {
 
 impl JsonCondition {
     fn holds(&self, body: Option<&Value>) -> bool {
-        let found = body.and_then(|b| b.pointer(&self.pointer));
+        if !self.pointer.split('/').any(|s| s == "*") {
+            return self.test_one(body.and_then(|b| b.pointer(&self.pointer)));
+        }
+        let mut found = Vec::new();
+        if let Some(b) = body {
+            pointer_all(b, &self.pointer, &mut found);
+        }
+        if let JsonTest::Exists(want) = self.test {
+            return found.is_empty() != want;
+        }
+        if self.every {
+            !found.is_empty() && found.iter().all(|v| self.test_one(Some(v)))
+        } else {
+            found.iter().any(|v| self.test_one(Some(v)))
+        }
+    }
+
+    fn test_one(&self, found: Option<&Value>) -> bool {
         match (&self.test, found) {
             (JsonTest::Exists(want), found) => found.is_some() == *want,
             (_, None) => false,
@@ -189,7 +242,7 @@ impl When {
     /// headers) that does not hold.
     fn header_failure(&self, r: &RequestFacts<'_>, model_known: bool) -> Option<&'static str> {
         let failed = |what: &'static str| Some(what);
-        let groups: &[String] = r.identity.map(|i| i.groups.as_slice()).unwrap_or(&[]);
+        let member = |g: &String| r.identity.is_some_and(|i| i.member_of(g, r.providers));
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m == r.method) {
             return failed("methods");
         }
@@ -204,13 +257,13 @@ impl When {
                 return failed("path");
             }
         }
-        if !self.groups_any.is_empty() && !groups.iter().any(|g| self.groups_any.contains(g)) {
+        if !self.groups_any.is_empty() && !self.groups_any.iter().any(member) {
             return failed("groups.any");
         }
-        if !self.groups_all.iter().all(|g| groups.contains(g)) {
+        if !self.groups_all.iter().all(member) {
             return failed("groups.all");
         }
-        if groups.iter().any(|g| self.groups_none.contains(g)) {
+        if self.groups_none.iter().any(member) {
             return failed("groups.none");
         }
         if !self.subjects.is_empty()
@@ -443,5 +496,36 @@ impl RuleSet {
             return self.verdict_of(rule, shadowed);
         }
         self.default_verdict(shadowed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn condition(pointer: &str, test: JsonTest, every: bool) -> JsonCondition {
+        JsonCondition {
+            pointer: pointer.into(),
+            test,
+            every,
+        }
+    }
+
+    #[test]
+    fn a_star_in_a_pointer_tests_every_element_with_any_or_every_semantics() {
+        let body = json!({"inputs": [{"data": [1, 2]}, {"data": vec![0; 150]}, {"name": "x"}]});
+        let any_long = condition("/inputs/*/data", JsonTest::LengthGt(100), false);
+        assert!(any_long.holds(Some(&body)), "the second tensor is long");
+        let every_long = condition("/inputs/*/data", JsonTest::LengthGt(100), true);
+        assert!(!every_long.holds(Some(&body)));
+        let every_short = condition("/inputs/*/data", JsonTest::LengthLt(200), true);
+        assert!(every_short.holds(Some(&body)));
+        assert!(condition("/inputs/*/name", JsonTest::Exists(true), false).holds(Some(&body)));
+        assert!(!condition("/outputs/*", JsonTest::Exists(true), false).holds(Some(&body)));
+        assert!(!condition("/inputs/*/data", JsonTest::LengthGt(0), true)
+            .holds(Some(&json!({"inputs": []}))));
+        // The first element alone (the old way) misses the long one.
+        assert!(!condition("/inputs/0/data", JsonTest::LengthGt(100), false).holds(Some(&body)));
     }
 }

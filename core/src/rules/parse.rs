@@ -357,6 +357,17 @@ fn read_json_condition(path: &str, value: &Value, errors: &mut Errors) -> Option
     if let Some(b) = obj.boolean("exists", errors) {
         tests.push(JsonTest::Exists(b));
     }
+    let every = obj.boolean("every", errors).unwrap_or(false);
+    if every
+        && !pointer
+            .as_deref()
+            .is_some_and(|p| p.split('/').any(|s| s == "*"))
+    {
+        errors.push(
+            &obj.field_path("every"),
+            "applies only to a pointer with a * segment",
+        );
+    }
     obj.finish(errors);
     if named != 1 {
         errors.push(path, format!("needs exactly one test (equals, in, gt, gte, lt, lte, length_gt, length_lt, exists), found {named}"));
@@ -368,6 +379,7 @@ fn read_json_condition(path: &str, value: &Value, errors: &mut Errors) -> Option
     Some(JsonCondition {
         pointer: pointer?,
         test: tests.remove(0),
+        every,
     })
 }
 
