@@ -103,12 +103,18 @@ impl Rng {
 /// A JWT signed with HS256 under `key` (an `oct` key the test's policy lists with `kid`), for
 /// tests that need callers with their own subjects and groups. Test keys only.
 pub fn mint_hs256(key: &[u8], kid: &str, claims: &Value) -> String {
+    let header = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": kid}).to_string();
+    mint_hs256_raw(key, &header, &claims.to_string())
+}
+
+/// The same from the header's and the claims' JSON text as given (repeated members, odd
+/// numbers: what a `Value` cannot hold).
+pub fn mint_hs256_raw(key: &[u8], header: &str, claims: &str) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
     use hmac::{Hmac, Mac};
-    let header = URL_SAFE_NO_PAD
-        .encode(serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": kid}).to_string());
-    let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims.to_string()));
+    let header = URL_SAFE_NO_PAD.encode(header);
+    let input = format!("{header}.{}", URL_SAFE_NO_PAD.encode(claims));
     let signature = match Hmac::<sha2::Sha256>::new_from_slice(key) {
         Ok(mut mac) => {
             mac.update(input.as_bytes());

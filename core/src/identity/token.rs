@@ -126,9 +126,25 @@ fn check<A: Algorithm>(alg: &A, key: &A::VerifyingKey, signature: &[u8], data: &
         .unwrap_or(false)
 }
 
+/// The signature length of algorithms whose signatures have one. jwt-compact's HMAC
+/// signatures panic on another length (`Hs256Signature::try_from_slice` copies into a fixed
+/// array), and a panic traps the VM for every request on its worker, so the length is
+/// checked first for every fixed-size algorithm (found by core/tests/fuzz_request_side.rs).
+fn fixed_signature_len(alg: &str) -> Option<usize> {
+    match alg {
+        "HS256" | "ES256" | "EdDSA" => Some(if alg == "HS256" { 32 } else { 64 }),
+        "HS384" => Some(48),
+        "HS512" => Some(64),
+        _ => None,
+    }
+}
+
 /// Whether `signature` over `data` verifies under `key` with `alg`.
 pub fn signature_verifies(key: &Jwk, alg: &str, data: &[u8], signature: &[u8]) -> bool {
     if !key.allows(alg) {
+        return false;
+    }
+    if fixed_signature_len(alg).is_some_and(|n| n != signature.len()) {
         return false;
     }
     match (&key.material, alg) {

@@ -43,7 +43,7 @@ fn is_binary_data(s: &str) -> bool {
         "data:application/octet-stream",
     ]
     .iter()
-    .any(|p| s.len() > p.len() && s[..p.len()].eq_ignore_ascii_case(p))
+    .any(|p| s.len() > p.len() && s.get(..p.len()).is_some_and(|h| h.eq_ignore_ascii_case(p)))
 }
 
 fn strings_in(v: &Value, out: &mut Vec<String>, skip_keys: bool) {
@@ -177,6 +177,15 @@ mod tests {
             "t1\nt2"
         );
         assert_eq!(extract(None, None), "");
+    }
+
+    #[test]
+    fn strings_of_any_characters_are_read_without_slicing_inside_one() {
+        let body = json!({"a": "ｗｉｒｅ ｔｒａｎｓｆｅｒ", "b": "é", "c": "data:imag€"});
+        assert_eq!(
+            extract(Some(&body), None),
+            "ｗｉｒｅ ｔｒａｎｓｆｅｒ\né\ndata:imag€"
+        );
     }
 
     #[test]
