@@ -177,6 +177,11 @@ class Checker:
             self.limits["per_connection_buffer_limit_bytes"] = msg.per_connection_buffer_limit_bytes.value
         elif name == "envoy.config.route.v3.RouteAction" and msg.HasField("idle_timeout"):
             self.limits["route_idle_timeout_s"] = msg.idle_timeout.seconds
+        elif name == "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager":
+            self.limits["normalize_path"] = msg.normalize_path.value
+            self.limits["merge_slashes"] = msg.merge_slashes
+            self.limits["path_with_escaped_slashes_action"] = json_format.MessageToDict(
+                msg, preserving_proto_field_name=True).get("path_with_escaped_slashes_action", "IMPLEMENTATION_SPECIFIC_DEFAULT")
         elif name == "envoy.config.core.v3.Http2ProtocolOptions" and msg.HasField("initial_stream_window_size"):
             self.limits["http2_initial_stream_window_size"] = msg.initial_stream_window_size.value
 

@@ -117,8 +117,10 @@ fn name_of(i: &Identity) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn may_decide(i: &Identity, t: &TicketView) -> bool {
-    t.approver_groups.iter().any(|g| i.groups.contains(g))
+/// Whether `i` is in one of the ticket's approver groups; `corp-idp:risk-officers` names the
+/// group of one provider only (vigil_core `Identity::member_of`).
+fn may_decide(i: &Identity, t: &TicketView, providers: &[String]) -> bool {
+    t.approver_groups.iter().any(|g| i.member_of(g, providers))
 }
 
 fn is_requester(i: &Identity, t: &TicketView) -> bool {
@@ -271,7 +273,7 @@ async fn list_pending(
         .pending(s.clock.now_ms(), 5000)
         .await?
         .into_iter()
-        .filter(|t| may_decide(&who, t) && !is_requester(&who, t))
+        .filter(|t| may_decide(&who, t, s.approvers.names()) && !is_requester(&who, t))
         .take(limit as usize)
         .collect();
     Ok(Json(
@@ -291,12 +293,12 @@ async fn detail(
         .get(&id, s.clock.now_ms())
         .await?
         .ok_or_else(|| not_found(&id))?;
-    if !may_decide(&who, &ticket) && !is_requester(&who, &ticket) {
+    if !may_decide(&who, &ticket, s.approvers.names()) && !is_requester(&who, &ticket) {
         return Err(not_found(&id));
     }
     let events = s.store.events(&id).await?;
     let can_decide = ticket.status == Status::Pending
-        && may_decide(&who, &ticket)
+        && may_decide(&who, &ticket, s.approvers.names())
         && !is_requester(&who, &ticket);
     Ok(Json(
         json!({"ticket": ticket, "events": events, "can_decide": can_decide}),
@@ -348,7 +350,7 @@ async fn decide(
             "nobody decides on their own request".into(),
         ));
     }
-    if !may_decide(&who, &ticket) {
+    if !may_decide(&who, &ticket, s.approvers.names()) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "not_an_approver",

@@ -11,6 +11,8 @@ use vigil_core::identity::{AuthCode, AuthError, Identity};
 
 pub struct Approvers {
     providers: Vec<Provider>,
+    /// The providers' names, which scope approver groups (`corp-idp:risk-officers`).
+    names: Vec<String>,
     /// Remote key sets and the verified-token cache, as the filter keeps them.
     verifier: Mutex<Verifier>,
     http: reqwest::Client,
@@ -20,6 +22,7 @@ impl Approvers {
     pub fn new(providers: Vec<Provider>) -> Self {
         Self {
             verifier: Mutex::new(Verifier::new(&providers, 1024)),
+            names: providers.iter().map(|p| p.name.clone()).collect(),
             providers,
             http: reqwest::Client::new(),
         }
@@ -27,6 +30,10 @@ impl Approvers {
 
     pub fn is_empty(&self) -> bool {
         self.providers.is_empty()
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Fetches the remote key sets that are due (none yet, or past their refresh time).

@@ -106,6 +106,15 @@ fn the_shipped_bootstraps_and_manifest_are_valid_envoy_and_istio_configuration()
         let warnings = vigil_core::lint::lint(&policy, &raw);
         assert!(warnings.is_empty(), "{}: {warnings:?}", r["file"]);
         if !r["file"].as_str().unwrap().starts_with("envoy/istio/") {
+            // Paths normalized before any filter, an encoded slash refused (defence in depth:
+            // Vigil normalizes again).
+            assert_eq!(limits["normalize_path"], true, "{}", r["file"]);
+            assert_eq!(limits["merge_slashes"], true, "{}", r["file"]);
+            assert_eq!(
+                limits["path_with_escaped_slashes_action"], "REJECT_REQUEST",
+                "{}",
+                r["file"]
+            );
             let formats = r["access_log_formats"].to_string();
             let property = &policy.record.property;
             for field in [

@@ -119,6 +119,12 @@ fn identity_footguns(config: &PluginConfig) -> Vec<PathError> {
             }
         }
     }
+    if let Some(crate::access::ModelSource::Header(h)) = config.models.as_ref().map(|m| &m.source) {
+        warnings.push(PathError {
+            path: "$.models.from".into(),
+            message: format!("the model is read from the {h} header, while OpenAI-style servers run the model the body names: every request with a body is buffered to check that they agree (400 model_mismatch otherwise); prefer \"from\": \"body\""),
+        });
+    }
     if config.provider_names.is_empty() && config.rules.may_need_approval() {
         warnings.push(PathError {
             path: "$.identity".into(),

@@ -27,7 +27,10 @@ pub fn authenticate<'k>(
                 && value.is_char_boundary(prefix.len())
                 && value[..prefix.len()].eq_ignore_ascii_case(prefix)
             {
-                found.push((index, provider, value[prefix.len()..].trim().to_string()));
+                // Only HTTP's optional whitespace (RFC 9110 5.6.3: SP, HTAB) surrounds the
+                // token; anything else is part of it, and fails verification.
+                let token = value[prefix.len()..].trim_matches([' ', '\t']);
+                found.push((index, provider, token.to_string()));
             }
         }
     }

@@ -121,3 +121,34 @@ impl fmt::Display for AuthError {
         write!(f, "{}: {}", self.code.code(), self.message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(provider: &str, groups: &[&str]) -> Identity {
+        Identity {
+            provider: provider.into(),
+            issuer: None,
+            subject: Some("x".into()),
+            email: None,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn a_scoped_group_is_one_providers_and_a_plain_one_anyones() {
+        let providers = ["corp".to_string(), "partner".to_string()];
+        let bank = from("corp", &["risk"]);
+        let partner = from("partner", &["risk", "corp:risk"]);
+        assert!(bank.member_of("corp:risk", &providers));
+        assert!(
+            !partner.member_of("corp:risk", &providers),
+            "a literal claim is not the scope"
+        );
+        assert!(bank.member_of("risk", &providers) && partner.member_of("risk", &providers));
+        // A prefix that names no provider is part of the group's name.
+        assert!(from("corp", &["realm:risk"]).member_of("realm:risk", &providers));
+    }
+}
