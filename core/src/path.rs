@@ -100,6 +100,25 @@ fn resolve(path: &str) -> String {
     out
 }
 
+/// Whether `raw` is its own normal form (most paths): printable ASCII without `%`, and no
+/// empty, `.` or `..` segment (one trailing slash aside, which normalizing keeps).
+fn already_normal(raw: &str) -> bool {
+    let Some(rest) = raw.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    if !raw.bytes().all(|b| b.is_ascii_graphic() && b != b'%') {
+        return false;
+    }
+    let body = rest.strip_suffix('/').unwrap_or(rest);
+    !body.is_empty()
+        && body
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
+}
+
 /// The normalized path of a request target (`:path`), and its query.
 pub fn normalize(target: &str) -> Result<RequestPath, AmbiguousPath> {
     let (raw, query) = match target.split_once('?') {
@@ -111,6 +130,13 @@ pub fn normalize(target: &str) -> Result<RequestPath, AmbiguousPath> {
     }
     if raw.contains('\\') {
         return Err(AmbiguousPath("the path has a '\\'"));
+    }
+    if already_normal(raw) {
+        // Most paths: nothing to decode or resolve.
+        return Ok(RequestPath {
+            path: raw.to_string(),
+            query,
+        });
     }
     let decoded = percent_decode(raw)?;
     if decoded.chars().any(char::is_control) {
@@ -182,6 +208,33 @@ mod tests {
             "/v1/%0A",
         ] {
             assert!(normalize(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn the_fast_path_gives_what_the_full_normalization_gives() {
+        for raw in [
+            "/",
+            "/v1/chat/completions",
+            "/a/b/",
+            "/a//b",
+            "//",
+            "/a/./b",
+            "/a/../b",
+            "/.",
+            "/..",
+            "/a/.",
+            "/a/..",
+            "/.hidden/x",
+            "/a..b/c",
+            "/a/b//",
+            "/x/~y-z_",
+        ] {
+            let full = percent_decode(raw).map(|d| resolve(&d)).unwrap();
+            if already_normal(raw) {
+                assert_eq!(full, raw, "{raw}");
+            }
+            assert_eq!(path(raw), full, "{raw}");
         }
     }
 

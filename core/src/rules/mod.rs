@@ -228,8 +228,7 @@ impl When {
     /// The first condition that does not hold, named for a person (`None` when all hold).
     /// Cheap checks come first; the prompt is extracted only when a regex is there to test.
     pub fn first_failure(&self, r: &RequestFacts<'_>) -> Option<&'static str> {
-        self.header_failure(r, true)
-            .or_else(|| self.body_failure(r))
+        self.failure(r, true, true)
     }
 
     /// Whether the request body (or the model it names, when `model_known` is false) is
@@ -241,6 +240,12 @@ impl When {
     /// The first condition on what the headers say (method, path, caller, model when known,
     /// headers) that does not hold.
     fn header_failure(&self, r: &RequestFacts<'_>, model_known: bool) -> Option<&'static str> {
+        self.failure(r, model_known, false)
+    }
+
+    /// One walk over the conditions (rules are evaluated hundreds of times per request: one
+    /// function, no chain of calls): those on the headers, then with `body` those on it.
+    fn failure(&self, r: &RequestFacts<'_>, model_known: bool, body: bool) -> Option<&'static str> {
         let failed = |what: &'static str| Some(what);
         let member = |g: &String| r.identity.is_some_and(|i| i.member_of(g, r.providers));
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m == r.method) {
@@ -289,12 +294,9 @@ impl When {
         {
             return failed("headers");
         }
-        None
-    }
-
-    /// The first condition on the body that does not hold.
-    fn body_failure(&self, r: &RequestFacts<'_>) -> Option<&'static str> {
-        let failed = |what: &'static str| Some(what);
+        if !body {
+            return None;
+        }
         if self.body_bytes_gt.is_some_and(|n| r.body_bytes <= n) {
             return failed("body_bytes");
         }
