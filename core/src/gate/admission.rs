@@ -314,23 +314,33 @@ impl Gate {
         self.decide_rules(cx, parsed.as_ref(), body)
     }
 
-    /// The rules' verdict from the headers alone, when they decide it.
-    fn verdict_at_headers(&self, cx: &Cx<'_>) -> Option<Verdict> {
-        let config = cx.config;
+    /// What the rules see of this request, with the body when there is one.
+    fn with_facts<R>(
+        &self,
+        config: &PluginConfig,
+        body: Option<&Value>,
+        body_bytes: u64,
+        f: impl FnOnce(&RequestFacts<'_>) -> R,
+    ) -> R {
         let header = |name: &str| self.saved_header(config, name);
-        let facts = RequestFacts {
+        f(&RequestFacts {
             identity: self.log.identity(),
             providers: &config.provider_names,
             method: self.log.method(),
             path: &self.path,
             model: self.log.model(),
             header: &header,
-            body: None,
-            body_bytes: 0,
-        };
-        config
-            .rules
-            .evaluate_at_headers(&facts, !self.model_in_body)
+            body,
+            body_bytes,
+        })
+    }
+
+    /// The rules' verdict from the headers alone, when they decide it.
+    fn verdict_at_headers(&self, cx: &Cx<'_>) -> Option<Verdict> {
+        let model_known = !self.model_in_body;
+        self.with_facts(cx.config, None, 0, |facts| {
+            cx.config.rules.evaluate_at_headers(facts, model_known)
+        })
     }
 
     /// The rules' verdict, acted on: admit, refuse, or ask for approval.
@@ -341,25 +351,14 @@ impl Gate {
         raw: &[u8],
     ) -> Reply {
         let config = cx.config;
-        let verdict = {
-            let header = |name: &str| self.saved_header(config, name);
-            let facts = RequestFacts {
-                identity: self.log.identity(),
-                providers: &config.provider_names,
-                method: self.log.method(),
-                path: &self.path,
-                model: self.log.model(),
-                header: &header,
-                body,
-                body_bytes: raw.len() as u64,
-            };
+        let verdict = self.with_facts(config, body, raw.len() as u64, |facts| {
             let explained = if cx.verbose {
-                config.rules.explain(&facts)
+                config.rules.explain(facts)
             } else {
                 Vec::new()
             };
-            (config.rules.evaluate(&facts), explained)
-        };
+            (config.rules.evaluate(facts), explained)
+        });
         let (verdict, explained) = verdict;
         self.steps.extend(
             explained

@@ -443,6 +443,21 @@ fn path_rules() -> PluginConfig {
     )
 }
 
+/// A POST to `target` whose body has not come yet: it must be refused at its headers.
+fn refused_at_headers(c: &PluginConfig, s: &Secrets, target: &str) -> (Gate, Refusal) {
+    let mut gate = Gate::new();
+    let reply = gate.request_headers(
+        &mut cx(c, s, None),
+        start("POST", target),
+        &no_header,
+        false,
+    );
+    let r = refusal(&reply)
+        .unwrap_or_else(|| panic!("{target} passed"))
+        .clone();
+    (gate, r)
+}
+
 #[test]
 fn an_encoded_path_is_matched_as_the_server_routes_it_and_refused_at_the_headers() {
     let c = path_rules();
@@ -455,14 +470,7 @@ fn an_encoded_path_is_matched_as_the_server_routes_it_and_refused_at_the_headers
         "/v2/models/m/%69nfer",
         "/v2/models/m/./infer",
     ] {
-        let mut gate = Gate::new();
-        let reply = gate.request_headers(
-            &mut cx(&c, &s, None),
-            start("POST", target),
-            &no_header,
-            false,
-        );
-        let r = refusal(&reply).unwrap_or_else(|| panic!("{target} passed"));
+        let (gate, r) = refused_at_headers(&c, &s, target);
         assert_eq!(r.code, RefusalCode::BlockedByPolicy, "{target}");
         assert_eq!(
             gate.phase(),
@@ -483,14 +491,7 @@ fn paths_servers_read_differently_are_refused_with_400() {
         "/v1/%zz",
         "v1/chat",
     ] {
-        let mut gate = Gate::new();
-        let reply = gate.request_headers(
-            &mut cx(&c, &s, None),
-            start("POST", target),
-            &no_header,
-            false,
-        );
-        let r = refusal(&reply).unwrap_or_else(|| panic!("{target} passed"));
+        let (_, r) = refused_at_headers(&c, &s, target);
         assert_eq!(
             (r.status, r.code),
             (400, RefusalCode::AmbiguousPath),
