@@ -148,6 +148,17 @@ fn the_otel_bootstrap_sends_records_to_the_collector_as_log_bodies() {
         otel["commonConfig"]["grpcService"]["envoyGrpc"]["clusterName"],
         "otel_collector"
     );
+    // Every GenAI attribute the filter writes is on the log record, under its own name.
+    let attributes = otel["attributes"]["values"].as_array().unwrap();
+    for name in vigil_core::usage::ATTRIBUTE_NAMES {
+        let field = format!("%FILTER_STATE(wasm.{name}:PLAIN)%");
+        assert!(
+            attributes
+                .iter()
+                .any(|a| a["key"] == *name && a["value"]["stringValue"] == field.as_str()),
+            "the OpenTelemetry log record lacks {name}"
+        );
+    }
 }
 
 #[test]

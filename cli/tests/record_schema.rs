@@ -47,6 +47,25 @@ fn refused_after_headers_went_on() -> Value {
     record
 }
 
+/// An answer that reports its usage: the record carries `gen_ai`.
+fn answered_with_usage() -> Value {
+    use vigil_host::testkit::{Gateway, Request};
+    let mut vm = Gateway::new(&serde_json::json!({"id": "p", "version": "1"})).start();
+    let id = Request::post("/v1/chat/completions")
+        .chunks([r#"{"model":"m","messages":[]}"#])
+        .send(&mut vm);
+    let headers = [(":status", "200"), ("content-type", "application/json")]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+    vm.response_headers(id, &headers, false).unwrap();
+    let body = r#"{"id":"c","model":"m","choices":[{"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2}}"#;
+    vm.response_body(id, body.as_bytes(), true).unwrap();
+    vm.complete_stream(id).unwrap();
+    let logged = vm.stream(id).unwrap().access_log.clone().unwrap();
+    let record: Value = serde_json::from_slice(&logged["wasm.vigil_record"]).unwrap();
+    assert_eq!(record["gen_ai"]["usage.output_tokens"], 2);
+    record
+}
+
 #[test]
 fn every_record_the_filter_writes_validates_under_the_schema() {
     let schema = schema();
@@ -54,6 +73,7 @@ fn every_record_the_filter_writes_validates_under_the_schema() {
     // Older files carry incomplete records late; and a refusal whose headers went on early.
     all.extend(records(&records_logged_before_envoy_1_32(40, 1, 10, 0)));
     all.push(refused_after_headers_went_on());
+    all.push(answered_with_usage());
     // Every shipped capture's record, through `vigil replay --json`.
     let captures: Vec<PathBuf> = std::fs::read_dir(root().join("testdata/captures"))
         .unwrap()

@@ -60,6 +60,9 @@ pub struct PluginConfig {
     /// SHA-256 of the canonical JSON (sorted keys, no whitespace) of the configuration, so
     /// reformatting a policy does not change its hash but any edit of meaning does.
     pub sha256: String,
+    /// Every group the policy names (rules, model access, approvers): the only groups usage
+    /// counters are kept for.
+    pub named_groups: Vec<String>,
     /// The providers' names, which scope groups in rules and model access
     /// (`corp-idp:analysts`).
     pub provider_names: Vec<String>,
@@ -83,6 +86,27 @@ fn decision_headers(
         names.push(h.clone());
     }
     names.extend(rules.header_names().iter().cloned());
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Every group the rules and model access name, sorted, no repeats.
+fn named_groups(rules: &RuleSet, models: Option<&ModelAccess>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in &rules.rules {
+        names.extend(r.when.groups_any.iter().cloned());
+        names.extend(r.when.groups_all.iter().cloned());
+        names.extend(r.when.groups_none.iter().cloned());
+        if let crate::rules::Action::RequireApproval(a) = &r.action {
+            names.extend(a.approvers.iter().cloned());
+        }
+    }
+    if let Some(m) = models {
+        for entry in &m.allow {
+            names.extend(entry.groups.iter().cloned());
+        }
+    }
     names.sort();
     names.dedup();
     names
@@ -208,6 +232,7 @@ fn read_config(value: &serde_json::Value, errors: &mut Errors) -> Option<PluginC
         record: record?,
         decision_headers: decision_headers(&providers, models.as_ref(), &rules),
         provider_names: providers.iter().map(|p| p.name.clone()).collect(),
+        named_groups: named_groups(&rules, models.as_ref()),
         providers,
         token_cache_entries: identity?.token_cache_entries,
         models,

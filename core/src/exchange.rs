@@ -70,6 +70,7 @@ pub struct ExchangeLog {
     outcome: Outcome,
     approval: Option<crate::record::approval::ApprovalTrace>,
     headers_reached_upstream: bool,
+    gen_ai: Option<crate::usage::GenAi>,
 }
 
 impl ExchangeLog {
@@ -101,7 +102,18 @@ impl ExchangeLog {
             outcome: Outcome::Forwarded,
             approval: None,
             headers_reached_upstream: false,
+            gen_ai: None,
         }
+    }
+
+    /// What the call consumed, read from the answer.
+    pub fn usage(&mut self, found: crate::usage::GenAi) {
+        self.gen_ai = (!found.is_empty()).then_some(found);
+    }
+
+    /// When the exchange started (request headers), nanoseconds since the epoch.
+    pub fn started_nanos(&self) -> u64 {
+        self.started_nanos
     }
 
     /// The request's headers went on to the model server before the decision; a refused
@@ -265,6 +277,7 @@ impl ExchangeLog {
             complete,
             headers_reached_upstream: self.headers_reached_upstream
                 && self.outcome == Outcome::LocalResponse,
+            gen_ai: self.gen_ai.clone(),
             request: BodySummary {
                 bytes: self.request_body.digest.bytes(),
                 sha256: self.request_body.digest.hex(),

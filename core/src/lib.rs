@@ -23,6 +23,7 @@ pub mod rules;
 pub mod testkit;
 pub mod time;
 pub mod unique_keys;
+pub mod usage;
 
 pub use config::{ConfigError, PluginConfig};
 pub use record::SessionRecord;

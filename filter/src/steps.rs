@@ -204,6 +204,7 @@ fn seal(plugin: &Plugin, context_id: u32, gate: &SharedGate, complete: bool) {
         );
         return;
     }
+    publish_usage(plugin, &sealed.record);
     ctx_log!(
         debug,
         context_id,
@@ -212,4 +213,21 @@ fn seal(plugin: &Plugin, context_id: u32, gate: &SharedGate, complete: bool) {
         sealed.record.hash,
         if complete { "" } else { " (incomplete)" }
     );
+}
+
+/// What the call consumed: GenAI attributes in filter state for the access log, and token
+/// counters per model and group (vigil_core::usage).
+fn publish_usage(plugin: &Plugin, record: &vigil_core::record::SessionRecord) {
+    if record.gen_ai.is_none() {
+        return;
+    }
+    for (name, value) in vigil_core::usage::attributes(record) {
+        let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+    }
+    let config = &plugin.config;
+    for (name, n) in
+        vigil_core::usage::counters(record, &config.named_groups, &config.provider_names)
+    {
+        plugin.count(&name, n);
+    }
 }

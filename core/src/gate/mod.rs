@@ -182,6 +182,8 @@ pub struct Gate {
     refused_at_response: bool,
     /// A body that ended while the request was held for a key set (header hold only).
     held_body: Option<Vec<u8>>,
+    /// Reads what the call consumed from the model server's answer (crate::usage).
+    usage: Option<crate::usage::UsageScanner>,
     steps: Vec<Step>,
 }
 
@@ -219,6 +221,7 @@ impl Gate {
             forwarded_before_decision: false,
             refused_at_response: false,
             held_body: None,
+            usage: None,
             steps: Vec::new(),
         }
     }
@@ -448,6 +451,9 @@ impl Gate {
         }
         if self.phase == Phase::Admitted && complete {
             self.note_envoy_answer(details.as_deref());
+        }
+        if let Some(mut usage) = self.usage.take() {
+            self.log.usage(usage.finish(!complete));
         }
         self.phase = Phase::Sealed;
         let masked = self.masking.counts(&config.masking);

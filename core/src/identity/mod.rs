@@ -50,6 +50,10 @@ pub enum AuthCode {
     ClaimsInvalid,
     CritUnsupported,
     ExpRequired,
+    /// The token's groups were too many to carry: Microsoft Entra ID replaces the `groups`
+    /// claim with `_claim_names`/`_claim_sources` ("overage"). Treating the caller as in no
+    /// group would break group-based access silently; refused instead.
+    GroupsOverage,
     HeaderInvalid,
     KeyNotForAlgorithm,
     KeysUnavailable,
@@ -75,6 +79,7 @@ impl AuthCode {
             AuthCode::ClaimsInvalid => "claims_invalid",
             AuthCode::CritUnsupported => "crit_unsupported",
             AuthCode::ExpRequired => "exp_required",
+            AuthCode::GroupsOverage => "groups_overage",
             AuthCode::HeaderInvalid => "header_invalid",
             AuthCode::KeyNotForAlgorithm => "key_not_for_algorithm",
             AuthCode::KeysUnavailable => "keys_unavailable",

@@ -252,6 +252,17 @@ fn string_claim(claims: &Map<String, Value>, name: &str) -> Result<Option<String
     }
 }
 
+/// Whether the token says its groups were left out for being too many: Entra ID's overage
+/// indicator, `_claim_names` naming the groups claim (and `_claim_sources` where to fetch it).
+fn groups_overage(claims: &Map<String, Value>, path: &str) -> bool {
+    let first = path.split('.').next().unwrap_or_default();
+    !claims.contains_key(first)
+        && claims
+            .get("_claim_names")
+            .and_then(Value::as_object)
+            .is_some_and(|names| names.contains_key(first))
+}
+
 /// Follows a dotted path (`realm_access.roles`) to a list of groups: an array of strings,
 /// or one space-separated string.
 fn groups(claims: &Map<String, Value>, path: &str) -> Vec<String> {
@@ -362,7 +373,17 @@ pub fn verify(
             .get("email")
             .and_then(Value::as_str)
             .map(str::to_string),
-        groups: groups(&claims, &provider.groups_claim),
+        groups: if groups_overage(&claims, &provider.groups_claim) {
+            return Err(AuthError::new(
+                AuthCode::GroupsOverage,
+                format!(
+                    "the token carries no {} claim: the caller is in too many groups for the IdP to list (Entra ID overage); ask the IdP to send only the groups assigned to this application",
+                    provider.groups_claim
+                ),
+            ));
+        } else {
+            groups(&claims, &provider.groups_claim)
+        },
         expires_at: exp,
     })
 }

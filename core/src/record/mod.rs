@@ -47,6 +47,11 @@ pub struct SessionRecord {
     /// (Envoy without header hold); absent otherwise, so records without it hash as before.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub headers_reached_upstream: bool,
+    /// What the call consumed, from the model server's answer (OpenTelemetry GenAI names:
+    /// crate::usage); absent when the answer said nothing of it, so older records hash the
+    /// same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gen_ai: Option<crate::usage::GenAi>,
     pub request: BodySummary,
     pub response: ResponseSummary,
     /// Count of masked values per entity type.
@@ -216,6 +221,7 @@ pub(crate) mod tests {
             outcome: Outcome::Forwarded,
             complete: true,
             headers_reached_upstream: false,
+            gen_ai: None,
             request: BodySummary {
                 bytes: 0,
                 sha256: sha256_hex(b""),

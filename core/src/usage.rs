@@ -1,0 +1,669 @@
+//! What a model call consumed, read from the model server's answer as it streams: token
+//! counts, the response model and id, finish reasons, the time to the first chunk. Names follow
+//! OpenTelemetry's GenAI semantic conventions (`gen_ai.usage.input_tokens`,
+//! `gen_ai.response.finish_reasons`, ...; "Development" status), without the `gen_ai.` prefix
+//! inside the record's `gen_ai` object. Never content: only counts, identifiers and reasons.
+//!
+//! Formats: OpenAI chat/completions/embeddings answers and their streamed chunks (`usage`,
+//! `model`, `id`, `choices[].finish_reason`), the Responses API (`response.completed` and its
+//! `response.usage`), Anthropic (`message_start` usage and model, `message_delta` usage and
+//! `stop_reason`), Hugging Face TGI (`details.finish_reason`, `details.generated_tokens`,
+//! `details.prefill`), Ollama (`prompt_eval_count`, `eval_count`, `done_reason`), and any other
+//! JSON with these names.
+//!
+//! Memory is bounded whatever the answer: a JSON answer keeps its first and last
+//! [`EDGE_BYTES`] (identifiers come first, OpenAI's `usage` last), a stream one line of at
+//! most [`MAX_LINE_BYTES`] (longer lines are skipped); only events that can carry usage or an
+//! identifier are parsed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How much of each end of a JSON answer is kept.
+pub const EDGE_BYTES: usize = 16 * 1024;
+/// The longest stream line (an SSE `data:` line, an NDJSON object) read for usage.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Finish reasons kept (a stream with many choices has one each).
+const MAX_REASONS: usize = 16;
+
+/// The record's `gen_ai` object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenAi {
+    /// `chat`, `text_completion` or `embeddings`, from the request's path.
+    #[serde(
+        rename = "operation.name",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub operation_name: Option<String>,
+    #[serde(
+        rename = "response.model",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_model: Option<String>,
+    #[serde(
+        rename = "response.id",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_id: Option<String>,
+    #[serde(
+        rename = "response.finish_reasons",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub finish_reasons: Vec<String>,
+    #[serde(
+        rename = "usage.input_tokens",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub input_tokens: Option<u64>,
+    #[serde(
+        rename = "usage.output_tokens",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub output_tokens: Option<u64>,
+    /// Output tokens spent on reasoning (OpenAI `completion_tokens_details.reasoning_tokens`,
+    /// Responses `output_tokens_details.reasoning_tokens`): billed, yet often dropped.
+    #[serde(
+        rename = "usage.reasoning_tokens",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub reasoning_tokens: Option<u64>,
+    /// Input tokens served from the server's prompt cache.
+    #[serde(
+        rename = "usage.cached_input_tokens",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cached_input_tokens: Option<u64>,
+    /// From the request's arrival to the answer's first body bytes, in milliseconds.
+    #[serde(
+        rename = "server.time_to_first_chunk_ms",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub time_to_first_chunk_ms: Option<u64>,
+}
+
+impl GenAi {
+    /// Whether the answer said anything (the operation name alone is the request's).
+    pub fn is_empty(&self) -> bool {
+        GenAi {
+            operation_name: None,
+            ..self.clone()
+        } == GenAi::default()
+    }
+}
+
+/// The filter-state properties [`attributes`] may write.
+pub const ATTRIBUTE_NAMES: &[&str] = &[
+    "gen_ai.operation.name",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.response.finish_reasons",
+];
+
+/// The GenAI attributes of a sealed record, as filter-state properties for the access log
+/// (`%FILTER_STATE(wasm.gen_ai.usage.input_tokens:PLAIN)%`): the shipped OpenTelemetry config
+/// puts them on the log record beside the record body, so a collector routes and aggregates
+/// without parsing the record. Empty when the answer said nothing of usage.
+pub fn attributes(record: &crate::record::SessionRecord) -> Vec<(&'static str, String)> {
+    let Some(g) = &record.gen_ai else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut put = |k: &'static str, v: Option<String>| {
+        if let Some(v) = v {
+            out.push((k, v));
+        }
+    };
+    put("gen_ai.operation.name", g.operation_name.clone());
+    put("gen_ai.request.model", record.model.clone());
+    put("gen_ai.response.model", g.response_model.clone());
+    put(
+        "gen_ai.usage.input_tokens",
+        g.input_tokens.map(|n| n.to_string()),
+    );
+    put(
+        "gen_ai.usage.output_tokens",
+        g.output_tokens.map(|n| n.to_string()),
+    );
+    put(
+        "gen_ai.response.finish_reasons",
+        (!g.finish_reasons.is_empty()).then(|| g.finish_reasons.join(",")),
+    );
+    out
+}
+
+/// Token counters for a sealed record, per model and per group (low cardinality: models and
+/// the groups the policy names, never subjects): `vigil.gen_ai.<kind>_tokens.model.<model>`
+/// and `vigil.gen_ai.<kind>_tokens.group.<group>`.
+pub fn counters(
+    record: &crate::record::SessionRecord,
+    named_groups: &[String],
+    providers: &[String],
+) -> Vec<(String, i64)> {
+    let Some(g) = &record.gen_ai else {
+        return Vec::new();
+    };
+    let model = record
+        .model
+        .clone()
+        .or_else(|| g.response_model.clone())
+        .unwrap_or_else(|| "unknown".into());
+    let groups: Vec<&String> = record
+        .identity
+        .as_ref()
+        .map(|i| {
+            named_groups
+                .iter()
+                .filter(|n| i.member_of(n, providers))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (kind, n) in [
+        ("input", g.input_tokens),
+        ("output", g.output_tokens),
+        ("reasoning", g.reasoning_tokens),
+    ] {
+        let Some(n) = n.and_then(|n| i64::try_from(n).ok()) else {
+            continue;
+        };
+        out.push((format!("vigil.gen_ai.{kind}_tokens.model.{model}"), n));
+        for group in &groups {
+            out.push((format!("vigil.gen_ai.{kind}_tokens.group.{group}"), n));
+        }
+    }
+    out
+}
+
+/// The GenAI operation a request path names (OpenAI, Anthropic, Ollama, TGI paths).
+pub fn operation_name(path: &str) -> Option<&'static str> {
+    let last = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    match last {
+        "completions" if path.ends_with("/chat/completions") => Some("chat"),
+        "messages" | "chat" | "responses" => Some("chat"),
+        "completions" | "generate" | "generate_stream" => Some("text_completion"),
+        "embeddings" | "embed" => Some("embeddings"),
+        _ => None,
+    }
+}
+
+/// The answer's framing, from its content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One JSON document.
+    Json,
+    /// Server-Sent Events: `data:` lines.
+    Sse,
+    /// One JSON object per line (Ollama, `application/x-ndjson`).
+    Lines,
+    /// Nothing to read (binary, text).
+    None,
+}
+
+impl Framing {
+    pub fn of(content_type: Option<&str>) -> Self {
+        let ct = content_type
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match ct.as_str() {
+            "text/event-stream" => Framing::Sse,
+            "application/x-ndjson" | "application/jsonl" | "application/json-seq" => Framing::Lines,
+            t if t == "application/json" || t.ends_with("+json") => Framing::Json,
+            _ => Framing::None,
+        }
+    }
+}
+
+/// Reads usage from an answer as its chunks pass.
+#[derive(Debug, Clone)]
+pub struct UsageScanner {
+    framing: Framing,
+    found: GenAi,
+    /// JSON: the first and the last bytes, and how many went by.
+    head: Vec<u8>,
+    tail: Vec<u8>,
+    seen: usize,
+    /// Streams: the line being read, and whether it is being skipped (too long).
+    line: Vec<u8>,
+    skipping: bool,
+    /// Lines parsed only to find the model and id (a few: they come first).
+    probes: u8,
+}
+
+impl UsageScanner {
+    pub fn new(framing: Framing, operation: Option<&str>) -> Self {
+        Self {
+            framing,
+            found: GenAi {
+                operation_name: operation.map(str::to_string),
+                ..GenAi::default()
+            },
+            head: Vec::new(),
+            tail: Vec::new(),
+            seen: 0,
+            line: Vec::new(),
+            skipping: false,
+            probes: 0,
+        }
+    }
+
+    /// A chunk of the answer as the model server sent it.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        match self.framing {
+            Framing::None => {}
+            Framing::Json => self.keep_edges(chunk),
+            Framing::Sse | Framing::Lines => {
+                let mut rest = chunk;
+                while let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
+                    self.push_line(&rest[..i]);
+                    self.end_line();
+                    rest = &rest[i + 1..];
+                }
+                self.push_line(rest);
+            }
+        }
+    }
+
+    /// Part of the current line; a line over [`MAX_LINE_BYTES`] is skipped to its end.
+    fn push_line(&mut self, part: &[u8]) {
+        if self.skipping || part.is_empty() {
+            return;
+        }
+        if self.line.len() + part.len() > MAX_LINE_BYTES {
+            self.skipping = true;
+            self.line.clear();
+        } else {
+            self.line.extend_from_slice(part);
+        }
+    }
+
+    fn keep_edges(&mut self, chunk: &[u8]) {
+        self.seen += chunk.len();
+        let room = EDGE_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        self.tail.extend_from_slice(chunk);
+        if self.tail.len() > EDGE_BYTES {
+            let cut = self.tail.len() - EDGE_BYTES;
+            self.tail.drain(..cut);
+        }
+    }
+
+    fn end_line(&mut self) {
+        self.skipping = false;
+        if self.line.is_empty() {
+            return;
+        }
+        let probe = self.found.response_model.is_none() && self.probes < 4;
+        let value = {
+            let payload: Option<&[u8]> = match self.framing {
+                Framing::Sse => self.line.strip_prefix(b"data:"),
+                _ => Some(&self.line),
+            };
+            // Parse only what can carry usage or identifiers (most chunks carry only text).
+            payload
+                .filter(|p| {
+                    probe
+                        || contains(p, b"usage")
+                        || contains(p, b"reason")
+                        || contains(p, b"eval_count")
+                        || contains(p, b"\"details\"")
+                })
+                .and_then(|p| serde_json::from_slice::<Value>(p.trim_ascii()).ok())
+        };
+        self.line.clear();
+        if let Some(v) = value {
+            self.probes = self.probes.saturating_add(1);
+            self.read(&v);
+        }
+    }
+
+    /// The usage found, at the end of the answer. `cut`: the exchange ended before the
+    /// answer did, so the finish reason is `error`.
+    pub fn finish(&mut self, cut: bool) -> GenAi {
+        match self.framing {
+            Framing::Json => self.read_json_edges(),
+            Framing::Sse | Framing::Lines if !self.line.is_empty() && !self.skipping => {
+                self.end_line()
+            }
+            _ => {}
+        }
+        let mut found = std::mem::take(&mut self.found);
+        if cut {
+            found.finish_reasons = vec!["error".into()];
+        }
+        found
+    }
+
+    fn read_json_edges(&mut self) {
+        if self.seen <= 2 * EDGE_BYTES {
+            // The whole answer is here: head, then what the tail has beyond it.
+            let mut whole = std::mem::take(&mut self.head);
+            let beyond = self.seen - whole.len();
+            let from = self.tail.len().saturating_sub(beyond);
+            whole.extend_from_slice(&self.tail[from..]);
+            if let Ok(v) = serde_json::from_slice::<Value>(&whole) {
+                self.read(&v);
+                return;
+            }
+        }
+        // A long answer: the identifiers at its start, `usage` (an object of numbers) at its
+        // end, each found by name.
+        if let Some(v) = last_object_after(&self.tail, b"\"usage\"") {
+            self.read_usage(&v);
+        }
+        let head = String::from_utf8_lossy(&self.head).into_owned();
+        self.found.response_id = self.found.response_id.take().or(first_string(&head, "id"));
+        self.found.response_model = self
+            .found
+            .response_model
+            .take()
+            .or(first_string(&head, "model"));
+        let tail = String::from_utf8_lossy(&self.tail).into_owned();
+        for reason in all_strings(&tail, "finish_reason") {
+            self.add_reason(reason);
+        }
+    }
+
+    /// Reads usage, identifiers and finish reasons from one JSON value (an answer or an event).
+    fn read(&mut self, v: &Value) {
+        // Envelopes: Anthropic's `message_start` carries `message`, the Responses API's events
+        // carry `response`.
+        for inner in ["message", "response"] {
+            if let Some(o) = v.get(inner).filter(|o| o.is_object()) {
+                self.read(o);
+            }
+        }
+        if let Some(model) = v.get("model").and_then(Value::as_str) {
+            self.found.response_model = Some(crate::redact::model(model));
+        }
+        if let Some(id) = v.get("id").and_then(Value::as_str) {
+            if self.found.response_id.is_none() {
+                self.found.response_id = Some(crate::redact::request_id(id));
+            }
+        }
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            self.read_usage(u);
+        }
+        if let Some(choices) = v.get("choices").and_then(Value::as_array) {
+            for c in choices {
+                if let Some(r) = c.get("finish_reason").and_then(Value::as_str) {
+                    self.add_reason(r.to_string());
+                }
+            }
+        }
+        for key in ["stop_reason", "done_reason"] {
+            if let Some(r) = v.get(key).and_then(Value::as_str) {
+                self.add_reason(r.to_string());
+            }
+        }
+        if let Some(d) = v.get("delta") {
+            if let Some(r) = d.get("stop_reason").and_then(Value::as_str) {
+                self.add_reason(r.to_string());
+            }
+        }
+        if v.get("type").and_then(Value::as_str) == Some("response.completed") {
+            if let Some(s) = v.pointer("/response/status").and_then(Value::as_str) {
+                self.add_reason(s.to_string());
+            }
+        }
+        // TGI: `details` on the answer or the last streamed event.
+        if let Some(d) = v.get("details").filter(|d| d.is_object()) {
+            if let Some(r) = d.get("finish_reason").and_then(Value::as_str) {
+                self.add_reason(r.to_string());
+            }
+            if let Some(n) = d.get("generated_tokens").and_then(Value::as_u64) {
+                self.found.output_tokens = Some(n);
+            }
+            if let Some(p) = d.get("prefill").and_then(Value::as_array) {
+                if !p.is_empty() {
+                    self.found.input_tokens = Some(p.len() as u64);
+                }
+            }
+        }
+        // Ollama: counts on the last line.
+        if let Some(n) = v.get("prompt_eval_count").and_then(Value::as_u64) {
+            self.found.input_tokens = Some(n);
+        }
+        if let Some(n) = v.get("eval_count").and_then(Value::as_u64) {
+            self.found.output_tokens = Some(n);
+        }
+    }
+
+    fn read_usage(&mut self, u: &Value) {
+        let n = |p: &str| u.pointer(p).and_then(Value::as_u64);
+        // OpenAI chat/completions/embeddings, then the Responses API and Anthropic.
+        if let Some(x) = n("/prompt_tokens").or(n("/input_tokens")) {
+            self.found.input_tokens = Some(x);
+        }
+        if let Some(x) = n("/completion_tokens").or(n("/output_tokens")) {
+            // Anthropic's message_delta counts output tokens so far: the last one holds.
+            self.found.output_tokens = Some(x);
+        }
+        if let Some(x) = n("/completion_tokens_details/reasoning_tokens")
+            .or(n("/output_tokens_details/reasoning_tokens"))
+        {
+            self.found.reasoning_tokens = Some(x);
+        }
+        if let Some(x) = n("/prompt_tokens_details/cached_tokens")
+            .or(n("/input_tokens_details/cached_tokens"))
+            .or(n("/cache_read_input_tokens"))
+        {
+            self.found.cached_input_tokens = Some(x);
+        }
+    }
+
+    fn add_reason(&mut self, reason: String) {
+        let plain: String = reason
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect();
+        if !plain.is_empty() && self.found.finish_reasons.len() < MAX_REASONS {
+            self.found.finish_reasons.push(plain);
+        }
+    }
+
+    /// Notes when the answer's first body bytes came, in milliseconds since the request
+    /// started; `ms` is asked once (reading the clock is a host call).
+    pub fn first_chunk_with(&mut self, ms: impl FnOnce() -> u64) {
+        if self.found.time_to_first_chunk_ms.is_none() {
+            self.found.time_to_first_chunk_ms = Some(ms());
+        }
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The JSON object after the last `key` in `text` (`"usage": {...}`), brace-matched.
+fn last_object_after(text: &[u8], key: &[u8]) -> Option<Value> {
+    let at = text.windows(key.len()).rposition(|w| w == key)? + key.len();
+    let open = at + text[at..].iter().position(|&b| b == b'{')?;
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for (i, &b) in text[open..].iter().enumerate() {
+        match (in_string, b) {
+            (true, b'\\') if !escaped => escaped = true,
+            (true, b'"') if !escaped => in_string = false,
+            (true, _) => escaped = false,
+            (false, b'"') => in_string = true,
+            (false, b'{') => depth += 1,
+            (false, b'}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return serde_json::from_slice(&text[open..=open + i]).ok();
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `"key": "value"` occurrences in text that is not a whole JSON document.
+fn all_strings(text: &str, key: &str) -> Vec<String> {
+    let pattern = format!(r#""{key}"\s*:\s*"([A-Za-z0-9_.:/-]{{1,128}})""#);
+    match regex_lite::Regex::new(&pattern) {
+        Ok(re) => re
+            .captures_iter(text)
+            .filter_map(|c| c.get(1).map(|m| m.as_str().to_string()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+fn first_string(text: &str, key: &str) -> Option<String> {
+    all_strings(text, key).into_iter().next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(framing: Framing, body: &str, chunk: usize) -> GenAi {
+        let mut s = UsageScanner::new(framing, None);
+        for part in body.as_bytes().chunks(chunk.max(1)) {
+            s.feed(part);
+        }
+        s.finish(false)
+    }
+
+    #[test]
+    fn an_openai_answer_gives_its_usage_model_id_and_finish_reason() {
+        let body = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"llama-3.1-8b","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":12,"completion_tokens":34,"total_tokens":46,"completion_tokens_details":{"reasoning_tokens":5},"prompt_tokens_details":{"cached_tokens":3}}}"#;
+        for chunk in [1, 7, 4096] {
+            let g = scan(Framing::Json, body, chunk);
+            assert_eq!(g.response_model.as_deref(), Some("llama-3.1-8b"));
+            assert_eq!(g.response_id.as_deref(), Some("chatcmpl-1"));
+            assert_eq!(g.finish_reasons, ["stop"]);
+            assert_eq!((g.input_tokens, g.output_tokens), (Some(12), Some(34)));
+            assert_eq!(
+                (g.reasoning_tokens, g.cached_input_tokens),
+                (Some(5), Some(3))
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_answer_is_read_from_its_edges_in_bounded_memory() {
+        let filler = "x".repeat(200_000);
+        let body = format!(
+            r#"{{"id":"c-2","model":"m","choices":[{{"message":{{"content":"{filler}"}},"finish_reason":"length"}}],"usage":{{"prompt_tokens":1,"completion_tokens":2}}}}"#
+        );
+        let mut s = UsageScanner::new(Framing::Json, None);
+        for part in body.as_bytes().chunks(1000) {
+            s.feed(part);
+            assert!(s.head.len() + s.tail.len() <= 2 * EDGE_BYTES);
+        }
+        let g = s.finish(false);
+        assert_eq!((g.input_tokens, g.output_tokens), (Some(1), Some(2)));
+        assert_eq!(g.response_model.as_deref(), Some("m"));
+        assert_eq!(g.finish_reasons, ["length"]);
+    }
+
+    #[test]
+    fn openai_and_anthropic_streams_give_their_usage_split_anywhere() {
+        let openai = "data: {\"id\":\"c-3\",\"model\":\"gpt\",\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n\
+            data: {\"id\":\"c-3\",\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n\
+            data: {\"id\":\"c-3\",\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":9}}\n\ndata: [DONE]\n\n";
+        let anthropic = "event: message_start\r\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\r\n\r\n\
+            event: message_delta\r\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\r\n\r\n";
+        for chunk in [1, 3, 50, 10_000] {
+            let g = scan(Framing::Sse, openai, chunk);
+            assert_eq!(
+                (g.input_tokens, g.output_tokens),
+                (Some(7), Some(9)),
+                "{chunk}"
+            );
+            assert_eq!(g.finish_reasons, ["stop"]);
+            assert_eq!(g.response_model.as_deref(), Some("gpt"));
+            let g = scan(Framing::Sse, anthropic, chunk);
+            assert_eq!(
+                (g.input_tokens, g.output_tokens),
+                (Some(25), Some(15)),
+                "{chunk}"
+            );
+            assert_eq!(g.finish_reasons, ["end_turn"]);
+            assert_eq!(g.response_id.as_deref(), Some("msg_1"));
+        }
+    }
+
+    #[test]
+    fn responses_tgi_and_ollama_give_their_usage() {
+        let responses = "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"model\":\"o\",\"status\":\"completed\",\"usage\":{\"input_tokens\":5,\"output_tokens\":6,\"output_tokens_details\":{\"reasoning_tokens\":2},\"input_tokens_details\":{\"cached_tokens\":1}}}}\n\n";
+        let g = scan(Framing::Sse, responses, 13);
+        assert_eq!(
+            (
+                g.input_tokens,
+                g.output_tokens,
+                g.reasoning_tokens,
+                g.cached_input_tokens
+            ),
+            (Some(5), Some(6), Some(2), Some(1))
+        );
+        assert_eq!(g.finish_reasons, ["completed"]);
+        let tgi = "data:{\"token\":{\"text\":\"a\"}}\n\ndata:{\"token\":{\"text\":\"b\"},\"generated_text\":\"ab\",\"details\":{\"finish_reason\":\"eos_token\",\"generated_tokens\":2}}\n\n";
+        let g = scan(Framing::Sse, tgi, 5);
+        assert_eq!(
+            (g.output_tokens, g.finish_reasons.as_slice()),
+            (Some(2), ["eos_token".to_string()].as_slice())
+        );
+        let ollama = "{\"model\":\"llama3\",\"message\":{\"content\":\"a\"},\"done\":false}\n{\"model\":\"llama3\",\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":26,\"eval_count\":290}\n";
+        let g = scan(Framing::Lines, ollama, 9);
+        assert_eq!((g.input_tokens, g.output_tokens), (Some(26), Some(290)));
+        assert_eq!(g.finish_reasons, ["stop"]);
+    }
+
+    #[test]
+    fn a_cut_stream_finishes_in_error_and_a_huge_line_is_skipped() {
+        let mut s = UsageScanner::new(Framing::Sse, None);
+        s.feed(format!("data: {}", "y".repeat(MAX_LINE_BYTES * 2)).as_bytes());
+        assert!(s.line.is_empty());
+        s.feed(b"\ndata: {\"model\":\"m\",\"usage\":{\"prompt_tokens\":1}}\n");
+        let g = s.finish(true);
+        assert_eq!(g.finish_reasons, ["error"]);
+        assert_eq!(g.input_tokens, Some(1));
+    }
+
+    #[test]
+    fn the_operation_comes_from_the_path() {
+        assert_eq!(operation_name("/v1/chat/completions"), Some("chat"));
+        assert_eq!(operation_name("/v1/completions"), Some("text_completion"));
+        assert_eq!(operation_name("/v1/embeddings"), Some("embeddings"));
+        assert_eq!(operation_name("/v1/messages"), Some("chat"));
+        assert_eq!(operation_name("/api/generate"), Some("text_completion"));
+        assert_eq!(operation_name("/v1/models"), None);
+    }
+
+    #[test]
+    fn framing_comes_from_the_content_type() {
+        assert_eq!(
+            Framing::of(Some("application/json; charset=utf-8")),
+            Framing::Json
+        );
+        assert_eq!(Framing::of(Some("text/event-stream")), Framing::Sse);
+        assert_eq!(Framing::of(Some("application/x-ndjson")), Framing::Lines);
+        assert_eq!(Framing::of(Some("application/problem+json")), Framing::Json);
+        assert_eq!(Framing::of(Some("image/png")), Framing::None);
+        assert_eq!(Framing::of(None), Framing::None);
+    }
+}
