@@ -11,18 +11,20 @@
 //! `details.prefill`), Ollama (`prompt_eval_count`, `eval_count`, `done_reason`), and any other
 //! JSON with these names.
 //!
-//! Memory is bounded whatever the answer: a JSON answer keeps its first and last
-//! [`EDGE_BYTES`] (identifiers come first, OpenAI's `usage` last), a stream one line of at
-//! most [`MAX_LINE_BYTES`] (longer lines are skipped); only events that can carry usage or an
-//! identifier are parsed.
+//! Memory and work are bounded whatever the answer: only its first and last [`EDGE_BYTES`]
+//! are kept (identifiers and Anthropic's input usage come first; OpenAI's `usage`, the final
+//! stream events, Ollama's counts and TGI's details come last), and they are parsed once, at
+//! the end. Per chunk, the scanner only copies bytes into those two buffers, so the streaming
+//! path pays almost nothing for it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-/// How much of each end of a JSON answer is kept.
+/// How much of an answer's start is kept (identifiers, Anthropic's `message_start`).
 pub const EDGE_BYTES: usize = 16 * 1024;
-/// The longest stream line (an SSE `data:` line, an NDJSON object) read for usage.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// How much of its end is kept: a final usage event or object is a few hundred bytes, and
+/// copying less per chunk keeps the streaming path fast.
+pub const TAIL_BYTES: usize = 4 * 1024;
 /// Finish reasons kept (a stream with many choices has one each).
 const MAX_REASONS: usize = 16;
 
@@ -82,7 +84,7 @@ pub struct GenAi {
         skip_serializing_if = "Option::is_none"
     )]
     pub cached_input_tokens: Option<u64>,
-    /// From the request's arrival to the answer's first body bytes, in milliseconds.
+    /// From the request's arrival to a stream's first body bytes, in milliseconds.
     #[serde(
         rename = "server.time_to_first_chunk_ms",
         default,
@@ -216,6 +218,24 @@ pub enum Framing {
 }
 
 impl Framing {
+    /// The framing a body's first bytes show (no header read: the answer's own bytes say it):
+    /// `{` or `[` is JSON (or JSON lines, tried when it is not one document), `data:`,
+    /// `event:`, `id:` or `:` an event stream.
+    pub fn sniff(first: &[u8]) -> Self {
+        let start = first.trim_ascii_start();
+        match start.first() {
+            Some(b'{') | Some(b'[') => Framing::Json,
+            Some(_)
+                if [&b"data:"[..], b"event:", b"id:", b":", b"retry:"]
+                    .iter()
+                    .any(|p| start.starts_with(p)) =>
+            {
+                Framing::Sse
+            }
+            _ => Framing::None,
+        }
+    }
+
     pub fn of(content_type: Option<&str>) -> Self {
         let ct = content_type
             .unwrap_or_default()
@@ -238,15 +258,12 @@ impl Framing {
 pub struct UsageScanner {
     framing: Framing,
     found: GenAi,
-    /// JSON: the first and the last bytes, and how many went by.
+    /// The first and the last bytes of the answer, and how many went by.
     head: Vec<u8>,
     tail: Vec<u8>,
     seen: usize,
-    /// Streams: the line being read, and whether it is being skipped (too long).
-    line: Vec<u8>,
-    skipping: bool,
-    /// Lines parsed only to find the model and id (a few: they come first).
-    probes: u8,
+    /// The framing was decided (given, or sniffed from the first bytes).
+    sniffed: bool,
 }
 
 impl UsageScanner {
@@ -260,91 +277,78 @@ impl UsageScanner {
             head: Vec::new(),
             tail: Vec::new(),
             seen: 0,
-            line: Vec::new(),
-            skipping: false,
-            probes: 0,
+            sniffed: framing != Framing::None,
         }
+    }
+
+    /// Whether the answer is a stream, whose time to first chunk is worth a clock read (a
+    /// JSON answer comes whole: its first chunk is its end).
+    pub fn streams(&self) -> bool {
+        matches!(self.framing, Framing::Sse | Framing::Lines)
     }
 
     /// A chunk of the answer as the model server sent it.
     pub fn feed(&mut self, chunk: &[u8]) {
-        match self.framing {
-            Framing::None => {}
-            Framing::Json => self.keep_edges(chunk),
-            Framing::Sse | Framing::Lines => {
-                let mut rest = chunk;
-                while let Some(i) = rest.iter().position(|&b| b == b'\n' || b == b'\r') {
-                    self.push_line(&rest[..i]);
-                    self.end_line();
-                    rest = &rest[i + 1..];
-                }
-                self.push_line(rest);
-            }
-        }
-    }
-
-    /// Part of the current line; a line over [`MAX_LINE_BYTES`] is skipped to its end.
-    fn push_line(&mut self, part: &[u8]) {
-        if self.skipping || part.is_empty() {
+        if chunk.is_empty() {
             return;
         }
-        if self.line.len() + part.len() > MAX_LINE_BYTES {
-            self.skipping = true;
-            self.line.clear();
-        } else {
-            self.line.extend_from_slice(part);
+        if !self.sniffed {
+            // Decided on the first bytes that say something (a chunk may be one byte).
+            self.head.extend_from_slice(
+                &chunk[..chunk
+                    .len()
+                    .min(EDGE_BYTES - self.head.len().min(EDGE_BYTES))],
+            );
+            self.seen += chunk.len();
+            self.keep_tail(chunk);
+            if self.head.trim_ascii_start().len() >= 6 || self.seen >= EDGE_BYTES {
+                self.sniffed = true;
+                self.framing = Framing::sniff(&self.head);
+            }
+            return;
         }
-    }
-
-    fn keep_edges(&mut self, chunk: &[u8]) {
+        if self.framing == Framing::None {
+            return;
+        }
         self.seen += chunk.len();
         let room = EDGE_BYTES.saturating_sub(self.head.len());
         self.head.extend_from_slice(&chunk[..room.min(chunk.len())]);
-        self.tail.extend_from_slice(chunk);
-        if self.tail.len() > EDGE_BYTES {
-            let cut = self.tail.len() - EDGE_BYTES;
-            self.tail.drain(..cut);
-        }
+        self.keep_tail(chunk);
     }
 
-    fn end_line(&mut self) {
-        self.skipping = false;
-        if self.line.is_empty() {
-            return;
-        }
-        let probe = self.found.response_model.is_none() && self.probes < 4;
-        let value = {
-            let payload: Option<&[u8]> = match self.framing {
-                Framing::Sse => self.line.strip_prefix(b"data:"),
-                _ => Some(&self.line),
-            };
-            // Parse only what can carry usage or identifiers (most chunks carry only text).
-            payload
-                .filter(|p| {
-                    probe
-                        || contains(p, b"usage")
-                        || contains(p, b"reason")
-                        || contains(p, b"eval_count")
-                        || contains(p, b"\"details\"")
-                })
-                .and_then(|p| serde_json::from_slice::<Value>(p.trim_ascii()).ok())
-        };
-        self.line.clear();
-        if let Some(v) = value {
-            self.probes = self.probes.saturating_add(1);
-            self.read(&v);
+    fn keep_tail(&mut self, chunk: &[u8]) {
+        if chunk.len() >= TAIL_BYTES {
+            self.tail.clear();
+            self.tail
+                .extend_from_slice(&chunk[chunk.len() - TAIL_BYTES..]);
+        } else {
+            // Small chunks (stream events) are appended; the buffer is cut back to the last
+            // TAIL_BYTES only when it doubles, so each byte moves at most once.
+            self.tail.extend_from_slice(chunk);
+            if self.tail.len() > 2 * TAIL_BYTES {
+                let cut = self.tail.len() - TAIL_BYTES;
+                self.tail.drain(..cut);
+            }
         }
     }
 
     /// The usage found, at the end of the answer. `cut`: the exchange ended before the
     /// answer did, so the finish reason is `error`.
     pub fn finish(&mut self, cut: bool) -> GenAi {
+        if !self.sniffed {
+            self.framing = Framing::sniff(&self.head);
+        }
         match self.framing {
-            Framing::Json => self.read_json_edges(),
-            Framing::Sse | Framing::Lines if !self.line.is_empty() && !self.skipping => {
-                self.end_line()
+            Framing::Json => {
+                self.read_json_edges();
+                if self.found.is_empty() {
+                    // Not one JSON document: JSON lines (Ollama).
+                    self.framing = Framing::Lines;
+                    self.read_stream_edges();
+                }
             }
-            _ => {}
+            Framing::Sse | Framing::Lines => self.read_stream_edges(),
+            Framing::None => {}
         }
         let mut found = std::mem::take(&mut self.found);
         if cut {
@@ -353,30 +357,89 @@ impl UsageScanner {
         found
     }
 
-    fn read_json_edges(&mut self) {
-        if self.seen <= 2 * EDGE_BYTES {
-            // The whole answer is here: head, then what the tail has beyond it.
-            let mut whole = std::mem::take(&mut self.head);
-            let beyond = self.seen - whole.len();
-            let from = self.tail.len().saturating_sub(beyond);
-            whole.extend_from_slice(&self.tail[from..]);
-            if let Ok(v) = serde_json::from_slice::<Value>(&whole) {
-                self.read(&v);
-                return;
+    /// The whole answer when both edges hold it (`None`: a long answer).
+    fn whole(&self) -> Option<Vec<u8>> {
+        if self.seen > EDGE_BYTES + TAIL_BYTES {
+            return None;
+        }
+        let beyond = self.seen - self.head.len();
+        let from = self.tail.len().saturating_sub(beyond);
+        let mut whole = Vec::with_capacity(self.seen);
+        whole.extend_from_slice(&self.head);
+        whole.extend_from_slice(&self.tail[from..]);
+        Some(whole)
+    }
+
+    fn read_stream_edges(&mut self) {
+        match self.whole() {
+            Some(whole) => self.read_lines(&whole, false, false, true),
+            None => {
+                // The head's last line and the tail's first may be cut: both are skipped. The
+                // head is read for identifiers and opening usage (Anthropic's message_start),
+                // the tail for the rest: finish reasons and final counts come last.
+                let (head, tail) = (
+                    std::mem::take(&mut self.head),
+                    std::mem::take(&mut self.tail),
+                );
+                self.read_lines(&head, false, true, false);
+                self.read_lines(&tail, true, false, true);
+                (self.head, self.tail) = (head, tail);
             }
+        }
+    }
+
+    /// Parses the lines of `text` that can carry usage, identifiers or (with `reasons`)
+    /// finish reasons.
+    fn read_lines(&mut self, text: &[u8], skip_first: bool, skip_last: bool, reasons: bool) {
+        let lines: Vec<&[u8]> = text.split(|&b| b == b'\n' || b == b'\r').collect();
+        let n = lines.len();
+        // Identifiers come in the first events: a few are parsed for them, the rest only
+        // when they can carry usage or a reason.
+        let mut probes = 4;
+        for (i, line) in lines.into_iter().enumerate() {
+            if (skip_first && i == 0) || (skip_last && i + 1 == n) || line.is_empty() {
+                continue;
+            }
+            let payload = match self.framing {
+                Framing::Sse => match line.strip_prefix(b"data:") {
+                    Some(p) => p,
+                    None => continue,
+                },
+                _ => line,
+            };
+            let probe = self.found.response_model.is_none() && probes > 0;
+            let worth = probe || names_usage(payload, reasons);
+            if worth {
+                probes -= usize::from(probe);
+                if let Ok(v) = serde_json::from_slice::<Value>(payload.trim_ascii()) {
+                    self.read(&v);
+                }
+            }
+        }
+    }
+
+    fn read_json_edges(&mut self) {
+        if let Some(whole) = self.whole() {
+            // Most answers are short; one that names no usage is not parsed at all.
+            if contains(&whole, b"\"usage\"")
+                || contains(&whole, b"eval_count")
+                || contains(&whole, b"\"details\"")
+            {
+                if let Ok(v) = serde_json::from_slice::<Value>(&whole) {
+                    self.read(&v);
+                }
+            }
+            return;
         }
         // A long answer: the identifiers at its start, `usage` (an object of numbers) at its
         // end, each found by name.
-        if let Some(v) = last_object_after(&self.tail, b"\"usage\"") {
-            self.read_usage(&v);
-        }
+        let Some(v) = last_object_after(&self.tail, b"\"usage\"") else {
+            return;
+        };
+        self.read_usage(&v);
         let head = String::from_utf8_lossy(&self.head).into_owned();
-        self.found.response_id = self.found.response_id.take().or(first_string(&head, "id"));
-        self.found.response_model = self
-            .found
-            .response_model
-            .take()
-            .or(first_string(&head, "model"));
+        self.found.response_id = first_string(&head, "id").map(|s| crate::redact::request_id(&s));
+        self.found.response_model = first_string(&head, "model").map(|s| crate::redact::model(&s));
         let tail = String::from_utf8_lossy(&self.tail).into_owned();
         for reason in all_strings(&tail, "finish_reason") {
             self.add_reason(reason);
@@ -491,6 +554,36 @@ impl UsageScanner {
     }
 }
 
+/// Whether a stream line names a member that carries usage (or, with `reasons`, a reason
+/// that is set: OpenAI sends `"finish_reason":null` in every chunk): one pass over its quotes
+/// (a text delta has few), not one search per name.
+fn names_usage(line: &[u8], reasons: bool) -> bool {
+    const USAGE: &[&[u8]] = &[
+        b"usage\"",
+        b"eval_count\"",
+        b"prompt_eval_count\"",
+        b"details\"",
+    ];
+    const REASONS: &[&[u8]] = &[b"finish_reason\"", b"stop_reason\"", b"done_reason\""];
+    let mut rest = line;
+    while let Some(i) = rest.iter().position(|&b| b == b'"') {
+        rest = &rest[i + 1..];
+        if USAGE.iter().any(|n| rest.starts_with(n)) {
+            return true;
+        }
+        if reasons {
+            if let Some(n) = REASONS.iter().find(|n| rest.starts_with(n)) {
+                let value = rest[n.len()..].trim_ascii_start();
+                let value = value.strip_prefix(b":").unwrap_or(value).trim_ascii_start();
+                if !value.starts_with(b"null") {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -572,7 +665,7 @@ mod tests {
         let mut s = UsageScanner::new(Framing::Json, None);
         for part in body.as_bytes().chunks(1000) {
             s.feed(part);
-            assert!(s.head.len() + s.tail.len() <= 2 * EDGE_BYTES);
+            assert!(s.head.len() + s.tail.len() <= EDGE_BYTES + 2 * TAIL_BYTES);
         }
         let g = s.finish(false);
         assert_eq!((g.input_tokens, g.output_tokens), (Some(1), Some(2)));
@@ -634,14 +727,38 @@ mod tests {
     }
 
     #[test]
-    fn a_cut_stream_finishes_in_error_and_a_huge_line_is_skipped() {
+    fn a_cut_stream_finishes_in_error_and_a_long_one_is_read_from_its_edges() {
         let mut s = UsageScanner::new(Framing::Sse, None);
-        s.feed(format!("data: {}", "y".repeat(MAX_LINE_BYTES * 2)).as_bytes());
-        assert!(s.line.is_empty());
-        s.feed(b"\ndata: {\"model\":\"m\",\"usage\":{\"prompt_tokens\":1}}\n");
-        let g = s.finish(true);
-        assert_eq!(g.finish_reasons, ["error"]);
-        assert_eq!(g.input_tokens, Some(1));
+        s.feed(b"data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[]}\n\n");
+        for _ in 0..200 {
+            s.feed(
+                b"data: {\"choices\":[{\"delta\":{\"content\":\"some words of the answer\"}}]}\n\n",
+            );
+            assert!(s.head.len() <= EDGE_BYTES && s.tail.len() <= 2 * TAIL_BYTES);
+        }
+        s.feed(b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":200}}\n\ndata: [DONE]\n\n");
+        let mut cut = s.clone();
+        let g = s.finish(false);
+        assert_eq!((g.input_tokens, g.output_tokens), (Some(1), Some(200)));
+        assert_eq!(g.response_model.as_deref(), Some("m"));
+        assert_eq!(cut.finish(true).finish_reasons, ["error"]);
+    }
+
+    #[test]
+    fn the_framing_is_read_from_the_first_bytes_however_they_are_cut() {
+        let sse = "data: {\"id\":\"c\",\"model\":\"m\"}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":4}}\n\n";
+        let json = "  {\"model\":\"m\",\"usage\":{\"prompt_tokens\":4}}";
+        let lines = "{\"model\":\"m\",\"done\":false}\n{\"done\":true,\"prompt_eval_count\":4}\n";
+        for body in [sse, json, lines] {
+            for chunk in [1, 2, 5, 1000] {
+                assert_eq!(
+                    scan(Framing::None, body, chunk).input_tokens,
+                    Some(4),
+                    "{body} by {chunk}"
+                );
+            }
+        }
+        assert!(scan(Framing::None, "plain text answer", 3).is_empty());
     }
 
     #[test]

@@ -56,17 +56,13 @@ impl Gate {
             _ => {}
         }
         let masking = &cx.config.masking;
-        let content_type = if end_of_stream || self.list_request {
-            None
-        } else {
-            header("content-type")
-        };
         if !end_of_stream && !self.list_request {
-            let framing = crate::usage::Framing::of(content_type.as_deref());
-            if framing != crate::usage::Framing::None {
-                let operation = crate::usage::operation_name(&self.path);
-                self.usage = Some(crate::usage::UsageScanner::new(framing, operation));
-            }
+            // The framing comes from the body's first bytes: no header read for it.
+            let operation = crate::usage::operation_name(&self.path);
+            self.usage = Some(crate::usage::UsageScanner::new(
+                crate::usage::Framing::None,
+                operation,
+            ));
         }
         if self.list_request && status.as_deref() == Some("200") && !end_of_stream {
             // Its length changes, so content-length goes (headers leave when this returns).
@@ -74,6 +70,7 @@ impl Gate {
             self.steps
                 .push(Step::ResponseHeader("content-length", None));
         } else if !end_of_stream && !self.list_request && !masking.is_off() {
+            let content_type = header("content-type");
             let encoding = header("content-encoding");
             match self
                 .masking
@@ -220,7 +217,7 @@ impl Gate {
         }
         let chunk = read();
         if let Some(usage) = &mut self.usage {
-            if !chunk.is_empty() {
+            if !chunk.is_empty() && usage.streams() {
                 let ms = || cx.now_nanos().saturating_sub(self.log.started_nanos()) / 1_000_000;
                 usage.first_chunk_with(ms);
             }
