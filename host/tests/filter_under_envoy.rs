@@ -211,6 +211,17 @@ fn header_hold_in_the_policy_without_it_in_envoy_ends_in_envoys_timeout_not_a_pa
 
 // ---- buffer limits
 
+/// A chat body of about 6,000 bytes in two chunks.
+fn send_6000_bytes(vm: &mut Vm) -> u32 {
+    let pad = "x".repeat(3000);
+    Request::post("/v1/chat/completions")
+        .chunks([
+            format!("{{\"model\":\"m\",\"pad\":\"{pad}"),
+            format!("{pad}\"}}"),
+        ])
+        .send(vm)
+}
+
 #[test]
 fn envoys_413_for_a_body_over_its_buffer_is_recorded_as_envoys_answer() {
     let mut vm = gateway(
@@ -220,13 +231,7 @@ fn envoys_413_for_a_body_over_its_buffer_is_recorded_as_envoys_answer() {
             ..hold()
         },
     );
-    let pad = "x".repeat(3000);
-    let id = Request::post("/v1/chat/completions")
-        .chunks([
-            format!("{{\"model\":\"m\",\"pad\":\"{pad}"),
-            format!("{pad}\"}}"),
-        ])
-        .send(&mut vm);
+    let id = send_6000_bytes(&mut vm);
     assert_eq!(status(&vm, id).as_deref(), Some("413"));
     let s = vm.stream(id).unwrap();
     assert_eq!(s.response.sent_body, b"Payload Too Large");
@@ -261,13 +266,7 @@ fn with_envoys_buffer_above_the_policys_limit_vigils_own_413_decides() {
             ..hold()
         },
     );
-    let pad = "x".repeat(3000);
-    let id = Request::post("/v1/chat/completions")
-        .chunks([
-            format!("{{\"model\":\"m\",\"pad\":\"{pad}"),
-            format!("{pad}\"}}"),
-        ])
-        .send(&mut vm);
+    let id = send_6000_bytes(&mut vm);
     assert_eq!(status(&vm, id).as_deref(), Some("413"));
     let body = String::from_utf8(vm.stream(id).unwrap().response.sent_body.clone()).unwrap();
     assert!(body.contains("body_too_large"), "{body}");

@@ -330,18 +330,26 @@ fn with_credential() -> Secrets {
     }
 }
 
-#[test]
-fn with_header_hold_the_credential_is_set_only_when_the_body_admits_the_request() {
-    let c = body_rule_policy(true);
+/// A chat request's headers through a gate under `body_rule_policy(hold)`, with the
+/// upstream credential configured: the policy, the gate and the reply at headers.
+fn chat_headers(hold: bool) -> (PluginConfig, Gate, Reply) {
+    let c = body_rule_policy(hold);
     let s = with_credential();
     let mut gate = Gate::new();
-    let mut cx = cx(&c, &s, None);
-    let at_headers = gate.request_headers(
-        &mut cx,
+    let reply = gate.request_headers(
+        &mut cx(&c, &s, None),
         start("POST", "/v1/chat/completions"),
         &no_header,
         false,
     );
+    (c, gate, reply)
+}
+
+#[test]
+fn with_header_hold_the_credential_is_set_only_when_the_body_admits_the_request() {
+    let (c, mut gate, at_headers) = chat_headers(true);
+    let s = with_credential();
+    let mut cx = cx(&c, &s, None);
     assert_eq!(at_headers.flow, Flow::Pause, "headers held");
     assert_eq!(credential_step(&at_headers), None);
     let body = br#"{"model":"m","messages":[{"role":"user","content":"hello"}]}"#;
@@ -353,16 +361,9 @@ fn with_header_hold_the_credential_is_set_only_when_the_body_admits_the_request(
 
 #[test]
 fn with_header_hold_a_refused_request_never_gets_the_credential_and_its_record_says_so() {
-    let c = body_rule_policy(true);
+    let (c, mut gate, at_headers) = chat_headers(true);
     let s = with_credential();
-    let mut gate = Gate::new();
     let mut cx = cx(&c, &s, None);
-    let at_headers = gate.request_headers(
-        &mut cx,
-        start("POST", "/v1/chat/completions"),
-        &no_header,
-        false,
-    );
     let at_end = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
     assert!(refusal(&at_end).is_some());
     assert_eq!(
@@ -374,16 +375,9 @@ fn with_header_hold_a_refused_request_never_gets_the_credential_and_its_record_s
 
 #[test]
 fn without_header_hold_headers_go_on_with_the_credential_and_a_refusal_records_it() {
-    let c = body_rule_policy(false);
+    let (c, mut gate, at_headers) = chat_headers(false);
     let s = with_credential();
-    let mut gate = Gate::new();
     let mut cx = cx(&c, &s, None);
-    let at_headers = gate.request_headers(
-        &mut cx,
-        start("POST", "/v1/chat/completions"),
-        &no_header,
-        false,
-    );
     assert_eq!(at_headers.flow, Flow::Continue);
     assert_eq!(credential_step(&at_headers), Some("Bearer service"));
     let at_end = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
