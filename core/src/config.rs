@@ -125,6 +125,9 @@ pub struct RecordSettings {
     /// The VM environment variable holding the record HMAC key. The plugin refuses to start
     /// without it: an unsigned record proves nothing to an examiner.
     pub key_env: String,
+    /// Ask OpenAI-style servers for usage on streams (`stream_options.include_usage`) when the
+    /// client did not, and keep the extra usage event from the client (crate::usage).
+    pub ask_stream_usage: bool,
 }
 
 /// The upstream credential: read from the VM environment (Envoy's
@@ -289,6 +292,9 @@ fn read_record(
     if let Some(env) = obj.env_var("key_env", errors) {
         settings.key_env = env;
     }
+    if let Some(ask) = obj.boolean("ask_stream_usage", errors) {
+        settings.ask_stream_usage = ask;
+    }
     obj.finish(errors);
     Some(settings)
 }
@@ -322,6 +328,7 @@ impl Default for RecordSettings {
             request_id_header: DEFAULT_REQUEST_ID_HEADER.into(),
             max_body_bytes: crate::exchange::DEFAULT_MAX_BODY_BYTES,
             key_env: DEFAULT_RECORD_KEY_ENV.into(),
+            ask_stream_usage: true,
         }
     }
 }
@@ -363,7 +370,7 @@ mod tests {
                 "$: missing required field \"id\"",
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
-                "$.record.bogus: unknown field \"bogus\" (expected one of: key_env, max_body_bytes, property, request_id_header)",
+                "$.record.bogus: unknown field \"bogus\" (expected one of: ask_stream_usage, key_env, max_body_bytes, property, request_id_header)",
                 "$.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, envoy, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, token_id_prompts, upstream_credential, version)",
             ]
         );

@@ -84,6 +84,14 @@ pub struct GenAi {
         skip_serializing_if = "Option::is_none"
     )]
     pub cached_input_tokens: Option<u64>,
+    /// Vigil added `stream_options.include_usage` to the request (the client did not ask):
+    /// the record says that Vigil changed what the model server got.
+    #[serde(
+        rename = "request.stream_usage_added",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub stream_usage_added: bool,
     /// From the request's arrival to a stream's first body bytes, in milliseconds.
     #[serde(
         rename = "server.time_to_first_chunk_ms",
@@ -100,6 +108,117 @@ impl GenAi {
             operation_name: None,
             ..self.clone()
         } == GenAi::default()
+    }
+}
+
+/// The request body with `"stream_options":{"include_usage":true}` added, when it is an
+/// OpenAI-style streamed request (`"stream": true`) that names no `stream_options`. The text is
+/// kept as sent; the member goes before the object's closing brace.
+pub fn ask_for_stream_usage(text: &[u8], parsed: &Value) -> Option<Vec<u8>> {
+    let object = parsed.as_object()?;
+    if object.get("stream") != Some(&Value::Bool(true)) || object.contains_key("stream_options") {
+        return None;
+    }
+    let end = text.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if text[end] != b'}' {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() + 40);
+    out.extend_from_slice(&text[..end]);
+    let needs_comma = text[..end].iter().rev().find(|b| !b.is_ascii_whitespace()) != Some(&b'{');
+    if needs_comma {
+        out.push(b',');
+    }
+    out.extend_from_slice(br#""stream_options":{"include_usage":true}"#);
+    out.extend_from_slice(&text[end..]);
+    Some(out)
+}
+
+/// Keeps the usage-only event a server sends because Vigil asked for it (`"choices":[]` with
+/// `"usage"`) from a client that did not ask. Events pass whole once complete; at most
+/// [`MAX_EVENT_BYTES`] of an incomplete one is held, past that it passes as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UsageEventFilter {
+    pending: Vec<u8>,
+    /// Usage events kept from the client.
+    pub removed: u32,
+}
+
+/// The longest incomplete event held back by [`UsageEventFilter`].
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+impl UsageEventFilter {
+    /// What of `out` (the bytes bound for the client) goes now.
+    pub fn filter(&mut self, out: &[u8], end: bool) -> Vec<u8> {
+        self.pending.extend_from_slice(out);
+        let mut emitted = Vec::with_capacity(self.pending.len());
+        let mut start = 0;
+        while let Some(len) = event_len(&self.pending[start..]) {
+            let event = &self.pending[start..start + len];
+            if is_usage_only(event) {
+                self.removed += 1;
+            } else {
+                emitted.extend_from_slice(event);
+            }
+            start += len;
+        }
+        self.pending.drain(..start);
+        if end || self.pending.len() > MAX_EVENT_BYTES {
+            emitted.append(&mut self.pending);
+        }
+        emitted
+    }
+}
+
+/// The length of the first complete event (its blank line included), if there is one. A
+/// line ends with CRLF, LF or CR (WHATWG); a CR that ends the buffer may be the first half of
+/// a CRLF, so it waits for the next bytes.
+fn event_len(text: &[u8]) -> Option<usize> {
+    // The end of the line break starting at `i` (None: undecidable yet).
+    let eol_end = |i: usize| -> Option<usize> {
+        match text[i] {
+            b'\n' => Some(i + 1),
+            _ => match text.get(i + 1) {
+                None => None,
+                Some(b'\n') => Some(i + 2),
+                Some(_) => Some(i + 1),
+            },
+        }
+    };
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b'\n' || text[i] == b'\r' {
+            let next = eol_end(i)?;
+            match text.get(next) {
+                Some(b'\n') | Some(b'\r') => return eol_end(next),
+                Some(_) => i = next,
+                None => return None,
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+/// An event whose data is a chunk with no choices and a usage object.
+fn is_usage_only(event: &[u8]) -> bool {
+    if !names_usage(event, false) {
+        return false;
+    }
+    let data: Vec<u8> = event
+        .split(|&b| b == b'\n' || b == b'\r')
+        .filter_map(|l| l.strip_prefix(b"data:"))
+        .flat_map(|d| d.iter().copied().chain(std::iter::once(b'\n')))
+        .collect();
+    match serde_json::from_slice::<Value>(data.trim_ascii()) {
+        Ok(v) => {
+            v.get("usage").is_some_and(Value::is_object)
+                && v.get("choices")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| c.is_empty())
+        }
+        Err(_) => false,
     }
 }
 
@@ -759,6 +878,47 @@ mod tests {
             }
         }
         assert!(scan(Framing::None, "plain text answer", 3).is_empty());
+    }
+
+    #[test]
+    fn a_streamed_request_without_stream_options_is_asked_for_usage() {
+        let ask = |t: &str| {
+            let v: Value = serde_json::from_str(t).unwrap();
+            ask_for_stream_usage(t.as_bytes(), &v).map(|b| String::from_utf8(b).unwrap())
+        };
+        let added = ask("{\"model\":\"m\",\"stream\":true}\n").unwrap();
+        assert_eq!(
+            added,
+            "{\"model\":\"m\",\"stream\":true,\"stream_options\":{\"include_usage\":true}}\n"
+        );
+        assert!(serde_json::from_str::<Value>(&added).is_ok());
+        assert_eq!(
+            ask("{\"stream\":true,\"stream_options\":{\"include_usage\":false}}"),
+            None,
+            "the client chose"
+        );
+        assert_eq!(ask("{\"stream\":false}"), None);
+        assert_eq!(ask("[1]"), None);
+    }
+
+    #[test]
+    fn the_usage_event_vigil_asked_for_is_kept_from_the_client_however_the_stream_is_cut() {
+        let stream = "data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}]}\n\n\
+            data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\r\n\r\n\
+            data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n\
+            data: [DONE]\n\n";
+        let want = stream.replace(
+            "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2}}\n\n",
+            "",
+        );
+        for cut in 1..stream.len() {
+            let mut f = UsageEventFilter::default();
+            let (a, b) = stream.split_at(cut);
+            let mut out = f.filter(a.as_bytes(), false);
+            out.extend(f.filter(b.as_bytes(), true));
+            assert_eq!(String::from_utf8(out).unwrap(), want, "cut at {cut}");
+            assert_eq!(f.removed, 1);
+        }
     }
 
     #[test]

@@ -191,3 +191,103 @@ fn a_token_whose_groups_were_left_out_is_refused_not_taken_as_no_groups() {
         r.decision.reason
     );
 }
+
+fn holding_gateway() -> Vm {
+    let policy = json!({"id": "gw", "version": "1", "masking": {"entities": {}},
+        "envoy": {"hold_request_headers": true}});
+    Gateway::new(&policy)
+        .at(NOW_S)
+        .envoy(vigil_host::EnvoySettings {
+            allow_on_headers_stop_iteration: true,
+            ..Default::default()
+        })
+        .start()
+}
+
+const USAGE_EVENT: &str =
+    "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":11,\"completion_tokens\":22}}\n\n";
+
+fn streamed_answer(vm: &mut Vm, id: u32) -> (String, SessionRecord) {
+    vm.response_headers(
+        id,
+        &pairs(&[
+            (":status", "200"),
+            ("content-type", "text/event-stream"),
+            ("content-length", "999"),
+        ]),
+        false,
+    )
+    .unwrap();
+    let stream = format!(
+        "data: {{\"id\":\"c\",\"model\":\"llama-3\",\"choices\":[{{\"delta\":{{\"content\":\"hi\"}},\"finish_reason\":null}}]}}\n\n\
+         data: {{\"id\":\"c\",\"choices\":[{{\"delta\":{{}},\"finish_reason\":\"stop\"}}]}}\n\n{USAGE_EVENT}data: [DONE]\n\n"
+    );
+    let (a, b) = stream.split_at(stream.len() - 40);
+    vm.response_body(id, a.as_bytes(), false).unwrap();
+    vm.response_body(id, b.as_bytes(), true).unwrap();
+    vm.complete_stream(id).unwrap();
+    let s = vm.stream(id).unwrap();
+    let client = String::from_utf8(s.response.sent_body.clone()).unwrap();
+    let r = serde_json::from_slice(&s.access_log.clone().unwrap()["wasm.vigil_record"]).unwrap();
+    (client, r)
+}
+
+#[test]
+fn a_stream_the_client_did_not_ask_usage_for_is_asked_for_it_and_the_client_sees_what_it_asked_for()
+{
+    let mut vm = holding_gateway();
+    let id = Request::post("/v1/chat/completions")
+        .chunks([
+            r#"{"model":"llama-3","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+        ])
+        .send(&mut vm);
+    let s = vm.stream(id).unwrap();
+    let upstream: Value = serde_json::from_slice(&s.request.sent_body).unwrap();
+    assert_eq!(
+        upstream["stream_options"]["include_usage"], true,
+        "Vigil asked"
+    );
+    let sent = s.request.sent_headers.as_ref().unwrap();
+    assert!(!sent.iter().any(|(k, _)| k == "content-length"), "{sent:?}");
+    let (client, r) = streamed_answer(&mut vm, id);
+    assert!(
+        !client.contains("\"usage\""),
+        "the client did not ask: {client}"
+    );
+    assert!(client.contains("finish_reason\":\"stop") && client.ends_with("data: [DONE]\n\n"));
+    let g = r.gen_ai.unwrap();
+    assert_eq!((g.input_tokens, g.output_tokens), (Some(11), Some(22)));
+    assert!(
+        g.stream_usage_added,
+        "the record says Vigil changed the request"
+    );
+    let client_headers = vm
+        .stream(id)
+        .unwrap()
+        .response
+        .sent_headers
+        .clone()
+        .unwrap();
+    assert!(!client_headers.iter().any(|(k, _)| k == "content-length"));
+}
+
+#[test]
+fn a_client_that_asked_for_usage_gets_it_and_its_request_is_untouched() {
+    let mut vm = holding_gateway();
+    let body = r#"{"model":"llama-3","stream":true,"stream_options":{"include_usage":true},"messages":[]}"#;
+    let id = Request::post("/v1/chat/completions")
+        .chunks([body])
+        .send(&mut vm);
+    assert_eq!(vm.stream(id).unwrap().request.sent_body, body.as_bytes());
+    let (client, r) = streamed_answer(&mut vm, id);
+    assert!(client.contains(USAGE_EVENT.trim_end()), "{client}");
+    let g = r.gen_ai.unwrap();
+    assert_eq!(g.input_tokens, Some(11));
+    assert!(!g.stream_usage_added);
+    // Not streamed, or turned off in the policy: untouched too.
+    let plain = r#"{"model":"llama-3","messages":[]}"#;
+    let id = Request::post("/v1/chat/completions")
+        .chunks([plain])
+        .send(&mut vm);
+    assert_eq!(vm.stream(id).unwrap().request.sent_body, plain.as_bytes());
+}

@@ -130,8 +130,10 @@ impl Gate {
                 }
             }
         }
+        let ask_usage = self.may_ask_stream_usage(cx);
         if self.model_in_body
             || self.model_in_header
+            || ask_usage
             || (config.rules.needs_body() && !self.bodyless)
         {
             // What the headers decide is decided now: a block by method, path, caller or
@@ -139,7 +141,7 @@ impl Gate {
             // model is named in it.
             if let Some(verdict) = self.verdict_at_headers(cx) {
                 let block = matches!(verdict.action, Action::Block { .. });
-                if block || !(self.model_in_body || self.model_in_header) {
+                if block || !(self.model_in_body || self.model_in_header || ask_usage) {
                     self.note(cx, Level::Debug, || "decided at the headers".into());
                     return self.act_on(cx, verdict, None, b"");
                 }
@@ -163,6 +165,22 @@ impl Gate {
             return self.reply(Flow::Pause);
         }
         self.decide_rules(cx, None, b"")
+    }
+
+    /// Whether a streamed OpenAI-style request may be asked for usage (crate::usage): the
+    /// policy wants it, the headers are held (the body's length changes), the request has a
+    /// body for chat or completions, and no masked request body replaces it anyway.
+    fn may_ask_stream_usage(&self, cx: &Cx<'_>) -> bool {
+        let config = cx.config;
+        config.record.ask_stream_usage
+            && config.envoy.hold_request_headers
+            && !self.bodyless
+            && self.log.method() == "POST"
+            && matches!(
+                crate::usage::operation_name(&self.path),
+                Some("chat") | Some("text_completion")
+            )
+            && !(config.masking.mask_request && !config.masking.is_off())
     }
 
     /// The service credential goes in as the headers go on to the model server, never
@@ -281,6 +299,17 @@ impl Gate {
             };
             if let Err(refusal) = admitted {
                 return self.refuse(cx, refusal);
+            }
+        }
+        if let Ok(v) = &parsed {
+            if self.may_ask_stream_usage(cx) {
+                if let Some(asked) = crate::usage::ask_for_stream_usage(text, v) {
+                    // The headers are held: the length can still change.
+                    self.steps
+                        .push(Step::RequestHeader("content-length".into(), None));
+                    self.steps.push(Step::ReplaceBody(asked, body.len()));
+                    self.asked_stream_usage = true;
+                }
             }
         }
         let parsed = match parsed {

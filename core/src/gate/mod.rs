@@ -184,6 +184,10 @@ pub struct Gate {
     held_body: Option<Vec<u8>>,
     /// Reads what the call consumed from the model server's answer (crate::usage).
     usage: Option<crate::usage::UsageScanner>,
+    /// Vigil added `stream_options.include_usage` to the request, so the usage event the
+    /// server adds is kept from the client (`usage_filter`).
+    asked_stream_usage: bool,
+    usage_filter: Option<crate::usage::UsageEventFilter>,
     steps: Vec<Step>,
 }
 
@@ -222,6 +226,8 @@ impl Gate {
             refused_at_response: false,
             held_body: None,
             usage: None,
+            asked_stream_usage: false,
+            usage_filter: None,
             steps: Vec::new(),
         }
     }
@@ -452,9 +458,13 @@ impl Gate {
         if self.phase == Phase::Admitted && complete {
             self.note_envoy_answer(details.as_deref());
         }
-        if let Some(mut usage) = self.usage.take() {
-            self.log.usage(usage.finish(!complete));
-        }
+        let mut found = self
+            .usage
+            .take()
+            .map(|mut u| u.finish(!complete))
+            .unwrap_or_default();
+        found.stream_usage_added = self.asked_stream_usage;
+        self.log.usage(found);
         self.phase = Phase::Sealed;
         let masked = self.masking.counts(&config.masking);
         self.log.masked(&masked);

@@ -56,6 +56,12 @@ impl Gate {
             _ => {}
         }
         let masking = &cx.config.masking;
+        if !end_of_stream && !self.list_request && self.asked_stream_usage {
+            // The usage event Vigil asked for is kept from the client: the length changes.
+            self.usage_filter = Some(crate::usage::UsageEventFilter::default());
+            self.steps
+                .push(Step::ResponseHeader("content-length", None));
+        }
         if !end_of_stream && !self.list_request {
             // The framing comes from the body's first bytes: no header read for it.
             let operation = crate::usage::operation_name(&self.path);
@@ -223,21 +229,21 @@ impl Gate {
             }
             usage.feed(&chunk);
         }
-        let out = match self
+        // The chunk is replaced by what can be released (masked); text that may still be
+        // part of a value waits for the next chunk (at most the hold-back bound).
+        let masked = self
             .masking
-            .response(&cx.config.masking, &chunk, end_of_stream)
-        {
-            Some(masked) => {
-                // The chunk is replaced by what can be released; text that may still be part
-                // of a value waits for the next chunk (at most the hold-back bound).
-                self.log.response_chunk(&masked);
-                self.steps.push(Step::ReplaceBody(masked, chunk.len()));
-                None
-            }
-            None => Some(chunk),
+            .response(&cx.config.masking, &chunk, end_of_stream);
+        let released = match &mut self.usage_filter {
+            Some(f) => Some(f.filter(masked.as_deref().unwrap_or(&chunk), end_of_stream)),
+            None => masked,
         };
-        if let Some(chunk) = out {
-            self.log.response_chunk(&chunk);
+        match released {
+            Some(out) => {
+                self.log.response_chunk(&out);
+                self.steps.push(Step::ReplaceBody(out, chunk.len()));
+            }
+            None => self.log.response_chunk(&chunk),
         }
         if end_of_stream {
             self.steps.push(Step::Seal { complete: true });
