@@ -180,7 +180,7 @@ impl Gate {
                 crate::usage::operation_name(&self.path),
                 Some("chat") | Some("text_completion")
             )
-            && !(config.masking.mask_request && !config.masking.is_off())
+            && (!config.masking.mask_request || config.masking.is_off())
     }
 
     /// The service credential goes in as the headers go on to the model server, never
