@@ -39,6 +39,8 @@ pub struct Options {
     pub filter_key: Option<String>,
     pub webhook_url: Option<String>,
     pub webhook_retry: webhook::Retry,
+    /// Signs every webhook body (`x-vigil-signature`), so receivers can refuse forgeries.
+    pub webhook_key: Option<Vec<u8>>,
     pub ui_url: Option<String>,
     pub clock: Clock,
     pub max_connections: u32,
@@ -52,6 +54,7 @@ impl Default for Options {
             filter_key: None,
             webhook_url: None,
             webhook_retry: webhook::Retry::default(),
+            webhook_key: None,
             ui_url: None,
             clock: Clock::default(),
             max_connections: 16,
@@ -78,7 +81,9 @@ impl Service {
             approvers: Approvers::new(o.providers),
             clock: o.clock,
             filter_key: o.filter_key,
-            webhook: o.webhook_url.map(|u| Webhook::start(u, o.webhook_retry)),
+            webhook: o
+                .webhook_url
+                .map(|u| Webhook::start(u, o.webhook_retry, o.webhook_key)),
             ui_url: o.ui_url,
             changed: Notify::new(),
         });

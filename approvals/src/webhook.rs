@@ -2,8 +2,18 @@
 //! to a webhook URL, retried with exponential backoff. Deliveries run on their own task from
 //! a bounded queue, so a slow or dead webhook never holds up the API: when the queue is full
 //! the notice is dropped and counted, and the ticket is still in the pending list.
+//!
+//! What the requester wrote reaches approvers as text, never as markup: everything taken
+//! from the ticket is escaped for Slack's mrkdwn (`&`, `<`, `>`: `<!channel>` and
+//! `<https://...|Review ticket>` stay literal), the excerpt sits in a code block (no
+//! auto-links, no formatting), and the only link is the service's own page with the
+//! service's own ticket id. With a signing key, each body carries
+//! `x-vigil-signature: t=<unix seconds>,v1=<hex HMAC-SHA-256 of "<t>.<body>">`, so the
+//! receiver can tell the service's notices from forged ones and refuse replays
+//! (docs/approvals.md).
 
 use crate::store::TicketView;
+use hmac::{Hmac, Mac};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +55,16 @@ impl Default for Retry {
     }
 }
 
+/// Text for Slack's mrkdwn: the three characters it reads as markup are escaped.
+fn mrkdwn(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A code fence inside the excerpt would end its code block early.
+const FENCE: &str = "```";
+
 /// The Slack-compatible message for a new ticket.
 pub fn message(t: &TicketView, ui_url: Option<&str>) -> serde_json::Value {
     let who = t
@@ -52,26 +72,43 @@ pub fn message(t: &TicketView, ui_url: Option<&str>) -> serde_json::Value {
         .as_deref()
         .or(t.subject.as_deref())
         .unwrap_or("an unknown caller");
+    // The only link: the service's own page (configured) and its own ticket id.
     let link = ui_url
         .map(|u| format!("\n<{u}#{}|Review ticket {}>", t.id, t.id))
         .unwrap_or_else(|| format!("\nTicket {}", t.id));
     let excerpt: String = t.excerpt.chars().take(300).collect();
     serde_json::json!({
         "text": format!(
-            "Approval needed: {who} asks model {} (rule {}). Approvers: {}. Expires {}.\n> {}{link}",
-            t.model.as_deref().unwrap_or("?"),
-            t.rule_id,
-            t.approver_groups.join(", "),
-            t.expires_at,
-            excerpt.replace('\n', "\n> "),
+            "Approval needed: {} asks model {} (rule {}). Approvers: {}. Expires {}.\n{FENCE}\n{}\n{FENCE}{link}",
+            mrkdwn(who),
+            mrkdwn(t.model.as_deref().unwrap_or("?")),
+            mrkdwn(&t.rule_id),
+            mrkdwn(&t.approver_groups.join(", ")),
+            mrkdwn(&t.expires_at),
+            mrkdwn(&excerpt).replace(FENCE, "` ` `"),
         ),
         "ticket_id": t.id,
     })
 }
 
+/// The `x-vigil-signature` value for `body` sent at `t` (seconds since the epoch).
+pub fn signature(key: &[u8], t: u64, body: &[u8]) -> Option<String> {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Some(format!("t={t},v1={hex}"))
+}
+
 impl Webhook {
-    /// Starts the delivery task for `url`.
-    pub fn start(url: String, retry: Retry) -> Self {
+    /// Starts the delivery task for `url`; with `key`, every body is signed.
+    pub fn start(url: String, retry: Retry, key: Option<Vec<u8>>) -> Self {
         let (tx, mut rx) = mpsc::channel::<serde_json::Value>(QUEUE);
         let stats = Arc::new(WebhookStats::default());
         let s = stats.clone();
@@ -86,12 +123,20 @@ impl Webhook {
                         backoff *= 2;
                     }
                     s.attempts.fetch_add(1, Ordering::Relaxed);
-                    let sent = client
+                    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+                    let mut request = client
                         .post(&url)
                         .timeout(retry.timeout)
-                        .json(&body)
-                        .send()
-                        .await;
+                        .header("content-type", "application/json");
+                    // Signed at each attempt: the timestamp says when this one was sent.
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or_default();
+                    if let Some(sig) = key.as_deref().and_then(|k| signature(k, now, &bytes)) {
+                        request = request.header("x-vigil-signature", sig);
+                    }
+                    let sent = request.body(bytes).send().await;
                     if matches!(&sent, Ok(r) if r.status().is_success()) {
                         ok = true;
                         break;
@@ -116,5 +161,74 @@ impl Webhook {
         if self.tx.try_send(body).is_err() {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_core::approval::protocol::Status;
+
+    fn ticket(subject: &str, model: &str, excerpt: &str) -> TicketView {
+        TicketView {
+            id: "t-1".into(),
+            status: Status::Pending,
+            request_digest: "d".into(),
+            subject: Some(subject.into()),
+            email: None,
+            issuer: None,
+            groups: Vec::new(),
+            model: Some(model.into()),
+            rule_id: "r".into(),
+            approver_groups: vec!["risk".into()],
+            excerpt: excerpt.into(),
+            request_id: String::new(),
+            created_at: "c".into(),
+            expires_at: "e".into(),
+            approver: None,
+            decided_at: None,
+            reason: None,
+            uses: 0,
+            max_uses: 1,
+            granted: false,
+        }
+    }
+
+    #[test]
+    fn request_text_reaches_approvers_as_text_never_as_markup_or_links() {
+        let t = ticket(
+            "<!channel>",
+            "m&<b>",
+            "wire now <!channel> <https://evil.example|Review ticket t-1> ``` & done",
+        );
+        let text = message(&t, Some("https://approvals.bank.test/"))["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            !text.contains("<!channel>") && !text.contains("<https://evil"),
+            "{text}"
+        );
+        assert!(
+            text.contains("&lt;!channel&gt;") && text.contains("m&amp;&lt;b&gt;"),
+            "{text}"
+        );
+        // One fence opens the excerpt and one closes it: the excerpt's own is neutralised.
+        assert_eq!(text.matches(FENCE).count(), 2, "{text}");
+        // The one link is the service's own page.
+        assert_eq!(text.matches('<').count(), 1, "{text}");
+        assert!(text.contains("<https://approvals.bank.test/#t-1|Review ticket t-1>"));
+    }
+
+    #[test]
+    fn the_signature_is_an_hmac_of_the_timestamp_and_the_body() {
+        let sig = signature(b"webhook-key", 1_764_000_000, b"{}").unwrap_or_default();
+        assert!(sig.starts_with("t=1764000000,v1="), "{sig}");
+        assert_eq!(sig.len(), "t=1764000000,v1=".len() + 64);
+        assert_ne!(
+            Some(sig.clone()),
+            signature(b"webhook-key", 1_764_000_001, b"{}")
+        );
+        assert_ne!(Some(sig), signature(b"other-key", 1_764_000_000, b"{}"));
     }
 }

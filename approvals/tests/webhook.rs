@@ -14,20 +14,36 @@ use vigil_approvals::webhook::Retry;
 
 /// A webhook that holds its first request until released, then answers 500, 500, 200.
 fn webhook() -> (String, mpsc::Receiver<Value>, mpsc::Sender<()>) {
+    let (url, seen, release, _) = signed_webhook();
+    (url, seen, release)
+}
+
+/// The same, also handing over each delivery's `x-vigil-signature` and raw body.
+fn signed_webhook() -> (
+    String,
+    mpsc::Receiver<Value>,
+    mpsc::Sender<()>,
+    mpsc::Receiver<(String, Vec<u8>)>,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks/approvals", listener.local_addr().unwrap());
     let (seen_tx, seen_rx) = mpsc::channel();
+    let (signed_tx, signed_rx) = mpsc::channel();
     let (release_tx, release_rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         for (n, conn) in listener.incoming().enumerate() {
             let mut conn = conn.unwrap();
             let mut reader = BufReader::new(conn.try_clone().unwrap());
             let mut length = 0;
+            let mut signature = String::new();
             loop {
                 let mut line = String::new();
                 reader.read_line(&mut line).unwrap();
                 if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                     length = v.trim().parse().unwrap();
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("x-vigil-signature:") {
+                    signature = v.trim().to_string();
                 }
                 if line == "\r\n" || line.is_empty() {
                     break;
@@ -38,6 +54,7 @@ fn webhook() -> (String, mpsc::Receiver<Value>, mpsc::Sender<()>) {
             seen_tx
                 .send(serde_json::from_slice::<Value>(&body).unwrap())
                 .unwrap();
+            let _ = signed_tx.send((signature, body.clone()));
             if n == 0 {
                 let _ = release_rx.recv();
             }
@@ -52,7 +69,7 @@ fn webhook() -> (String, mpsc::Receiver<Value>, mpsc::Sender<()>) {
             );
         }
     });
-    (url, seen_rx, release_tx)
+    (url, seen_rx, release_tx, signed_rx)
 }
 
 #[test]
@@ -116,4 +133,58 @@ fn new_tickets_are_announced_with_retries_and_a_hung_webhook_never_blocks_the_ap
         json!({"delivered": 1, "failed": 0, "dropped": 0, "attempts": 3}),
         "{health}"
     );
+}
+
+#[test]
+fn webhook_bodies_are_signed_and_request_text_stays_text() {
+    use hmac::{Hmac, Mac};
+    let key = b"webhook-signing-key-for-tests-only-0000".to_vec();
+    let (url, seen, release, signed) = signed_webhook();
+    release.send(()).unwrap();
+    let db = Db::sqlite("webhook-signed");
+    let k = key.clone();
+    let svc = Running::start(&db, Some(FILTER_KEY), move |o| {
+        o.webhook_url = Some(url);
+        o.webhook_key = Some(k);
+        o.webhook_retry = Retry {
+            attempts: 1,
+            first_backoff: Duration::from_millis(10),
+            timeout: Duration::from_secs(10),
+        };
+    });
+    let open = ticket_request(
+        &"ab".repeat(32),
+        "analyst-8",
+        "<!channel> <https://evil.example|Review>",
+        1,
+    );
+    svc.open(&open);
+    let text = seen.recv_timeout(Duration::from_secs(10)).unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        !text.contains("<!channel>") && !text.contains("<https://evil"),
+        "{text}"
+    );
+    let (signature, body) = signed.recv_timeout(Duration::from_secs(10)).unwrap();
+    // Checked the way a receiver would: t and v1, the HMAC of "t.body".
+    let (t, v1) = signature.split_once(",v1=").unwrap();
+    let t = t.strip_prefix("t=").unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&body);
+    let want: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(v1, want);
+    let age = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .abs_diff(t.parse().unwrap());
+    assert!(age < 60, "a fresh timestamp: {age} s");
 }

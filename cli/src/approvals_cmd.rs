@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// The address approvers open the page at, linked from webhook messages.
     #[arg(long, value_name = "URL")]
     ui_url: Option<String>,
+    /// Environment variable holding the key webhook bodies are signed with
+    /// (`x-vigil-signature: t=..,v1=<hex HMAC-SHA-256 of "t.body">`).
+    #[arg(long, value_name = "VAR")]
+    webhook_key_env: Option<String>,
 }
 
 fn options(a: &ServeArgs) -> Result<Options, String> {
@@ -49,11 +53,20 @@ fn options(a: &ServeArgs) -> Result<Options, String> {
         },
         None => None,
     };
+    let webhook_key = match &a.webhook_key_env {
+        Some(var) => match std::env::var(var) {
+            Ok(v) if v.len() >= 32 => Some(v.into_bytes()),
+            Ok(_) => return Err(format!("--webhook-key-env: {var} is shorter than 32 bytes")),
+            Err(_) => return Err(format!("--webhook-key-env: the environment has no {var}")),
+        },
+        None => None,
+    };
     Ok(Options {
         db: a.db.clone(),
         providers,
         filter_key,
         webhook_url: a.webhook.clone(),
+        webhook_key,
         ui_url: a.ui_url.clone(),
         ..Options::default()
     })
