@@ -18,13 +18,11 @@ fn webhook() -> (String, mpsc::Receiver<Value>, mpsc::Sender<()>) {
     (url, seen, release)
 }
 
-/// The same, also handing over each delivery's `x-vigil-signature` and raw body.
-fn signed_webhook() -> (
-    String,
-    mpsc::Receiver<Value>,
-    mpsc::Sender<()>,
-    mpsc::Receiver<(String, Vec<u8>)>,
-) {
+/// Each delivery's `x-vigil-signature` and raw body.
+type Signed = mpsc::Receiver<(String, Vec<u8>)>;
+
+/// The same, also handing over each delivery's signature and body.
+fn signed_webhook() -> (String, mpsc::Receiver<Value>, mpsc::Sender<()>, Signed) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks/approvals", listener.local_addr().unwrap());
     let (seen_tx, seen_rx) = mpsc::channel();
