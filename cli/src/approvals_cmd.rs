@@ -19,9 +19,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "POLICY.json")]
     policy: Option<PathBuf>,
     /// Environment variable holding the key gateway calls must present (the filter's
-    /// approval.key_env). Without it, any caller may open and consume tickets.
+    /// approval.key_env). Required: without it anyone who reaches the service could open
+    /// tickets with approver groups and uses of their choosing, and consume them.
     #[arg(long, value_name = "VAR")]
     filter_key_env: Option<String>,
+    /// Run without a filter key anyway (a test bench on loopback, never production).
+    #[arg(long)]
+    insecure_no_filter_key: bool,
     /// Post a Slack-compatible message here for every new ticket.
     #[arg(long, value_name = "URL")]
     webhook: Option<String>,
@@ -51,7 +55,10 @@ fn options(a: &ServeArgs) -> Result<Options, String> {
             Ok(v) if !v.is_empty() => Some(v),
             _ => return Err(format!("--filter-key-env: the environment has no {var}")),
         },
-        None => None,
+        None if a.insecure_no_filter_key => None,
+        None => {
+            return Err("refusing to start without --filter-key-env: anyone who reaches the service could open tickets with approver groups and uses of their choosing, and consume them; pass --insecure-no-filter-key to run without one anyway (never in production)".into())
+        }
     };
     let webhook_key = match &a.webhook_key_env {
         Some(var) => match std::env::var(var) {
@@ -80,6 +87,11 @@ pub fn serve(a: &ServeArgs) -> u8 {
             return 2;
         }
     };
+    if options.filter_key.is_none() {
+        eprintln!(
+            "vigil approvals serve: INSECURE: no filter key (--insecure-no-filter-key): anyone who reaches the service can open and consume tickets"
+        );
+    }
     if options.providers.is_empty() {
         eprintln!(
             "vigil approvals serve: no --policy with identity providers: nobody can decide tickets"
