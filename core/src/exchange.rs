@@ -155,10 +155,6 @@ impl ExchangeLog {
         &self.route.method
     }
 
-    pub fn path(&self) -> &str {
-        &self.route.path
-    }
-
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
     }

@@ -323,7 +323,7 @@ pub fn operation_name(path: &str) -> Option<&'static str> {
     }
 }
 
-/// The answer's framing, from its content type.
+/// The answer's framing, sniffed from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
     /// One JSON document.
@@ -351,22 +351,6 @@ impl Framing {
             {
                 Framing::Sse
             }
-            _ => Framing::None,
-        }
-    }
-
-    pub fn of(content_type: Option<&str>) -> Self {
-        let ct = content_type
-            .unwrap_or_default()
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase();
-        match ct.as_str() {
-            "text/event-stream" => Framing::Sse,
-            "application/x-ndjson" | "application/jsonl" | "application/json-seq" => Framing::Lines,
-            t if t == "application/json" || t.ends_with("+json") => Framing::Json,
             _ => Framing::None,
         }
     }
@@ -878,6 +862,11 @@ mod tests {
             }
         }
         assert!(scan(Framing::None, "plain text answer", 3).is_empty());
+        assert_eq!(Framing::sniff(b"  {\"a\":1}"), Framing::Json);
+        assert_eq!(Framing::sniff(b"event: x\ndata: {}"), Framing::Sse);
+        assert_eq!(Framing::sniff(b": keep-alive\n"), Framing::Sse);
+        assert_eq!(Framing::sniff(b"\x89PNG\r\n"), Framing::None);
+        assert_eq!(Framing::sniff(b""), Framing::None);
     }
 
     #[test]
@@ -929,18 +918,5 @@ mod tests {
         assert_eq!(operation_name("/v1/messages"), Some("chat"));
         assert_eq!(operation_name("/api/generate"), Some("text_completion"));
         assert_eq!(operation_name("/v1/models"), None);
-    }
-
-    #[test]
-    fn framing_comes_from_the_content_type() {
-        assert_eq!(
-            Framing::of(Some("application/json; charset=utf-8")),
-            Framing::Json
-        );
-        assert_eq!(Framing::of(Some("text/event-stream")), Framing::Sse);
-        assert_eq!(Framing::of(Some("application/x-ndjson")), Framing::Lines);
-        assert_eq!(Framing::of(Some("application/problem+json")), Framing::Json);
-        assert_eq!(Framing::of(Some("image/png")), Framing::None);
-        assert_eq!(Framing::of(None), Framing::None);
     }
 }
