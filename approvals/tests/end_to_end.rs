@@ -189,6 +189,7 @@ fn expired_tickets_pass_nothing(db: Db) {
     let first = gw.send(&requester(), PROMPT);
     let stale = gw.error(first)["ticket_id"].as_str().unwrap().to_string();
     svc.clock.advance_ms(601_000);
+    gw.advance_ms(601_000);
     let (code, e) = svc.decide(&stale, &officer(), "approve", "late");
     assert_eq!(
         (code, e["error"]["code"].as_str()),
@@ -201,6 +202,7 @@ fn expired_tickets_pass_nothing(db: Db) {
     assert_ne!(ticket, stale);
     svc.decide(&ticket, &officer(), "approve", "ok");
     svc.clock.advance_ms(301_000);
+    gw.advance_ms(301_000);
     let third = gw.send(&requester(), PROMPT);
     assert_eq!(gw.status(third).as_deref(), Some("403"));
     assert_eq!(gw.error(third)["code"], "approval_pending");

@@ -182,3 +182,59 @@ fn a_wrong_filter_key_is_refused_by_the_service_and_fails_closed() {
     let svc = Running::start(&db, Some("another-key-entirely-000000"), |_| {});
     refused_with(svc.addr, "approval_service_error");
 }
+
+/// The attack of a service started without a filter key: the caller opens the ticket for
+/// their own request first, approvable by their own group with a million uses, and a
+/// colleague approves it. The service honours it; the filter checks the ticket against its
+/// own rule and refuses it, recording why.
+#[test]
+fn a_ticket_opened_by_the_caller_with_their_own_approvers_and_uses_is_refused_by_the_filter() {
+    // The digest the filter binds is public (docs/approvals.md): learn it from a throwaway
+    // service, as the caller could compute it.
+    let scratch = Running::start(&Db::sqlite("forge-scratch"), Some(FILTER_KEY), |_| {});
+    let mut gw = Gateway::start(scratch.addr, rule(), 2000);
+    let caller = token("analyst-7", &["analysts"]);
+    let first = gw.send(&caller, RISKY);
+    let digest = approval_json(&gw.finish(first).approval)["request_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let svc = Running::start(&Db::sqlite("forge"), None, |_| {});
+    let mut forged = ticket_request(&digest, "analyst-7", "nothing to see", 1_000_000);
+    forged["approver_groups"] = json!(["analysts"]);
+    forged["ttl_s"] = json!(31_536_000);
+    forged["approved_ttl_s"] = json!(31_536_000);
+    let opened: serde_json::Value = ureq::post(&svc.url("/v1/tickets"))
+        .send_json(forged)
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let id = opened["id"].as_str().unwrap();
+    let colleague = token("analyst-9", &["analysts"]);
+    let (code, decided) = svc.decide(id, &colleague, "approve", "sure");
+    assert_eq!(code, 200, "the unprotected service takes it: {decided}");
+
+    let mut gw = Gateway::start(svc.addr, rule(), 2000);
+    let attempt = gw.send(&caller, RISKY);
+    assert!(
+        !gw.forwarded(attempt),
+        "a forged approval let the request through"
+    );
+    assert_eq!(gw.status(attempt).as_deref(), Some("503"));
+    let err = gw.error(attempt);
+    assert_eq!(err["code"], "approval_ticket_untrusted", "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("the rule allows only"),
+        "{err}"
+    );
+    let a = approval_json(&gw.finish(attempt).approval);
+    assert_eq!(
+        (a["status"].as_str(), a["error"]["code"].as_str()),
+        (Some("error"), Some("approval_ticket_untrusted")),
+        "{a}"
+    );
+}

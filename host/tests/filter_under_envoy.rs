@@ -325,14 +325,12 @@ fn approval_policy(mode_wait: bool, idle_s: u64) -> Value {
         "rules": [{"id": "wires", "when": {"prompt": {"matches": ["(?i)wire transfer"]}}, "action": action}]})
 }
 
-fn ticket(digest: &str, status: &str, granted: bool) -> CallAnswer {
-    let mut body = json!({"id": "t-1", "status": status, "request_digest": digest,
-        "expires_at": "2026-11-29T11:00:00Z", "granted": granted, "uses": u32::from(granted), "max_uses": 1});
-    if status != "pending" {
-        body["approver"] = json!("officer@bank.test");
-        body["decided_at"] = json!("2026-11-29T10:00:00Z");
-        body["reason"] = json!("ok");
-    }
+/// An honest service's answer about the ticket `opened` (the create-or-get body) asked for,
+/// at the VM's clock.
+fn ticket(vm: &Vm, opened: &str, status: &str, granted: bool) -> CallAnswer {
+    let opened = serde_json::from_str(opened).expect("the create-or-get body");
+    let now_ms = (vm.state().now_nanos / 1_000_000) as i64;
+    let body = vigil_core::gate::twin::honest_ticket(&opened, status, granted, now_ms);
     CallAnswer::Response {
         headers: pairs(&[(":status", "200"), ("content-type", "application/json")]),
         body: body.to_string().into_bytes(),
@@ -349,11 +347,9 @@ fn approval_call(vm: &Vm) -> (u32, String, String) {
         .unwrap()
         .1
         .clone();
-    let digest = serde_json::from_slice::<Value>(&call.body)
-        .ok()
-        .and_then(|b| b["request_digest"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    (call.token, path, digest)
+    // The create-or-get call's body is the ticket request; later calls repeat its digest.
+    let opened = String::from_utf8_lossy(&call.body).into_owned();
+    (call.token, path, opened)
 }
 
 /// The approval service keeps answering "pending", each call within a second, for
@@ -365,7 +361,7 @@ fn keep_pending(vm: &mut Vm, id: u32, digest: &str, seconds: u64) {
             return;
         }
         if let Some(call) = pending_call(vm, "approvals") {
-            vm.answer_call(call.token, ticket(digest, "pending", false))
+            vm.answer_call(call.token, ticket(vm, digest, "pending", false))
                 .unwrap();
         }
     }
@@ -387,7 +383,7 @@ fn waiting_wire_transfer(policy_idle_s: u64, seconds: u64) -> (Vm, u32) {
     let mut vm = gateway(approval_policy(true, policy_idle_s), idle);
     let id = wire_request(&mut vm);
     let (token, _, digest) = approval_call(&vm);
-    vm.answer_call(token, ticket(&digest, "pending", false))
+    vm.answer_call(token, ticket(&vm, &digest, "pending", false))
         .unwrap();
     keep_pending(&mut vm, id, &digest, seconds);
     (vm, id)
@@ -434,7 +430,7 @@ fn a_client_that_leaves_while_a_use_is_consumed_gets_a_record_that_says_the_use_
     let mut vm = gateway(approval_policy(false, 300), hold());
     let id = wire_request(&mut vm);
     let (token, _, digest) = approval_call(&vm);
-    vm.answer_call(token, ticket(&digest, "approved", false))
+    vm.answer_call(token, ticket(&vm, &digest, "approved", false))
         .unwrap();
     let (consume, path, _) = approval_call(&vm);
     assert_eq!(path, "/v1/tickets/t-1/consume");
@@ -458,7 +454,7 @@ fn a_client_that_leaves_while_a_use_is_consumed_gets_a_record_that_says_the_use_
     );
     // The service's answer still comes (Envoy does not cancel it) and is dropped.
     assert!(vm.state().pending_calls.contains_key(&consume));
-    vm.answer_call(consume, ticket(&digest, "approved", true))
+    vm.answer_call(consume, ticket(&vm, &digest, "approved", true))
         .unwrap();
     assert!(!vm.has_failed());
     assert!(vm.stream(id).unwrap().request.sent_headers.is_none());

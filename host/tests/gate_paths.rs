@@ -28,17 +28,17 @@ fn approval_call(vm: &Vm) -> (u32, String, String) {
         .find(|(k, _)| k == ":path")
         .map(|(_, v)| v.clone())
         .unwrap();
-    let digest = serde_json::from_slice::<Value>(&call.body)
-        .ok()
-        .and_then(|b| b["request_digest"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    (call.token, path, digest)
+    // The create-or-get call's body is the ticket request; later calls repeat its digest.
+    let opened = String::from_utf8_lossy(&call.body).into_owned();
+    (call.token, path, opened)
 }
 
-fn ticket(digest: &str, status: &str, granted: bool) -> CallAnswer {
-    let body = json!({"id": "t-1", "status": status, "request_digest": digest,
-        "approver": "officer@bank.test", "decided_at": "2026-11-29T10:00:00Z", "reason": "ok",
-        "expires_at": "2026-11-29T11:00:00Z", "granted": granted, "uses": u32::from(granted), "max_uses": 1});
+/// An honest service's answer about the ticket `opened` (the create-or-get body) asked for,
+/// at the VM's clock.
+fn ticket(vm: &Vm, opened: &str, status: &str, granted: bool) -> CallAnswer {
+    let opened = serde_json::from_str(opened).expect("the create-or-get body");
+    let now_ms = (vm.state().now_nanos / 1_000_000) as i64;
+    let body = vigil_core::gate::twin::honest_ticket(&opened, status, granted, now_ms);
     CallAnswer::Response {
         headers: pairs(&[(":status", "200"), ("content-type", "application/json")]),
         body: body.to_string().into_bytes(),
@@ -50,11 +50,11 @@ fn ticket(digest: &str, status: &str, granted: bool) -> CallAnswer {
 fn approve(vm: &mut Vm) {
     let (token, path, digest) = approval_call(vm);
     assert_eq!(path, "/v1/tickets");
-    vm.answer_call(token, ticket(&digest, "approved", false))
+    vm.answer_call(token, ticket(vm, &digest, "approved", false))
         .unwrap();
     let (token, path, _) = approval_call(vm);
     assert_eq!(path, "/v1/tickets/t-1/consume");
-    vm.answer_call(token, ticket(&digest, "approved", true))
+    vm.answer_call(token, ticket(vm, &digest, "approved", true))
         .unwrap();
 }
 

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 use serde_json::Value;
-use vigil_core::gate::twin::{call_digest, run_native, Ending, Scenario, Table};
+use vigil_core::gate::twin::{open_request, run_native, Ending, Scenario, Table};
 use vigil_core::gate::ServiceCall;
 use vigil_host::testkit::pending_call;
 use vigil_host::{CallAnswer, Vm, VmOptions};
@@ -96,7 +96,7 @@ fn run_wasm(s: &Scenario, vector: &Value) -> Result<Ending, String> {
 fn answer_approvals<'s>(
     vm: &mut Vm,
     answers: &mut impl Iterator<Item = &'s vigil_core::gate::twin::Answer>,
-    digest: &mut Option<String>,
+    opened: &mut Option<vigil_core::approval::protocol::TicketRequest>,
 ) -> Result<(), String> {
     while let Some(call) = pending_call(vm, "approvals") {
         let as_gate_call = ServiceCall {
@@ -105,14 +105,15 @@ fn answer_approvals<'s>(
             body: Some(call.body.clone()),
             timeout_ms: 0,
         };
-        let d = call_digest(&as_gate_call)
-            .or_else(|| digest.clone())
-            .unwrap_or_default();
-        *digest = Some(d.clone());
+        let open = open_request(&as_gate_call)
+            .or_else(|| opened.clone())
+            .ok_or("an approval call before any ticket was opened")?;
+        *opened = Some(open.clone());
         let answer = answers
             .next()
             .ok_or_else(|| format!("the script has no answer for {:?}", call.headers))?;
-        let (status, body) = answer.to_http(&d);
+        let now_ms = (vm.state().now_nanos / 1_000_000) as i64;
+        let (status, body) = answer.to_http(&open, now_ms);
         vm.answer_call(
             call.token,
             CallAnswer::Response {

@@ -439,6 +439,12 @@ impl Gateway {
         id
     }
 
+    /// Moves the gateway's clock on, as the service's is moved (the filter checks ticket
+    /// lifetimes against its own clock).
+    pub fn advance_ms(&mut self, ms: u64) {
+        self.vm.advance(ms * 1_000_000).unwrap();
+    }
+
     pub fn forwarded(&self, id: u32) -> bool {
         let s = self.vm.stream(id).unwrap();
         s.request.sent_end && s.response.sent_headers.is_none()

@@ -97,6 +97,16 @@ pub struct Ticket {
     pub id: String,
     pub status: Status,
     pub request_digest: String,
+    /// What the ticket is about, which the filter checks against its own rule
+    /// ([`super::vouch`]): a ticket without them is refused.
+    #[serde(default)]
+    pub rule_id: String,
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub issuer: Option<String>,
     #[serde(default)]
     pub approver: Option<String>,
     #[serde(default)]
@@ -125,6 +135,9 @@ pub enum CalloutFault {
     Unparseable(String),
     /// A well-formed answer about another request: never taken as this one's approval.
     WrongRequest,
+    /// A well-formed answer about this request that its rule does not allow (approver groups,
+    /// uses, lifetimes, caller): a forged or misconfigured service, never acted on.
+    Untrusted(String),
     /// The exchange ended with the call in flight; its answer never reaches the request.
     Abandoned(String),
 }
@@ -146,6 +159,7 @@ pub enum FaultCode {
     Error,
     Garbage,
     Mismatch,
+    Untrusted,
     Abandoned,
 }
 
@@ -158,6 +172,7 @@ impl FaultCode {
             CalloutFault::Status(_) => FaultCode::Error,
             CalloutFault::Unparseable(_) => FaultCode::Garbage,
             CalloutFault::WrongRequest => FaultCode::Mismatch,
+            CalloutFault::Untrusted(_) => FaultCode::Untrusted,
             CalloutFault::Abandoned(_) => FaultCode::Abandoned,
         }
     }
@@ -170,6 +185,7 @@ impl FaultCode {
             FaultCode::Error => "approval_service_error",
             FaultCode::Garbage => "approval_service_garbage",
             FaultCode::Mismatch => "approval_service_mismatch",
+            FaultCode::Untrusted => "approval_ticket_untrusted",
             FaultCode::Abandoned => "approval_abandoned",
         }
     }
@@ -189,6 +205,12 @@ impl fmt::Display for CalloutFault {
             }
             CalloutFault::WrongRequest => {
                 write!(f, "the approval service answered about another request")
+            }
+            CalloutFault::Untrusted(why) => {
+                write!(
+                    f,
+                    "the approval service's ticket does not match the rule: {why}"
+                )
             }
             CalloutFault::Abandoned(why) => f.write_str(why),
         }

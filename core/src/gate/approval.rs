@@ -19,9 +19,13 @@ use crate::approval::protocol::{
     consume_path, parse_answer, status_path, CalloutFault, ConsumeRequest, Status, Ticket,
     TicketRequest, FILTER_KEY_HEADER, MAX_POLL_WAIT_S, TICKETS_PATH,
 };
+use crate::approval::vouch::{vouch, Expected};
 use crate::record::approval::{ApprovalTrace, TraceError, TraceStatus};
 use crate::rules::{ApprovalMode, ApprovalRule};
 use serde_json::{json, Value};
+
+/// The rule id a ticket names when the policy's default asked for approval.
+const DEFAULT_RULE_ID: &str = "default";
 
 /// Largest answer read from the service; a ticket is a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -146,7 +150,7 @@ impl Gate {
                 .model()
                 .or_else(|| parsed.and_then(|v| v.get("model")).and_then(Value::as_str))
                 .map(crate::redact::model),
-            rule_id: rule_id.clone().unwrap_or_else(|| "default".into()),
+            rule_id: rule_id.clone().unwrap_or_else(|| DEFAULT_RULE_ID.into()),
             approver_groups: rule.approvers.clone(),
             excerpt: excerpt(raw, parsed, &cx.config.masking, service.excerpt_chars),
             request_id: x.request_id().to_string(),
@@ -231,13 +235,34 @@ impl Gate {
             return self.reply(Flow::Pause);
         }
         let digest = self.approval.as_ref().map(|a| a.digest.clone());
-        let parsed = answer.and_then(|(status, body)| {
-            parse_answer(status, &body, digest.as_deref().unwrap_or_default())
-        });
+        let parsed = answer
+            .and_then(|(status, body)| {
+                parse_answer(status, &body, digest.as_deref().unwrap_or_default())
+            })
+            .and_then(|ticket| self.vouch_for(cx, ticket));
         match parsed {
             Ok(ticket) => self.on_ticket(cx, ticket, call),
             Err(fault) => self.approval_failed(cx, fault),
         }
+    }
+
+    /// The ticket, when it matches the rule that asked for it and this caller
+    /// ([`crate::approval::vouch`]).
+    fn vouch_for(&self, cx: &Cx<'_>, ticket: Ticket) -> Result<Ticket, CalloutFault> {
+        let Some(a) = self.approval.as_ref() else {
+            return Err(CalloutFault::Untrusted("no approval is being asked".into()));
+        };
+        let identity = self.log.identity();
+        let expected = Expected {
+            rule_id: a.rule_id.as_deref().unwrap_or(DEFAULT_RULE_ID),
+            rule: &a.rule,
+            issuer: identity.and_then(|i| i.issuer.as_deref()),
+            subject: identity.and_then(|i| i.subject.as_deref()),
+            email: identity.and_then(|i| i.email.as_deref()),
+        };
+        let now_ms = (cx.now_nanos() / 1_000_000) as i64;
+        vouch(&ticket, &expected, now_ms).map_err(CalloutFault::Untrusted)?;
+        Ok(ticket)
     }
 
     fn on_ticket(&mut self, cx: &mut Cx<'_>, ticket: Ticket, call: Call) -> Reply {

@@ -133,15 +133,23 @@ fn asked(reply: &Reply) -> &ServiceCall {
         .unwrap_or_else(|| panic!("no approval call in {:?}", reply.steps))
 }
 
+/// An honest service's answer about the ticket `call` opened, at the tests' clock (1000 s).
 fn ticket_answer(call: &ServiceCall, status: &str, granted: bool) -> (u16, Vec<u8>) {
-    let digest = call
-        .body
-        .as_ref()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-        .and_then(|b| b["request_digest"].as_str().map(str::to_string));
-    let body = json!({"id": "t-1", "status": status, "request_digest": digest,
-        "approver": "o", "expires_at": "2026-11-29T11:00:00Z", "granted": granted, "uses": 1, "max_uses": 1});
+    let body = forged(call, status, granted, |_| {});
     (200, body.to_string().into_bytes())
+}
+
+/// The honest answer with `tamper` applied: what a forger or a misconfigured service sends.
+fn forged(
+    call: &ServiceCall,
+    status: &str,
+    granted: bool,
+    tamper: impl FnOnce(&mut serde_json::Value),
+) -> serde_json::Value {
+    let opened = crate::gate::twin::open_request(call).expect("an open call");
+    let mut body = crate::gate::twin::honest_ticket(&opened, status, granted, 1_000_000);
+    tamper(&mut body);
+    body
 }
 
 #[test]
@@ -164,6 +172,72 @@ fn an_approved_request_is_consumed_then_admitted_and_recorded_as_approved() {
         .contains(&(":path".into(), "/v1/tickets/t-1/consume".into())));
     let done = gate.approval_answer(&mut cx, Ok(ticket_answer(&call, "approved", true)));
     assert_eq!((done.flow, gate.phase()), (Flow::Continue, Phase::Admitted));
+}
+
+#[test]
+fn a_ticket_the_rule_does_not_allow_is_never_acted_on_and_is_a_503_naming_the_check() {
+    let c = approval_policy("ticket");
+    let s = Secrets::default();
+    let forgeries: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+        (
+            "approvable by analysts",
+            Box::new(|t| t["approver_groups"] = json!(["analysts"])),
+        ),
+        (
+            "a million uses",
+            Box::new(|t| t["max_uses"] = json!(1_000_000)),
+        ),
+        (
+            "a year-long approval",
+            Box::new(|t| t["expires_at"] = json!("1971-01-01T00:00:00Z")),
+        ),
+        (
+            "another caller",
+            Box::new(|t| t["subject"] = json!("mallory")),
+        ),
+        ("another rule", Box::new(|t| t["rule_id"] = json!("chat"))),
+        (
+            "approved by the caller",
+            Box::new(|t| t["approver"] = json!("ana")),
+        ),
+        (
+            "no rule echoed (an old or foreign service)",
+            Box::new(|t| {
+                t.as_object_mut().map(|o| o.remove("rule_id"));
+            }),
+        ),
+    ];
+    for (what, tamper) in forgeries {
+        for consume_forged in [false, true] {
+            let mut gate = Gate::new();
+            let mut cx = cx(&c, &s, analyst());
+            gate.request_headers(&mut cx, start("POST", "/v1/chat"), &no_header, false);
+            let open = gate.request_body(&mut cx, CHAT.len(), true, &|| CHAT.to_vec());
+            let call = asked(&open).clone();
+            let reply = if consume_forged {
+                gate.approval_answer(&mut cx, Ok(ticket_answer(&call, "approved", false)));
+                let body = forged(&call, "approved", true, &tamper);
+                gate.approval_answer(&mut cx, Ok((200, body.to_string().into_bytes())))
+            } else {
+                let body = forged(&call, "approved", false, &tamper);
+                gate.approval_answer(&mut cx, Ok((200, body.to_string().into_bytes())))
+            };
+            let r = refusal(&reply).unwrap_or_else(|| panic!("{what}: not refused"));
+            assert_eq!(
+                (r.status, r.code.code()),
+                (503, "approval_ticket_untrusted"),
+                "{what}"
+            );
+            assert_eq!(gate.phase(), Phase::Refused, "{what}");
+            let trace = gate.log().approval().expect("a trace").clone();
+            assert_eq!(trace.status.name(), "error", "{what}");
+            assert_eq!(
+                trace.error.map(|e| e.code).as_deref(),
+                Some("approval_ticket_untrusted"),
+                "{what}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! in the filter calls it, so it is not in `vigil.wasm`.
 
 use super::{Callers, Cx, Flow, Gate, Phase, Reply, RequestStart, Secrets, ServiceCall, Step};
+use crate::approval::protocol::TicketRequest;
 use crate::identity::verifier::Verifier;
 use crate::record::Route;
 use crate::PluginConfig;
@@ -190,25 +191,45 @@ impl Scenario {
 }
 
 impl Answer {
-    /// The service's answer to `call` (the digest is taken from the call, as the service
-    /// would bind the ticket to it).
-    pub fn to_http(&self, digest: &str) -> (u16, Vec<u8>) {
+    /// The service's answer to a call about the ticket `opened` asked for, at `now_ms`.
+    pub fn to_http(&self, opened: &TicketRequest, now_ms: i64) -> (u16, Vec<u8>) {
         if self.garbage {
             return (200, b"<html>oops</html>".to_vec());
         }
-        let body = json!({"id": "t-1", "status": self.status, "request_digest": digest,
-            "approver": "officer@bank.test", "decided_at": "2026-11-29T10:00:00Z", "reason": "checked",
-            "expires_at": "2026-11-29T11:00:00Z", "granted": self.granted,
-            "uses": u32::from(self.granted), "max_uses": 1});
+        let status = self.status.as_deref().unwrap_or("pending");
+        let body = honest_ticket(opened, status, self.granted, now_ms);
         (200, body.to_string().into_bytes())
     }
 }
 
-/// The digest an approval call binds to (from its create-or-get body; consume and poll calls
-/// carry the one the first call did).
-pub fn call_digest(call: &ServiceCall) -> Option<String> {
-    let body: Value = serde_json::from_slice(call.body.as_deref()?).ok()?;
-    body["request_digest"].as_str().map(str::to_string)
+/// What an honest service answers about the ticket `opened` asked for, at `now_ms`: the
+/// caller, rule and approver groups echoed, lifetimes and uses within the rule's. Tests
+/// tamper with it to play a forger.
+pub fn honest_ticket(opened: &TicketRequest, status: &str, granted: bool, now_ms: i64) -> Value {
+    let at = |ms: i64| crate::time::format_rfc3339_millis((ms.max(0) as u64) * 1_000_000);
+    let decided = status != "pending";
+    let expires = if decided {
+        now_ms + (opened.approved_ttl_s as i64) * 1000
+    } else {
+        now_ms + (opened.ttl_s as i64) * 1000
+    };
+    let mut t = json!({"id": "t-1", "status": status, "request_digest": opened.request_digest,
+        "rule_id": opened.rule_id, "approver_groups": opened.approver_groups,
+        "subject": opened.subject, "issuer": opened.issuer,
+        "expires_at": at(expires), "granted": granted,
+        "uses": u32::from(granted), "max_uses": opened.uses});
+    if decided {
+        t["approver"] = json!("officer@bank.test");
+        t["decided_at"] = json!(at(now_ms));
+        t["reason"] = json!("checked");
+    }
+    t
+}
+
+/// The ticket request an approval call opens (its create-or-get body; consume and poll calls
+/// have none).
+pub fn open_request(call: &ServiceCall) -> Option<TicketRequest> {
+    serde_json::from_slice(call.body.as_deref()?).ok()
 }
 
 /// Runs a scenario natively: the gate fed as the filter feeds it, its steps carried out on a
@@ -361,15 +382,16 @@ fn answer_calls<'s>(
     flow: &mut Flow,
 ) -> Result<(), String> {
     while let Some(call) = run.call.take() {
-        let digest = call_digest(&call)
-            .or_else(|| run.digest.clone())
-            .unwrap_or_default();
-        run.digest = Some(digest.clone());
+        let opened = open_request(&call)
+            .or_else(|| run.opened.clone())
+            .ok_or("an approval call before any ticket was opened")?;
+        run.opened = Some(opened.clone());
         let answer = answers
             .next()
             .ok_or_else(|| format!("the script has no answer for {:?}", call.headers))?;
         let mut cx = cx(config, verifier, secrets, clock);
-        let reply = gate.approval_answer(&mut cx, Ok(answer.to_http(&digest)));
+        let now_ms = (clock() / 1_000_000) as i64;
+        let reply = gate.approval_answer(&mut cx, Ok(answer.to_http(&opened, now_ms)));
         *flow = run.take(reply, headers);
     }
     Ok(())
@@ -379,7 +401,7 @@ fn answer_calls<'s>(
 struct NativeRun {
     fetch: Option<usize>,
     call: Option<ServiceCall>,
-    digest: Option<String>,
+    opened: Option<TicketRequest>,
     refused: Option<(u32, String)>,
     /// The request headers went on to the model server.
     went_on: bool,
