@@ -178,7 +178,8 @@ fn an_approved_request_is_consumed_then_admitted_and_recorded_as_approved() {
 fn a_ticket_the_rule_does_not_allow_is_never_acted_on_and_is_a_503_naming_the_check() {
     let c = approval_policy("ticket");
     let s = Secrets::default();
-    let forgeries: Vec<(&str, Box<dyn Fn(&mut serde_json::Value)>)> = vec![
+    type Tamper = Box<dyn Fn(&mut serde_json::Value)>;
+    let forgeries: Vec<(&str, Tamper)> = vec![
         (
             "approvable by analysts",
             Box::new(|t| t["approver_groups"] = json!(["analysts"])),
