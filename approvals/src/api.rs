@@ -24,17 +24,46 @@ const MAX_REASON: usize = 2000;
 /// How often a long poll re-reads the database (decisions taken on another replica).
 const POLL_EVERY: Duration = Duration::from_millis(250);
 
+/// Every route on one listener.
 pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/", get(ui))
+    gateway_routes()
+        .merge(approver_routes())
         .route("/healthz", get(health))
-        .route("/openapi.yaml", get(openapi))
-        .route("/v1/tickets", post(create_or_get).get(list_pending))
-        .route("/v1/tickets/{id}", get(detail))
+        .with_state(service)
+}
+
+/// The gateway's routes alone (`--approvers-listen`): only the mesh reaches them, not
+/// approvers' browsers.
+pub fn gateway_router(service: Arc<Service>) -> Router {
+    gateway_routes()
+        .route("/healthz", get(health))
+        .with_state(service)
+}
+
+/// The approvers' routes alone.
+pub fn approver_router(service: Arc<Service>) -> Router {
+    approver_routes()
+        .route("/healthz", get(health))
+        .with_state(service)
+}
+
+/// The gateway's calls (filter key): create-or-get, long-poll status, consume.
+fn gateway_routes() -> Router<Arc<Service>> {
+    Router::new()
+        .route("/v1/tickets", post(create_or_get))
         .route("/v1/tickets/{id}/status", get(status))
         .route("/v1/tickets/{id}/consume", post(consume))
+}
+
+/// The approvers' calls (their own tokens): the page, the API document, the pending list,
+/// a ticket's detail, the decision.
+fn approver_routes() -> Router<Arc<Service>> {
+    Router::new()
+        .route("/", get(ui))
+        .route("/openapi.yaml", get(openapi))
+        .route("/v1/tickets", get(list_pending))
+        .route("/v1/tickets/{id}", get(detail))
         .route("/v1/tickets/{id}/decision", post(decide))
-        .with_state(service)
 }
 
 /// An error answer.
@@ -50,9 +79,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        eprintln!("vigil approvals: {e}");
+impl Service {
+    /// A store that failed: logged, and a 503 for the caller.
+    fn store_failed(&self, e: StoreError) -> ApiError {
+        self.log.line(&e);
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
@@ -129,8 +159,16 @@ fn is_requester(i: &Identity, t: &TicketView) -> bool {
     same_subject || same_email
 }
 
-async fn ui() -> Html<&'static str> {
-    Html(include_str!("ui.html"))
+/// Shown at the top of the page of a service without a filter key.
+const INSECURE_BANNER: &str = r#"<p class="insecure" role="alert">INSECURE: this service was started without a filter key (--insecure-no-filter-key). Anyone who reaches it can open tickets with approver groups and uses of their choosing; gateways refuse such tickets, but do not run it this way in production.</p>"#;
+
+async fn ui(State(s): State<Arc<Service>>) -> Html<String> {
+    let page = include_str!("ui.html");
+    if s.log.insecure() {
+        Html(page.replacen("<!--insecure-->", INSECURE_BANNER, 1))
+    } else {
+        Html(page.to_string())
+    }
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -146,7 +184,7 @@ async fn health(State(s): State<Arc<Service>>) -> Json<serde_json::Value> {
         json!({"delivered": w.stats.delivered.load(Relaxed), "failed": w.stats.failed.load(Relaxed),
                "dropped": w.stats.dropped.load(Relaxed), "attempts": w.stats.attempts.load(Relaxed)})
     });
-    Json(json!({"status": "ok", "webhook": w}))
+    Json(json!({"status": "ok", "webhook": w, "insecure": s.log.insecure()}))
 }
 
 fn check_request(r: &TicketRequest) -> Answer<()> {
@@ -176,7 +214,11 @@ async fn create_or_get(
     let request: TicketRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_ticket_request", e.to_string()))?;
     check_request(&request)?;
-    let opened = s.store.create_or_get(&request, s.clock.now_ms()).await?;
+    let opened = s
+        .store
+        .create_or_get(&request, s.clock.now_ms())
+        .await
+        .map_err(|e| s.store_failed(e))?;
     if opened.created {
         if let Some(w) = &s.webhook {
             w.notify(crate::webhook::message(&opened.ticket, s.ui_url.as_deref()));
@@ -210,7 +252,11 @@ async fn status(
     loop {
         // Registered before the read, so a decision between the read and the wait still wakes.
         let changed = s.changed.notified();
-        let ticket = s.store.get(&id, s.clock.now_ms()).await?;
+        let ticket = s
+            .store
+            .get(&id, s.clock.now_ms())
+            .await
+            .map_err(|e| s.store_failed(e))?;
         let ticket = match ticket {
             Some(t) if t.request_digest == q.digest => t,
             _ => return Err(not_found(&id)),
@@ -249,7 +295,8 @@ async fn consume(
             &request.request_id,
             s.clock.now_ms(),
         )
-        .await?
+        .await
+        .map_err(|e| s.store_failed(e))?
         .ok_or_else(|| not_found(&id))?;
     Ok(Json(ticket))
 }
@@ -271,7 +318,8 @@ async fn list_pending(
     let tickets: Vec<TicketView> = s
         .store
         .pending(s.clock.now_ms(), 5000)
-        .await?
+        .await
+        .map_err(|e| s.store_failed(e))?
         .into_iter()
         .filter(|t| may_decide(&who, t, s.approvers.names()) && !is_requester(&who, t))
         .take(limit as usize)
@@ -291,12 +339,13 @@ async fn detail(
     let ticket = s
         .store
         .get(&id, s.clock.now_ms())
-        .await?
+        .await
+        .map_err(|e| s.store_failed(e))?
         .ok_or_else(|| not_found(&id))?;
     if !may_decide(&who, &ticket, s.approvers.names()) && !is_requester(&who, &ticket) {
         return Err(not_found(&id));
     }
-    let events = s.store.events(&id).await?;
+    let events = s.store.events(&id).await.map_err(|e| s.store_failed(e))?;
     let can_decide = ticket.status == Status::Pending
         && may_decide(&who, &ticket, s.approvers.names())
         && !is_requester(&who, &ticket);
@@ -342,7 +391,12 @@ async fn decide(
         ));
     }
     let now = s.clock.now_ms();
-    let ticket = s.store.get(&id, now).await?.ok_or_else(|| not_found(&id))?;
+    let ticket = s
+        .store
+        .get(&id, now)
+        .await
+        .map_err(|e| s.store_failed(e))?
+        .ok_or_else(|| not_found(&id))?;
     if is_requester(&who, &ticket) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -364,7 +418,8 @@ async fn decide(
     match s
         .store
         .decide(&id, &name_of(&who), decision, reason, now)
-        .await?
+        .await
+        .map_err(|e| s.store_failed(e))?
     {
         Ok(t) => {
             s.changed.notify_waiters();

@@ -16,11 +16,13 @@ pub struct Approvers {
     /// Remote key sets and the verified-token cache, as the filter keeps them.
     verifier: Mutex<Verifier>,
     http: reqwest::Client,
+    log: crate::notice::Log,
 }
 
 impl Approvers {
-    pub fn new(providers: Vec<Provider>) -> Self {
+    pub fn new(providers: Vec<Provider>, log: crate::notice::Log) -> Self {
         Self {
+            log,
             verifier: Mutex::new(Verifier::new(&providers, 1024)),
             names: providers.iter().map(|p| p.name.clone()).collect(),
             providers,
@@ -70,7 +72,8 @@ impl Approvers {
             if let Ok(mut verifier) = self.verifier.lock() {
                 if let Some(r) = verifier.remote_mut(i) {
                     if let Err(e) = r.answered(status, &body, now) {
-                        eprintln!("vigil approvals: key set of provider {i} refused: {e}");
+                        self.log
+                            .line(format_args!("key set of provider {i} refused: {e}"));
                     }
                 }
             }

@@ -6,11 +6,13 @@
 pub mod api;
 pub mod auth;
 pub mod clock;
+pub mod notice;
 pub mod store;
 pub mod webhook;
 
 use auth::Approvers;
 use clock::Clock;
+use notice::Log;
 use std::sync::Arc;
 use store::Store;
 use tokio::sync::Notify;
@@ -29,6 +31,8 @@ pub struct Service {
     pub ui_url: Option<String>,
     /// Woken on every decision, for long polls on this replica.
     pub changed: Notify,
+    /// Every line says when the service runs without a filter key.
+    pub log: Log,
 }
 
 /// How to start the service.
@@ -76,16 +80,18 @@ impl Service {
     /// Connects the store and starts the webhook and the expiry sweep (needs a Tokio runtime).
     pub async fn start(o: Options) -> Result<Arc<Service>, store::StoreError> {
         let store = Store::connect(&db_url(&o.db), o.max_connections).await?;
+        let log = Log::new(o.filter_key.is_none());
         let service = Arc::new(Service {
             store,
-            approvers: Approvers::new(o.providers),
+            approvers: Approvers::new(o.providers, log),
             clock: o.clock,
             filter_key: o.filter_key,
             webhook: o
                 .webhook_url
-                .map(|u| Webhook::start(u, o.webhook_retry, o.webhook_key)),
+                .map(|u| Webhook::start(u, o.webhook_retry, o.webhook_key, log)),
             ui_url: o.ui_url,
             changed: Notify::new(),
+            log,
         });
         let weak = Arc::downgrade(&service);
         tokio::spawn(async move {
@@ -94,7 +100,7 @@ impl Service {
                 every.tick().await;
                 let Some(s) = weak.upgrade() else { break };
                 if let Err(e) = s.store.sweep(s.clock.now_ms()).await {
-                    eprintln!("vigil approvals: expiry sweep: {e}");
+                    s.log.line(format_args!("expiry sweep: {e}"));
                 }
             }
         });
@@ -110,5 +116,29 @@ impl Service {
         axum::serve(listener, api::router(self))
             .with_graceful_shutdown(shutdown)
             .await
+    }
+
+    /// Serves the gateway's routes on `gateway` and the approvers' on `approvers` (each
+    /// listener answers 404 or 405 for the other's routes) until `shutdown` resolves.
+    pub async fn serve_apart(
+        self: Arc<Self>,
+        gateway: tokio::net::TcpListener,
+        approvers: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let gateway = axum::serve(gateway, api::gateway_router(self.clone()))
+            .with_graceful_shutdown(until(stopped.clone()));
+        let approvers = axum::serve(approvers, api::approver_router(self))
+            .with_graceful_shutdown(until(stopped));
+        let (g, a) = tokio::join!(async { gateway.await }, async { approvers.await });
+        g.and(a)
     }
 }

@@ -108,7 +108,7 @@ pub fn signature(key: &[u8], t: u64, body: &[u8]) -> Option<String> {
 
 impl Webhook {
     /// Starts the delivery task for `url`; with `key`, every body is signed.
-    pub fn start(url: String, retry: Retry, key: Option<Vec<u8>>) -> Self {
+    pub fn start(url: String, retry: Retry, key: Option<Vec<u8>>, log: crate::notice::Log) -> Self {
         let (tx, mut rx) = mpsc::channel::<serde_json::Value>(QUEUE);
         let stats = Arc::new(WebhookStats::default());
         let s = stats.clone();
@@ -146,10 +146,10 @@ impl Webhook {
                     s.delivered.fetch_add(1, Ordering::Relaxed);
                 } else {
                     s.failed.fetch_add(1, Ordering::Relaxed);
-                    eprintln!(
-                        "vigil approvals: webhook gave up on ticket {} after {} attempts",
+                    log.line(format_args!(
+                        "webhook gave up on ticket {} after {} attempts",
                         body["ticket_id"], retry.attempts
-                    );
+                    ));
                 }
             }
         });

@@ -2,14 +2,19 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use vigil_approvals::notice::Log;
 use vigil_approvals::{Options, Service};
 use vigil_core::PluginConfig;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
+    /// Address to listen on (every route, or with --approvers-listen the gateway's only).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve the approvers' page and routes on this address instead, apart from the
+    /// gateway's routes on --listen (so only the mesh reaches the gateway's).
+    #[arg(long, value_name = "ADDR")]
+    approvers_listen: Option<SocketAddr>,
     /// Where tickets are kept: a SQLite file (created when missing), or
     /// postgres://USER@HOST:PORT/DB for several replicas.
     #[arg(long, default_value = "approvals.db")]
@@ -87,47 +92,60 @@ pub fn serve(a: &ServeArgs) -> u8 {
             return 2;
         }
     };
-    if options.filter_key.is_none() {
-        eprintln!(
-            "vigil approvals serve: INSECURE: no filter key (--insecure-no-filter-key): anyone who reaches the service can open and consume tickets"
-        );
-    }
+    // Every line says so when the service runs without a filter key.
+    let log = Log::new(options.filter_key.is_none());
     if options.providers.is_empty() {
-        eprintln!(
-            "vigil approvals serve: no --policy with identity providers: nobody can decide tickets"
-        );
+        log.line("no --policy with identity providers: nobody can decide tickets");
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("vigil approvals serve: {e}");
+            log.line(e);
             return 2;
         }
     };
-    let listen = a.listen;
+    let (listen, approvers_listen) = (a.listen, a.approvers_listen);
     runtime.block_on(async move {
         let service = match Service::start(options).await {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("vigil approvals serve: {e}");
+                log.line(e);
                 return 2;
             }
         };
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("vigil approvals serve: cannot listen on {listen}: {e}");
-                return 2;
-            }
+        let bind = |addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| log.line(format_args!("cannot listen on {addr}: {e}")))
         };
-        eprintln!("vigil approvals: listening on http://{listen}");
+        let Ok(listener) = bind(listen).await else {
+            return 2;
+        };
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        match service.serve(listener, shutdown).await {
+        // Port 0 picks a free port: name the one taken.
+        let listen = listener.local_addr().unwrap_or(listen);
+        let served = match approvers_listen {
+            Some(addr) => {
+                let Ok(approvers) = bind(addr).await else {
+                    return 2;
+                };
+                let addr = approvers.local_addr().unwrap_or(addr);
+                log.line(format_args!(
+                    "gateway routes on http://{listen}, approvers' page and routes on http://{addr}"
+                ));
+                service.serve_apart(listener, approvers, shutdown).await
+            }
+            None => {
+                log.line(format_args!("listening on http://{listen}"));
+                service.serve(listener, shutdown).await
+            }
+        };
+        match served {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("vigil approvals serve: {e}");
+                log.line(e);
                 1
             }
         }
