@@ -18,6 +18,7 @@ use crate::clock::rfc3339;
 use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
+use std::collections::BTreeMap;
 use vigil_core::approval::protocol::{Status, TicketRequest};
 
 #[derive(Debug)]
@@ -96,6 +97,9 @@ pub enum DecideRefused {
 }
 
 const COLUMNS: &str = "id, status, request_digest, subject, email, issuer, groups_json, model, rule_id, approver_groups_json, excerpt, request_id, created_at, expires_at, approver, decided_at, reason, uses, max_uses";
+
+/// Most tickets one sweep expires.
+const SWEEP_BATCH: usize = 1000;
 
 #[derive(Clone)]
 pub struct Store {
@@ -515,13 +519,76 @@ impl Store {
             .collect()
     }
 
+    /// Deletes tickets that ended (denied, expired or consumed) before `before` (ms), with
+    /// their history, except those whose status is in `keep`; pending and usable approved
+    /// tickets are never touched (approvals past their time are expired first). A ticket ends
+    /// at its expiry (expired), its decision (denied) or its last use (consumed). Answers how many went, by status; `dry_run` only counts.
+    pub async fn purge(
+        &self,
+        before: i64,
+        now: i64,
+        keep: &[Status],
+        dry_run: bool,
+    ) -> Result<BTreeMap<String, u64>> {
+        while self.sweep(now).await? == SWEEP_BATCH {}
+        let statuses: Vec<String> = [Status::Denied, Status::Expired, Status::Consumed]
+            .into_iter()
+            .filter(|s| !keep.contains(s))
+            .map(|s| format!("'{}'", s.name()))
+            .collect();
+        let mut gone = BTreeMap::new();
+        if statuses.is_empty() {
+            return Ok(gone);
+        }
+        // Final statuses never change again, so what is selected here stays purgeable.
+        let select = format!(
+            "SELECT id, status FROM tickets t WHERE status IN ({}) AND open_key IS NULL
+               AND CASE status
+                     WHEN 'expired' THEN expires_at
+                     WHEN 'denied' THEN COALESCE(decided_at, created_at)
+                     ELSE COALESCE((SELECT MAX(at) FROM ticket_events e WHERE e.ticket_id = t.id), created_at)
+                   END < $1
+             ORDER BY id LIMIT 500",
+            statuses.join(", ")
+        );
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(&select.replace("ORDER BY id", "AND id > $2 ORDER BY id"))
+                .bind(before)
+                .bind(&after)
+                .fetch_all(&self.pool)
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id")?;
+            let mut tx = self.pool.begin().await?;
+            for row in &rows {
+                let id: String = row.try_get("id")?;
+                let status: String = row.try_get("status")?;
+                if !dry_run {
+                    sqlx::query("DELETE FROM ticket_events WHERE ticket_id = $1")
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("DELETE FROM tickets WHERE id = $1")
+                        .bind(&id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                *gone.entry(status).or_default() += 1;
+            }
+            tx.commit().await?;
+        }
+        Ok(gone)
+    }
+
     /// Expires every ticket whose time passed (the service runs this now and then, so the
     /// history shows expiries even for tickets nobody asks about again).
     pub async fn sweep(&self, now: i64) -> Result<usize> {
         let rows = sqlx::query(
-            "SELECT id FROM tickets WHERE open_key IS NOT NULL AND expires_at <= $1 LIMIT 1000",
+            "SELECT id FROM tickets WHERE open_key IS NOT NULL AND expires_at <= $1 LIMIT $2",
         )
         .bind(now)
+        .bind(SWEEP_BATCH as i64)
         .fetch_all(&self.pool)
         .await?;
         for row in &rows {

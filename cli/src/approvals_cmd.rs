@@ -1,9 +1,15 @@
-//! `vigil approvals serve`: the approval service on a Tokio runtime.
+//! `vigil approvals serve`: the approval service on a Tokio runtime; `vigil approvals purge`:
+//! retention of its history.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+use vigil_approvals::clock::{rfc3339, Clock};
+use vigil_approvals::db_url;
 use vigil_approvals::notice::Log;
+use vigil_approvals::store::Store;
 use vigil_approvals::{Options, Service};
+use vigil_core::approval::settings::Retention;
 use vigil_core::PluginConfig;
 
 #[derive(clap::Args)]
@@ -150,4 +156,89 @@ pub fn serve(a: &ServeArgs) -> u8 {
             }
         }
     })
+}
+
+#[derive(clap::Args)]
+pub struct PurgeArgs {
+    /// The service's database (as for serve).
+    #[arg(long, default_value = "approvals.db")]
+    db: String,
+    /// How long ended tickets are kept: `400d`, `90days`, `26w`, `12h`.
+    #[arg(long, value_name = "DURATION")]
+    older_than: String,
+    /// The policy whose approval.retention says what to keep (min_days, keep).
+    #[arg(long, value_name = "POLICY.json")]
+    policy: Option<PathBuf>,
+    /// Count what would go; delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// What the policy keeps (none without a policy or an approval section).
+fn retention(policy: Option<&PathBuf>) -> Result<Retention, String> {
+    let Some(path) = policy else {
+        return Ok(Retention::default());
+    };
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = PluginConfig::parse(&bytes).map_err(|errors| {
+        let all: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        format!("{}: {}", path.display(), all.join("; "))
+    })?;
+    Ok(config.approval.map(|a| a.retention).unwrap_or_default())
+}
+
+pub fn purge(a: &PurgeArgs) -> u8 {
+    let fail = |e: String| {
+        eprintln!("vigil approvals purge: {e}");
+        2
+    };
+    let older_than = match humantime::parse_duration(&a.older_than) {
+        Ok(d) => d,
+        Err(e) => return fail(format!("--older-than {:?}: {e}", a.older_than)),
+    };
+    let retention = match retention(a.policy.as_ref()) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let min = Duration::from_secs(retention.min_days * 86_400);
+    if older_than < min {
+        return fail(format!(
+            "--older-than {} is shorter than the {} days the policy's approval.retention.min_days keeps",
+            a.older_than, retention.min_days
+        ));
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let clock = Clock::default();
+    let now = clock.now_ms();
+    let before = now.saturating_sub(older_than.as_millis().min(i64::MAX as u128) as i64);
+    let gone = runtime.block_on(async {
+        let store = Store::connect(&db_url(&a.db), 2).await?;
+        store.purge(before, now, &retention.keep, a.dry_run).await
+    });
+    let gone = match gone {
+        Ok(g) => g,
+        Err(e) => return fail(e.to_string()),
+    };
+    let total: u64 = gone.values().sum();
+    let by_status: Vec<String> = gone.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let kept: Vec<&str> = retention.keep.iter().map(|s| s.name()).collect();
+    println!(
+        "{} {total} tickets that ended before {}{}{}",
+        if a.dry_run { "would purge" } else { "purged" },
+        rfc3339(before),
+        if by_status.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_status.join(", "))
+        },
+        if kept.is_empty() {
+            String::new()
+        } else {
+            format!("; kept every {} ticket (policy)", kept.join(", "))
+        }
+    );
+    0
 }

@@ -61,6 +61,9 @@ enum Command {
 enum ApprovalsCommand {
     /// Serve the approval API and the approvers' page (SQLite or PostgreSQL).
     Serve(approvals_cmd::ServeArgs),
+    /// Delete tickets that ended (denied, expired, consumed) longer ago than --older-than,
+    /// with their history, keeping what the policy's approval.retention keeps.
+    Purge(approvals_cmd::PurgeArgs),
 }
 
 #[derive(clap::Args)]
@@ -158,6 +161,9 @@ fn main() -> ExitCode {
         Command::Approvals {
             command: ApprovalsCommand::Serve(args),
         } => approvals_cmd::serve(&args),
+        Command::Approvals {
+            command: ApprovalsCommand::Purge(args),
+        } => approvals_cmd::purge(&args),
     };
     ExitCode::from(code)
 }

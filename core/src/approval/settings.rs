@@ -2,6 +2,7 @@
 //! as soon as a rule (or the default) can `require_approval`, so a policy never asks for an
 //! approval it has no way to get.
 
+use super::protocol::Status;
 use crate::json_reader::{Errors, ObjectReader};
 use serde_json::Value;
 
@@ -21,6 +22,39 @@ pub struct ApprovalService {
     pub key_env: Option<String>,
     /// Characters of the masked prompt shown to approvers.
     pub excerpt_chars: usize,
+    /// What `vigil approvals purge` must keep.
+    pub retention: Retention,
+}
+
+/// What the approval service's history must keep (`approval.retention`): a purge never
+/// deletes a decided ticket younger than `min_days`, nor one whose status is in `keep`
+/// (a bank may keep every denial for as long as the records it explains).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Retention {
+    pub min_days: u64,
+    pub keep: Vec<Status>,
+}
+
+/// Statuses a ticket ends in, which a purge may delete.
+pub const FINAL_STATUSES: [Status; 3] = [Status::Denied, Status::Expired, Status::Consumed];
+
+fn read_retention(path: &str, value: &Value, errors: &mut Errors) -> Retention {
+    let Some(mut obj) = ObjectReader::new(path, value, errors) else {
+        return Retention::default();
+    };
+    let min_days = obj.integer("min_days", 0, 36_500, errors).unwrap_or(0);
+    let mut keep = Vec::new();
+    for name in obj.string_list("keep", errors).unwrap_or_default() {
+        match Status::from_name(&name).filter(|s| FINAL_STATUSES.contains(s)) {
+            Some(s) => keep.push(s),
+            None => errors.push(
+                &obj.field_path("keep"),
+                format!("{name:?} is not a final status (denied, expired, consumed)"),
+            ),
+        }
+    }
+    obj.finish(errors);
+    Retention { min_days, keep }
 }
 
 pub const DEFAULT_TIMEOUT_MS: u64 = 2000;
@@ -47,6 +81,10 @@ pub fn read_approval(path: &str, value: &Value, errors: &mut Errors) -> Option<A
     let excerpt_chars = obj
         .integer("excerpt_chars", 0, 10_000, errors)
         .map_or(DEFAULT_EXCERPT_CHARS, |n| n as usize);
+    let retention = match obj.get("retention") {
+        Some(v) => read_retention(&obj.field_path("retention"), v, errors),
+        None => Retention::default(),
+    };
     obj.finish(errors);
     let cluster = cluster?;
     Some(ApprovalService {
@@ -56,5 +94,32 @@ pub fn read_approval(path: &str, value: &Value, errors: &mut Errors) -> Option<A
         follow_url,
         key_env,
         excerpt_chars,
+        retention,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read(v: Value) -> (Option<ApprovalService>, Vec<String>) {
+        let mut errors = Errors::default();
+        let s = read_approval("$.approval", &v, &mut errors);
+        let all = errors.into_vec().iter().map(ToString::to_string).collect();
+        (s, all)
+    }
+
+    #[test]
+    fn retention_names_final_statuses_only() {
+        let (s, errors) =
+            read(json!({"cluster": "a", "retention": {"min_days": 2555, "keep": ["denied"]}}));
+        assert!(errors.is_empty(), "{errors:?}");
+        let r = s.unwrap().retention;
+        assert_eq!((r.min_days, r.keep), (2555, vec![Status::Denied]));
+        let (_, errors) =
+            read(json!({"cluster": "a", "retention": {"keep": ["pending"], "days": 3}}));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("not a final status"), "{errors:?}");
+    }
 }
