@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
+use vigil_core::approval::excerpt::MAX_REQUEST_BYTES;
 use vigil_core::approval::protocol::{
     ConsumeRequest, Status, TicketRequest, FILTER_KEY_HEADER, MAX_POLL_WAIT_S,
 };
@@ -201,6 +202,22 @@ fn check_request(r: &TicketRequest) -> Answer<()> {
     if r.excerpt.len() > 64 * 1024 {
         return bad("the excerpt is over 64 KiB".into());
     }
+    let matched = r
+        .matched
+        .as_ref()
+        .map_or(0, |m| m.before.len() + m.text.len() + m.after.len());
+    if matched > 64 * 1024 {
+        return bad("the matched text is over 64 KiB".into());
+    }
+    if r.conditions.len() > 64 || r.conditions.iter().any(|c| c.len() > 4096) {
+        return bad("conditions: at most 64, each under 4 KiB".into());
+    }
+    if r.route.len() > 8192 {
+        return bad("the route is over 8 KiB".into());
+    }
+    if r.request.len() > MAX_REQUEST_BYTES + 4096 {
+        return bad(format!("the request is over {MAX_REQUEST_BYTES} bytes"));
+    }
     Ok(())
 }
 
@@ -329,10 +346,35 @@ async fn list_pending(
     ))
 }
 
-/// GET /v1/tickets/{id}: a ticket with its history, for its approvers and its requester.
+#[derive(Deserialize)]
+struct DetailQuery {
+    /// Which page of the whole request (from 1).
+    #[serde(default)]
+    page: Option<usize>,
+}
+
+/// Characters of the whole request on one page of a ticket's detail.
+pub const REQUEST_PAGE_CHARS: usize = 8000;
+
+/// Page `page` (from 1) of `text`: (the page, how many pages).
+fn page_of(text: &str, page: usize) -> (String, usize) {
+    let chars = text.chars().count();
+    let pages = chars.div_ceil(REQUEST_PAGE_CHARS).max(1);
+    let page = page.clamp(1, pages);
+    let shown = text
+        .chars()
+        .skip((page - 1) * REQUEST_PAGE_CHARS)
+        .take(REQUEST_PAGE_CHARS)
+        .collect();
+    (shown, pages)
+}
+
+/// GET /v1/tickets/{id}?page=: a ticket with its history and a page of the whole masked
+/// request, for its approvers and its requester.
 async fn detail(
     State(s): State<Arc<Service>>,
     Path(id): Path<String>,
+    Query(q): Query<DetailQuery>,
     headers: HeaderMap,
 ) -> Answer<Json<serde_json::Value>> {
     let who = approver(&s, &headers).await?;
@@ -349,8 +391,18 @@ async fn detail(
     let can_decide = ticket.status == Status::Pending
         && may_decide(&who, &ticket, s.approvers.names())
         && !is_requester(&who, &ticket);
+    let (text, truncated) = s
+        .store
+        .request_text(&id)
+        .await
+        .map_err(|e| s.store_failed(e))?
+        .unwrap_or_default();
+    let page = q.page.unwrap_or(1).max(1);
+    let (shown, pages) = page_of(&text, page);
+    let request = json!({"text": shown, "page": page.min(pages), "pages": pages,
+        "page_chars": REQUEST_PAGE_CHARS, "truncated": truncated});
     Ok(Json(
-        json!({"ticket": ticket, "events": events, "can_decide": can_decide}),
+        json!({"ticket": ticket, "events": events, "can_decide": can_decide, "request": request}),
     ))
 }
 

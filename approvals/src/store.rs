@@ -19,7 +19,7 @@ use serde::Serialize;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use std::collections::BTreeMap;
-use vigil_core::approval::protocol::{Status, TicketRequest};
+use vigil_core::approval::protocol::{MatchedText, Status, TicketRequest};
 
 #[derive(Debug)]
 pub enum StoreError {
@@ -58,6 +58,11 @@ pub struct TicketView {
     pub rule_id: String,
     pub approver_groups: Vec<String>,
     pub excerpt: String,
+    /// The method and path asked for.
+    pub route: String,
+    /// Why the rule matched, and the part of the prompt it matched (masked, with context).
+    pub conditions: Vec<String>,
+    pub matched: Option<MatchedText>,
     pub request_id: String,
     pub created_at: String,
     pub expires_at: String,
@@ -96,7 +101,25 @@ pub enum DecideRefused {
     NotPending(Status),
 }
 
-const COLUMNS: &str = "id, status, request_digest, subject, email, issuer, groups_json, model, rule_id, approver_groups_json, excerpt, request_id, created_at, expires_at, approver, decided_at, reason, uses, max_uses";
+const COLUMNS: &str = "id, status, request_digest, subject, email, issuer, groups_json, model, rule_id, approver_groups_json, excerpt, route, details_json, request_id, created_at, expires_at, approver, decided_at, reason, uses, max_uses";
+
+/// Why a rule matched, as stored (`details_json`).
+#[derive(Serialize, serde::Deserialize, Default)]
+struct Details {
+    #[serde(default)]
+    conditions: Vec<String>,
+    #[serde(default)]
+    matched: Option<MatchedText>,
+}
+
+/// Columns added after the first release, with their types: added to an older database when
+/// the service starts (a column a replica added first is taken as it is).
+const ADDED_COLUMNS: [(&str, &str); 4] = [
+    ("route", "TEXT"),
+    ("details_json", "TEXT"),
+    ("request_text", "TEXT"),
+    ("request_truncated", "BIGINT"),
+];
 
 /// Most tickets one sweep expires.
 const SWEEP_BATCH: usize = 1000;
@@ -145,6 +168,12 @@ fn strings(json: &str) -> Result<Vec<String>> {
 
 fn view(row: &AnyRow) -> Result<TicketView> {
     let decided: Option<i64> = row.try_get("decided_at")?;
+    let details: Details = match row.try_get::<Option<String>, _>("details_json")? {
+        Some(json) => {
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("details: {e}")))?
+        }
+        None => Details::default(),
+    };
     Ok(TicketView {
         id: row.try_get("id")?,
         status: {
@@ -161,6 +190,11 @@ fn view(row: &AnyRow) -> Result<TicketView> {
         rule_id: row.try_get("rule_id")?,
         approver_groups: strings(&row.try_get::<String, _>("approver_groups_json")?)?,
         excerpt: row.try_get("excerpt")?,
+        route: row
+            .try_get::<Option<String>, _>("route")?
+            .unwrap_or_default(),
+        conditions: details.conditions,
+        matched: details.matched,
         request_id: row.try_get("request_id")?,
         created_at: rfc3339(row.try_get("created_at")?),
         expires_at: rfc3339(row.try_get("expires_at")?),
@@ -189,6 +223,28 @@ fn open_key(digest: &str, issuer: Option<&str>, subject: Option<&str>) -> String
         issuer.unwrap_or_default(),
         subject.unwrap_or_default()
     )
+}
+
+/// The advisory lock replicas take while they migrate (any fixed number: "vigil-ap").
+const MIGRATION_LOCK: i64 = 0x7669_6769_6c2d_6170;
+
+/// Creates the tables and indexes, then adds the columns an older database lacks.
+async fn migrate_on(conn: &mut sqlx::AnyConnection, statements: &[String]) -> Result<()> {
+    for s in statements {
+        sqlx::query(s).execute(&mut *conn).await?;
+    }
+    for (name, kind) in ADDED_COLUMNS {
+        let exists = sqlx::query(&format!("SELECT {name} FROM tickets LIMIT 0"))
+            .execute(&mut *conn)
+            .await
+            .is_ok();
+        if !exists {
+            sqlx::query(&format!("ALTER TABLE tickets ADD COLUMN {name} {kind}"))
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 impl Store {
@@ -251,10 +307,36 @@ impl Store {
             "CREATE INDEX IF NOT EXISTS ticket_events_by_ticket ON ticket_events (ticket_id)"
                 .into(),
         ];
-        for s in statements {
-            sqlx::query(&s).execute(&self.pool).await?;
+        // Replicas starting together would race on PostgreSQL's catalog (`IF NOT EXISTS` is
+        // not safe against a concurrent creator): one migrates at a time, under an advisory
+        // lock held on the connection that migrates. SQLite serialises writers itself.
+        let mut conn = self.pool.acquire().await?;
+        if !sqlite {
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
         }
-        Ok(())
+        let migrated = migrate_on(&mut conn, &statements).await;
+        if !sqlite {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+        }
+        migrated
+    }
+
+    /// The whole masked request of a ticket, and whether the gateway cut it.
+    pub async fn request_text(&self, id: &str) -> Result<Option<(String, bool)>> {
+        let row = sqlx::query("SELECT request_text, request_truncated FROM tickets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let text: Option<String> = row.try_get("request_text")?;
+        let cut: Option<i64> = row.try_get("request_truncated")?;
+        Ok(Some((text.unwrap_or_default(), cut.unwrap_or(0) != 0)))
     }
 
     /// Expires the tickets past their time among those `open_key` (or `id`) names: pending
@@ -315,8 +397,8 @@ impl Store {
             let id = new_id();
             let mut tx = self.pool.begin().await?;
             let inserted = sqlx::query(
-                "INSERT INTO tickets (id, open_key, request_digest, subject, email, issuer, groups_json, model, rule_id, approver_groups_json, excerpt, request_id, status, created_at, expires_at, approved_ttl_s, max_uses, uses)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $15, $16, 0)
+                "INSERT INTO tickets (id, open_key, request_digest, subject, email, issuer, groups_json, model, rule_id, approver_groups_json, excerpt, request_id, status, created_at, expires_at, approved_ttl_s, max_uses, uses, route, details_json, request_text, request_truncated)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14, $15, $16, 0, $17, $18, $19, $20)
                  ON CONFLICT (open_key) DO NOTHING",
             )
             .bind(&id)
@@ -335,6 +417,16 @@ impl Store {
             .bind(now + (r.ttl_s as i64) * 1000)
             .bind(r.approved_ttl_s as i64)
             .bind(i64::from(r.uses.max(1)))
+            .bind(&r.route)
+            .bind(
+                serde_json::to_string(&Details {
+                    conditions: r.conditions.clone(),
+                    matched: r.matched.clone(),
+                })
+                .unwrap_or_else(|_| "{}".into()),
+            )
+            .bind(&r.request)
+            .bind(i64::from(r.request_truncated))
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -76,7 +76,16 @@ pub fn message(t: &TicketView, ui_url: Option<&str>) -> serde_json::Value {
     let link = ui_url
         .map(|u| format!("\n<{u}#{}|Review ticket {}>", t.id, t.id))
         .unwrap_or_else(|| format!("\nTicket {}", t.id));
-    let excerpt: String = t.excerpt.chars().take(300).collect();
+    // What made the rule match, when a pattern did; the start of the prompt otherwise.
+    let excerpt: String = match &t.matched {
+        Some(m) => {
+            let before: Vec<char> = m.before.chars().collect();
+            let before: String = before[before.len().saturating_sub(100)..].iter().collect();
+            let after: String = m.after.chars().take(100).collect();
+            format!("…{before}{}{after}…", m.text)
+        }
+        None => t.excerpt.chars().take(300).collect(),
+    };
     serde_json::json!({
         "text": format!(
             "Approval needed: {} asks model {} (rule {}). Approvers: {}. Expires {}.\n{FENCE}\n{}\n{FENCE}{link}",
@@ -182,6 +191,9 @@ mod tests {
             rule_id: "r".into(),
             approver_groups: vec!["risk".into()],
             excerpt: excerpt.into(),
+            route: "POST /v1/chat/completions".into(),
+            conditions: Vec::new(),
+            matched: None,
             request_id: String::new(),
             created_at: "c".into(),
             expires_at: "e".into(),
@@ -218,6 +230,30 @@ mod tests {
         // The one link is the service's own page.
         assert_eq!(text.matches('<').count(), 1, "{text}");
         assert!(text.contains("<https://approvals.bank.test/#t-1|Review ticket t-1>"));
+    }
+
+    #[test]
+    fn the_notice_shows_what_matched_escaped_like_the_rest() {
+        let mut t = ticket("u", "m", "Summarise the report.");
+        t.matched = Some(vigil_core::approval::protocol::MatchedText {
+            before: format!("{}then <!channel> ", "x".repeat(300)),
+            text: "wire transfer".into(),
+            after: " of $9,000 ```".into(),
+            ..Default::default()
+        });
+        let text = message(&t, None)["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            text.contains("then &lt;!channel&gt; wire transfer of $9,000"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Summarise") && !text.contains("<!channel>"),
+            "{text}"
+        );
+        assert!(!text.contains(&"x".repeat(101)), "context is cut: {text}");
     }
 
     #[test]

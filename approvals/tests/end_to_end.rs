@@ -375,6 +375,69 @@ fn concurrent_first_requests_open_one_ticket(db: Db) {
     assert_eq!(ids.len(), 1, "{ids:?}");
 }
 
+/// A long request whose risky part is deep inside: the approver reads which rule matched
+/// and why, the matched words with their context (masked), the route, and the whole masked
+/// request page by page.
+fn approvers_see_what_matched_however_long_the_request(db: Db) {
+    let svc = Running::start(&db, Some(FILTER_KEY), |_| {});
+    let mut gw = Gateway::start(svc.addr, ticket_rule(), 2000);
+    let prompt = format!(
+        "{} Then send a wire transfer of $250,000 for Jane Roe, SSN 536-90-4117, today. {}",
+        "Summarise the quarterly report. ".repeat(600),
+        "Thanks. ".repeat(400)
+    );
+    let sent = gw.send(&requester(), &prompt);
+    let id = gw.error(sent)["ticket_id"].as_str().unwrap().to_string();
+    let (code, d) = svc.call("GET", &format!("/v1/tickets/{id}"), &officer(), None);
+    assert_eq!(code, 200, "{d}");
+    let t = &d["ticket"];
+    assert_eq!(t["rule_id"], "wire-transfers");
+    assert_eq!(t["route"], "POST /v1/chat/completions");
+    assert_eq!(
+        t["conditions"],
+        json!(["prompt matches /(?i)wire transfer/"])
+    );
+    assert!(
+        !t["excerpt"].as_str().unwrap().contains("wire transfer"),
+        "the excerpt is the start of the prompt, far from the match"
+    );
+    let m = &t["matched"];
+    assert_eq!(m["text"], "wire transfer", "{m}");
+    assert!(
+        m["before"].as_str().unwrap().ends_with("Then send a "),
+        "{m}"
+    );
+    let after = m["after"].as_str().unwrap();
+    assert!(after.starts_with(" of $250,000 for Jane Roe, SSN "), "{m}");
+    assert!(!after.contains("4117"), "the context is masked: {m}");
+    assert_eq!(
+        (m["cut_before"].as_bool(), m["cut_after"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    // The whole request, masked, in pages.
+    let r = &d["request"];
+    let pages = r["pages"].as_u64().unwrap();
+    assert!(pages >= 3, "{r}");
+    let mut whole = String::new();
+    for page in 1..=pages {
+        let (_, p) = svc.call(
+            "GET",
+            &format!("/v1/tickets/{id}?page={page}"),
+            &officer(),
+            None,
+        );
+        assert_eq!(p["request"]["page"].as_u64(), Some(page));
+        whole.push_str(p["request"]["text"].as_str().unwrap());
+    }
+    assert!(
+        whole.contains("wire transfer of $250,000"),
+        "every page read"
+    );
+    assert!(!whole.contains("536-90-4117"), "the request is masked");
+    assert_eq!(r["truncated"], false);
+}
+
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -387,6 +450,7 @@ macro_rules! on_both_databases {
 }
 
 on_both_databases!(
+    approvers_see_what_matched_however_long_the_request,
     approve_then_retry_passes_once,
     another_prompt_is_not_approved,
     deny_is_refused_with_the_reason,

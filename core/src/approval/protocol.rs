@@ -20,6 +20,20 @@ pub struct TicketRequest {
     pub approver_groups: Vec<String>,
     /// The start of the prompt, with personal data masked, for the approver to read.
     pub excerpt: String,
+    /// The method and path asked for (`POST /v1/chat/completions`), query redacted.
+    #[serde(default)]
+    pub route: String,
+    /// Why the rule matched: each of its conditions as it held, in words.
+    #[serde(default)]
+    pub conditions: Vec<String>,
+    /// The part of the prompt the rule's pattern matched, masked, with its context.
+    #[serde(default)]
+    pub matched: Option<MatchedText>,
+    /// The whole request, masked (cut at 256 KiB, `request_truncated` then true).
+    #[serde(default)]
+    pub request: String,
+    #[serde(default)]
+    pub request_truncated: bool,
     pub request_id: String,
     /// How long the ticket waits for a decision.
     pub ttl_s: u64,
@@ -27,6 +41,21 @@ pub struct TicketRequest {
     pub approved_ttl_s: u64,
     /// How many requests one approval lets through.
     pub uses: u32,
+}
+
+/// The part of a prompt a rule matched, masked as one text with its context, so a long
+/// request never hides it from the approver.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchedText {
+    pub before: String,
+    pub text: String,
+    pub after: String,
+    /// Whether text comes before `before` / after `after`.
+    pub cut_before: bool,
+    pub cut_after: bool,
+    /// Matched only once the prompt was Unicode-normalized: the texts are of that view.
+    pub normalized: bool,
 }
 
 /// What the filter sends to use an approved ticket once.

@@ -344,7 +344,7 @@ impl Gate {
     }
 
     /// What the rules see of this request, with the body when there is one.
-    fn with_facts<R>(
+    pub(super) fn with_facts<R>(
         &self,
         config: &PluginConfig,
         body: Option<&Value>,

@@ -14,18 +14,21 @@
 
 use super::{Cx, Flow, Gate, Level, Phase, Refusal, RefusalCode, Reply, Step};
 use crate::approval::digest::{request_digest, Bound};
-use crate::approval::excerpt::excerpt;
+use crate::approval::excerpt::{excerpt, matched, request_text};
 use crate::approval::protocol::{
     consume_path, parse_answer, status_path, CalloutFault, ConsumeRequest, Status, Ticket,
     TicketRequest, FILTER_KEY_HEADER, MAX_POLL_WAIT_S, TICKETS_PATH,
 };
 use crate::approval::vouch::{vouch, Expected};
 use crate::record::approval::{ApprovalTrace, TraceError, TraceStatus};
-use crate::rules::{ApprovalMode, ApprovalRule};
+use crate::rules::{ApprovalMode, ApprovalRule, Why};
 use serde_json::{json, Value};
 
 /// The rule id a ticket names when the policy's default asked for approval.
 const DEFAULT_RULE_ID: &str = "default";
+
+/// Characters of context shown either side of the part of the prompt a rule matched.
+const MATCH_CONTEXT_CHARS: usize = 200;
 
 /// Largest answer read from the service; a ticket is a few hundred bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -124,6 +127,12 @@ impl Gate {
             .for_rule(rule_id);
             return self.refuse_as_recorded(cx, refusal);
         };
+        let why = self.why(cx.config, rule_id.as_deref(), parsed, raw.len() as u64);
+        let conditions = match rule_id {
+            Some(_) => why.conditions.clone(),
+            None => vec!["no rule matched; the policy's default requires approval".into()],
+        };
+        let (shown, request_truncated) = request_text(raw, parsed, &cx.config.masking);
         let x = &self.log;
         let identity = x.identity();
         // Bound to the query too: an approval for one query must not pass another.
@@ -153,6 +162,22 @@ impl Gate {
             rule_id: rule_id.clone().unwrap_or_else(|| DEFAULT_RULE_ID.into()),
             approver_groups: rule.approvers.clone(),
             excerpt: excerpt(raw, parsed, &cx.config.masking, service.excerpt_chars),
+            route: format!(
+                "{} {}{}",
+                x.method(),
+                self.path,
+                self.query
+                    .as_deref()
+                    .map(|q| format!("?{}", crate::path::redact_query(q)))
+                    .unwrap_or_default()
+            ),
+            conditions,
+            matched: why
+                .prompt
+                .as_ref()
+                .map(|m| matched(m, &cx.config.masking, MATCH_CONTEXT_CHARS)),
+            request: shown,
+            request_truncated,
             request_id: x.request_id().to_string(),
             ttl_s: rule.ttl_s,
             approved_ttl_s: rule.approved_ttl_s,
@@ -172,6 +197,21 @@ impl Gate {
         self.phase = Phase::AwaitingApproval;
         let body = serde_json::to_vec(&request).unwrap_or_default();
         self.call_service(cx, Call::Open, TICKETS_PATH.into(), "POST", Some(body), 0)
+    }
+
+    /// Why rule `rule_id` matched this request (nothing for the policy's default).
+    fn why(
+        &self,
+        config: &crate::PluginConfig,
+        rule_id: Option<&str>,
+        parsed: Option<&Value>,
+        body_bytes: u64,
+    ) -> Why {
+        let Some(rule) = rule_id.and_then(|id| config.rules.rules.iter().find(|r| r.id == id))
+        else {
+            return Why::default();
+        };
+        self.with_facts(config, parsed, body_bytes, |facts| rule.when.why(facts))
     }
 
     fn call_service(

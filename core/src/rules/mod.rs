@@ -6,8 +6,10 @@
 
 mod parse;
 pub mod prompt;
+mod why;
 
 pub use parse::read_rules;
+pub use why::{PromptMatch, Why};
 
 use crate::access::glob_matches;
 use crate::identity::Identity;
