@@ -65,10 +65,14 @@ fn approver_routes() -> Router<Arc<Service>> {
         .route("/v1/tickets", get(list_pending))
         .route("/v1/tickets/{id}", get(detail))
         .route("/v1/tickets/{id}/decision", post(decide))
+        .route("/auth/login", get(crate::session::login))
+        .route("/auth/callback", get(crate::session::callback))
+        .route("/auth/session", get(crate::session::current))
+        .route("/auth/logout", post(crate::session::logout))
 }
 
 /// An error answer.
-pub struct ApiError(StatusCode, &'static str, String);
+pub struct ApiError(pub StatusCode, pub &'static str, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -122,8 +126,14 @@ fn check_filter(service: &Service, headers: &HeaderMap) -> Answer<()> {
     }
 }
 
-/// The approver behind a request.
-async fn approver(service: &Service, headers: &HeaderMap) -> Answer<Identity> {
+/// The approver behind a request: their bearer token (the API), or the page's session
+/// cookie; a `change` made with the cookie also needs its CSRF token.
+async fn approver(service: &Service, headers: &HeaderMap, change: bool) -> Answer<Identity> {
+    if !headers.contains_key("authorization") {
+        if let Some(signed_in) = crate::session::from_cookie(service, headers, change).await {
+            return signed_in.map(|(who, _)| who);
+        }
+    }
     let now_s = service.clock.now_ms() / 1000;
     service
         .approvers
@@ -330,7 +340,7 @@ async fn list_pending(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Answer<Json<serde_json::Value>> {
-    let who = approver(&s, &headers).await?;
+    let who = approver(&s, &headers, false).await?;
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
     let tickets: Vec<TicketView> = s
         .store
@@ -377,7 +387,7 @@ async fn detail(
     Query(q): Query<DetailQuery>,
     headers: HeaderMap,
 ) -> Answer<Json<serde_json::Value>> {
-    let who = approver(&s, &headers).await?;
+    let who = approver(&s, &headers, false).await?;
     let ticket = s
         .store
         .get(&id, s.clock.now_ms())
@@ -420,7 +430,7 @@ async fn decide(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Answer<Json<TicketView>> {
-    let who = approver(&s, &headers).await?;
+    let who = approver(&s, &headers, true).await?;
     let d: DecisionBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, "bad_decision", e.to_string()))?;
     let decision = match d.decision.as_str() {

@@ -101,6 +101,33 @@ impl Approvers {
     }
 }
 
+impl Approvers {
+    /// Verifies a token given on its own (a session's ID token), as it would be verified in
+    /// the header each provider reads it from.
+    pub async fn identify_token(&self, token: &str, now_s: i64) -> Result<Identity, AuthError> {
+        let presented: Vec<(String, String)> = self
+            .providers
+            .iter()
+            .map(|p| {
+                (
+                    p.from_header.name.to_ascii_lowercase(),
+                    format!("{}{token}", p.from_header.prefix),
+                )
+            })
+            .collect();
+        self.identify(
+            |name| {
+                presented
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.clone())
+            },
+            now_s,
+        )
+        .await
+    }
+}
+
 /// Compares two secrets without leaking where they differ.
 pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -7,12 +7,15 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod notice;
+pub mod session;
+pub mod signin;
 pub mod store;
 pub mod webhook;
 
 use auth::Approvers;
 use clock::Clock;
 use notice::Log;
+use signin::{SignIn, SignInOptions};
 use std::sync::Arc;
 use store::Store;
 use tokio::sync::Notify;
@@ -33,6 +36,10 @@ pub struct Service {
     pub changed: Notify,
     /// Every line says when the service runs without a filter key.
     pub log: Log,
+    /// Approvers' sign-in through the IdP, when configured.
+    pub sign_in: Option<SignIn>,
+    /// Signs sign-in cookies and CSRF tokens (shared by replicas, or random per process).
+    pub session_key: Vec<u8>,
 }
 
 /// How to start the service.
@@ -48,6 +55,10 @@ pub struct Options {
     pub ui_url: Option<String>,
     pub clock: Clock,
     pub max_connections: u32,
+    /// Sign approvers in through the IdP (OpenID Connect, code flow with PKCE).
+    pub sign_in: Option<SignInOptions>,
+    /// The key of sign-in cookies and CSRF tokens; replicas behind one address share it.
+    pub session_key: Option<Vec<u8>>,
 }
 
 impl Default for Options {
@@ -62,6 +73,8 @@ impl Default for Options {
             ui_url: None,
             clock: Clock::default(),
             max_connections: 16,
+            sign_in: None,
+            session_key: None,
         }
     }
 }
@@ -92,6 +105,16 @@ impl Service {
             ui_url: o.ui_url,
             changed: Notify::new(),
             log,
+            sign_in: o.sign_in.map(SignIn::new),
+            session_key: o.session_key.unwrap_or_else(|| {
+                let mut key = vec![0u8; 32];
+                // Without randomness, no cookie or CSRF token can be trusted: an empty key
+                // makes every check fail (signin::csrf_ok, signin::mac).
+                if getrandom::fill(&mut key).is_err() {
+                    key.clear();
+                }
+                key
+            }),
         });
         let weak = Arc::downgrade(&service);
         tokio::spawn(async move {

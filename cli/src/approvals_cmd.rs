@@ -7,6 +7,7 @@ use std::time::Duration;
 use vigil_approvals::clock::{rfc3339, Clock};
 use vigil_approvals::db_url;
 use vigil_approvals::notice::Log;
+use vigil_approvals::signin::SignInOptions;
 use vigil_approvals::store::Store;
 use vigil_approvals::{Options, Service};
 use vigil_core::approval::settings::Retention;
@@ -43,10 +44,81 @@ pub struct ServeArgs {
     /// The address approvers open the page at, linked from webhook messages.
     #[arg(long, value_name = "URL")]
     ui_url: Option<String>,
+    /// Sign approvers in through the IdP with this OAuth client id (OpenID Connect,
+    /// authorization code with PKCE); the redirect URI is <--ui-url>/auth/callback.
+    #[arg(long, value_name = "ID", requires = "ui_url")]
+    oidc_client_id: Option<String>,
+    /// The IdP approvers sign in at: the issuer of one of the policy's providers (default:
+    /// the only provider with an issuer).
+    #[arg(long, value_name = "URL", requires = "oidc_client_id")]
+    oidc_issuer: Option<String>,
+    /// Environment variable holding the client secret, for a confidential client.
+    #[arg(long, value_name = "VAR", requires = "oidc_client_id")]
+    oidc_client_secret_env: Option<String>,
+    /// Scopes asked at sign-in (the ID token must carry the provider's groups claim).
+    #[arg(
+        long,
+        default_value = "openid email groups",
+        requires = "oidc_client_id"
+    )]
+    oidc_scopes: String,
+    /// Environment variable holding the key that signs sign-in cookies and CSRF tokens
+    /// (at least 32 bytes; replicas behind one address must share it). Default: random.
+    #[arg(long, value_name = "VAR")]
+    session_key_env: Option<String>,
     /// Environment variable holding the key webhook bodies are signed with
     /// (`x-vigil-signature: t=..,v1=<hex HMAC-SHA-256 of "t.body">`).
     #[arg(long, value_name = "VAR")]
     webhook_key_env: Option<String>,
+}
+
+/// How approvers sign in: the IdP must be one of the policy's providers, so the ID tokens
+/// it issues are verified like any approver's token.
+fn sign_in(
+    a: &ServeArgs,
+    client_id: &str,
+    providers: &[vigil_core::identity::provider::Provider],
+) -> Result<SignInOptions, String> {
+    let issuers: Vec<&str> = providers
+        .iter()
+        .filter_map(|p| p.issuer.as_deref())
+        .collect();
+    let issuer = match (&a.oidc_issuer, issuers.as_slice()) {
+        (Some(i), _) if issuers.contains(&i.as_str()) => i.clone(),
+        (Some(i), _) => {
+            return Err(format!(
+                "--oidc-issuer {i} is not the issuer of any of the policy's providers ({})",
+                issuers.join(", ")
+            ))
+        }
+        (None, [only]) => only.to_string(),
+        (None, []) => {
+            return Err("--oidc-client-id needs a --policy whose providers name an issuer".into())
+        }
+        (None, _) => {
+            return Err("several providers name an issuer: choose one with --oidc-issuer".into())
+        }
+    };
+    let client_secret = match &a.oidc_client_secret_env {
+        Some(var) => Some(
+            std::env::var(var)
+                .map_err(|_| format!("--oidc-client-secret-env: the environment has no {var}"))?,
+        ),
+        None => None,
+    };
+    let ui = a.ui_url.as_deref().unwrap_or_default();
+    let base = ui
+        .split('#')
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches('/');
+    Ok(SignInOptions {
+        issuer,
+        client_id: client_id.to_string(),
+        client_secret,
+        redirect_uri: format!("{base}/auth/callback"),
+        scopes: a.oidc_scopes.clone(),
+    })
 }
 
 fn options(a: &ServeArgs) -> Result<Options, String> {
@@ -79,7 +151,21 @@ fn options(a: &ServeArgs) -> Result<Options, String> {
         },
         None => None,
     };
+    let sign_in = match &a.oidc_client_id {
+        Some(client_id) => Some(sign_in(a, client_id, &providers)?),
+        None => None,
+    };
+    let session_key = match &a.session_key_env {
+        Some(var) => match std::env::var(var) {
+            Ok(v) if v.len() >= 32 => Some(v.into_bytes()),
+            Ok(_) => return Err(format!("--session-key-env: {var} is shorter than 32 bytes")),
+            Err(_) => return Err(format!("--session-key-env: the environment has no {var}")),
+        },
+        None => None,
+    };
     Ok(Options {
+        sign_in,
+        session_key,
         db: a.db.clone(),
         providers,
         filter_key,
