@@ -60,7 +60,7 @@ enum Command {
 #[derive(Subcommand)]
 enum ApprovalsCommand {
     /// Serve the approval API and the approvers' page (SQLite or PostgreSQL).
-    Serve(approvals_cmd::ServeArgs),
+    Serve(Box<approvals_cmd::ServeArgs>),
     /// Delete tickets that ended (denied, expired, consumed) longer ago than --older-than,
     /// with their history, keeping what the policy's approval.retention keeps.
     Purge(approvals_cmd::PurgeArgs),
