@@ -5,47 +5,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
-use fantoccini::{ClientBuilder, Locator};
-use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use fantoccini::Locator;
 use std::time::Duration;
+use support::browser::{browser, text_when, Driver};
 use support::*;
-
-struct Driver(Child, u16);
-
-impl Driver {
-    fn start() -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "chromedriver is not installed (.ci/run installs chromium and chromium-driver)",
-            );
-        // Owned from here: the driver process is killed and reaped on every path.
-        let driver = Driver(child, port);
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return driver;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("chromedriver did not start");
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn open_ticket(svc: &Running, who: &str, excerpt: &str) -> String {
     let digest = format!("{:0>64}", who.len() * 7 + excerpt.len());
@@ -53,20 +16,6 @@ fn open_ticket(svc: &Running, who: &str, excerpt: &str) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-/// The element's text once `done` holds of it (the page fills it in asynchronously), or
-/// its text after 5 s.
-async fn text_when(e: &fantoccini::elements::Element, done: impl Fn(&str) -> bool) -> String {
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = e.text().await.unwrap();
-        if done(&text) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    text
 }
 
 #[test]
@@ -83,17 +32,7 @@ fn an_approver_reviews_the_masked_prompt_and_decides_in_the_browser() {
     let (first_id, second_id, officer_token) = (first.clone(), second.clone(), officer.clone());
     rt.block_on(async move {
         let (first, second, officer) = (first_id, second_id, officer_token);
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({"args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-            "--disable-dev-shm-usage", "--disable-background-networking", "--no-first-run"]}),
-        );
-        let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", driver.1))
-            .await
-            .expect("chromedriver session");
+        let c = browser(&driver).await;
         c.goto(&base).await.unwrap();
         c.find(Locator::Id("token"))
             .await

@@ -4,6 +4,8 @@
 //! `approvals` cluster sent to the service.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use base64::Engine;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
