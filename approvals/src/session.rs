@@ -174,8 +174,8 @@ pub async fn logout(State(s): State<Arc<Service>>, headers: HeaderMap) -> Respon
         }
     }
     (
-        StatusCode::NO_CONTENT,
         [(header::SET_COOKIE, cleared(SESSION_COOKIE, "/"))],
+        Json(json!({"signed_in": false})),
     )
         .into_response()
 }
