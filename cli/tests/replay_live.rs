@@ -9,7 +9,13 @@ use std::sync::Arc;
 use vigil_approvals::store::Decision;
 use vigil_approvals::{Options, Service};
 
+/// A capture taken now: the filter checks the live service's ticket lifetimes against the
+/// capture's clock.
 fn capture(dir: &std::path::Path) -> std::path::PathBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     let c = json!({
         "name": "approval-live",
         "source": "written by cli/tests/replay_live.rs",
@@ -18,7 +24,7 @@ fn capture(dir: &std::path::Path) -> std::path::PathBuf {
             "rules": [{"id": "payments", "when": {"prompt": {"matches": ["(?i)wire transfer"]}},
                        "action": {"type": "require_approval", "approvers": ["risk-officers"]}}]},
         "env": {"VIGIL_RECORD_KEY": "vigil-test-record-key-not-a-secret-0123456789abcdef"},
-        "now": "2026-11-22T10:00:00Z",
+        "now": vigil_core::time::format_rfc3339_millis(now),
         "request": {"headers": [[":method", "POST"], [":path", "/v1/chat/completions"], [":authority", "models"],
                                 ["content-type", "application/json"], ["x-request-id", "live-1"]],
                     "body": ["{\"model\":\"llama-3.1-8b\",\"messages\":[{\"role\":\"user\",\"content\":\"Prepare a wire transfer\"}]}"]},
