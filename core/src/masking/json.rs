@@ -12,6 +12,11 @@ use super::masker::{Counts, Masker, Sink};
 use super::settings::{Masking, PointerSegment};
 use super::Entity;
 
+/// Deepest nesting read as JSON. Deeper, the rest of the body is masked as plain text: the
+/// stack stays bounded whatever the body (a body of `[` alone once grew it by one frame per
+/// byte, to a trap), and no value escapes masking, since text masking reads every byte.
+pub const MAX_DEPTH: usize = 128;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// A value must come (after `:`, `,` in an array, or at the root).
@@ -311,6 +316,7 @@ impl JsonMasker {
                 self.state = State::InString;
                 self.escape = Escape::None;
             }
+            b'{' | b'[' if self.stack.len() >= MAX_DEPTH => return false,
             b'{' => {
                 out.push(b);
                 self.stack.push(Frame::Object { key: Vec::new() });

@@ -85,7 +85,11 @@ pub struct Masker {
     follow: Option<Follow>,
     counts: Counts,
     peak_held: usize,
+    forced: u64,
 }
+
+/// What replaces text a forced decision could not decide.
+pub const FORCED: &str = "[MASKED]";
 
 impl Masker {
     pub fn new() -> Self {
@@ -104,6 +108,26 @@ impl Masker {
         self.buf.clear();
         self.cursor = 0;
         self.follow = None;
+    }
+
+    /// Decides now, before the text ends (a stream's hold-back limit was reached): what
+    /// can be decided is, and the rest, held because it may be the start of a value, is
+    /// masked as [`FORCED`], never released. The masker can then go on with more text.
+    pub fn force(&mut self, m: &Masking, sink: &mut impl Sink) {
+        self.run(m, false, sink);
+        let held = &self.buf[self.cursor..];
+        if !held.is_empty() {
+            sink.replace(held, FORCED);
+            self.forced += 1;
+        }
+        self.buf.clear();
+        self.cursor = 0;
+        self.follow = None;
+    }
+
+    /// Times a forced decision masked held text.
+    pub fn forced(&self) -> u64 {
+        self.forced
     }
 
     /// Bytes pushed but not yet released.

@@ -17,7 +17,8 @@
 //! keep the order). The masker holds at most [`Masking::hold_back_bound`] bytes, so at most
 //! that many content events wait; a stream that queues more than [`MAX_HELD_EVENTS`] events
 //! or [`MAX_HELD_BYTES`] bytes behind one undecided value (only possible with that many
-//! events carrying no content) has the value decided early, at that point.
+//! events carrying no content, or another choice's) has the value decided early, at that
+//! point, and what is still undecided masked (a candidate is never passed).
 
 use super::body::{mask_body, BodyKind};
 use super::json::escape_into;
@@ -493,7 +494,20 @@ impl SseMasker {
         self.note_held();
         if self.queue.len() > MAX_HELD_EVENTS || self.held_bytes() > MAX_HELD_BYTES {
             self.forced += 1;
-            self.flush_channels(m, out);
+            self.force_channels(m, out);
+        }
+        self.emit_ready(out);
+    }
+
+    /// The hold-back limit is reached: every channel decides now, masking what it holds.
+    fn force_channels(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        for Channel { masker, pieces, .. } in &mut self.channels {
+            let mut sink = PieceSink {
+                queue: &mut self.queue,
+                front_seq: self.front_seq,
+                pieces,
+            };
+            masker.force(m, &mut sink);
         }
         self.emit_ready(out);
     }
