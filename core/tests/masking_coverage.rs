@@ -33,7 +33,10 @@ fn json_nested_deeper_than_the_bound_is_masked_as_text_with_bounded_memory() {
     let mut body = "[".repeat(4 * 1024 * 1024);
     body.push_str("\"SSN 078-05-1123\"");
     let out = masked(BodyKind::Json, body.as_bytes());
-    assert!(!out.contains("078-05-1123"), "the value past the bound is masked");
+    assert!(
+        !out.contains("078-05-1123"),
+        "the value past the bound is masked"
+    );
     assert_eq!(out.len(), body.len() - "078-05-1123".len() + "[SSN]".len());
     // Just within the bound it is still JSON (escapes decoded before detection).
     let within = format!(
@@ -75,4 +78,146 @@ fn a_forced_decision_masks_the_candidate_and_never_passes_it() {
     assert!(!out.contains("4111"), "the first half was passed");
     assert!(out.contains("[MASKED]"), "the candidate is masked");
     assert_eq!(out.matches("\n\n").count(), stream.matches("\n\n").count());
+}
+
+/// A chat chunk event carrying `content`, with `eol` line ends.
+fn chunk(content: &str, eol: &str) -> String {
+    format!(
+        "data: {{\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":{}}}}}]}}{eol}{eol}",
+        serde_json::to_string(content).unwrap()
+    )
+}
+
+#[test]
+fn sse_line_ends_cr_lf_and_crlf_all_frame_events_and_a_split_value_is_masked() {
+    for eol in ["\n", "\r", "\r\n"] {
+        let stream = [chunk("card 4111 11", eol), chunk("11 1111 1111 ok", eol)].concat();
+        let whole = masked(BodyKind::EventStream, stream.as_bytes());
+        assert!(
+            !whole.contains("4111") && !whole.contains("1111"),
+            "{eol:?}: {whole}"
+        );
+        assert_eq!(
+            whole.matches(&format!("{eol}{eol}")).count(),
+            2,
+            "{eol:?}: {whole}"
+        );
+        // Cut anywhere, even between the CR and the LF of a CRLF, the output is the same.
+        assert_eq!(
+            masked_bytewise(BodyKind::EventStream, stream.as_bytes()),
+            whole,
+            "{eol:?}"
+        );
+    }
+}
+
+#[test]
+fn sse_data_lines_of_one_event_are_one_value() {
+    // A JSON document split over two data lines: neither line alone is JSON, and only JSON
+    // decoding shows the digits (\u0030 is 0).
+    let stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\ndata: \"SSN \\u0030\\u00378-05-1123 ok\"}}]}\n\n";
+    let out = masked(BodyKind::EventStream, stream.as_bytes());
+    assert!(!out.contains("1123"), "{out}");
+    assert!(out.contains("[SSN]"), "{out}");
+    // A raw line end inside a JSON string: not JSON to a client either; masked as text.
+    let stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"SSN 078-05-1123\ndata: ok\"}}]}\n\n";
+    let out = masked(BodyKind::EventStream, stream.as_bytes());
+    assert!(!out.contains("1123"), "{out}");
+    // And a text value: the email is on one line of a three-line value.
+    let stream = "data: write to\ndata: jane.roe@example.com\ndata: today\n\n";
+    let out = masked(BodyKind::EventStream, stream.as_bytes());
+    assert_eq!(out, "data: write to\ndata: [EMAIL]\ndata: today\n\n");
+}
+
+#[test]
+fn sse_comments_event_and_id_lines_are_masked_too() {
+    let stream = ": debug SSN 078-05-1123\nevent: jane.roe@example.com\nid: 4111 1111 1111 1111\nretry: 1000\ndata: hello\n\n";
+    let out = masked(BodyKind::EventStream, stream.as_bytes());
+    for leak in ["1123", "jane.roe", "4111"] {
+        assert!(!out.contains(leak), "{leak}: {out}");
+    }
+    assert!(out.ends_with("retry: 1000\ndata: hello\n\n"), "{out}");
+    assert_eq!(
+        masked_bytewise(BodyKind::EventStream, stream.as_bytes()),
+        out
+    );
+}
+
+#[test]
+fn sse_data_with_several_spaces_is_still_read_as_json() {
+    // Only JSON decoding shows the digits: \u0030 is 0.
+    let stream = "data:    {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"SSN \\u0030\\u00378-05-1123\"}}]}\n\n";
+    let out = masked(BodyKind::EventStream, stream.as_bytes());
+    assert!(out.contains("[SSN]") && !out.contains("1123"), "{out}");
+}
+
+#[test]
+fn a_body_labelled_sse_that_is_not_is_masked_as_text_with_bounded_memory() {
+    // A JSON answer with no line end at all.
+    let short = "{\"choices\":[{\"message\":{\"content\":\"SSN 078-05-1123\"}}]}";
+    let out = masked(BodyKind::EventStream, short.as_bytes());
+    assert!(!out.contains("1123"), "{out}");
+    // A long one: past the line bound the rest is masked as text, never held whole.
+    let long = format!(
+        "{{\"filler\":\"{}\",\"content\":\"SSN 078-05-1123\"}}",
+        "x".repeat(3 * 1024 * 1024)
+    );
+    let m = Masking::default();
+    let mut b = BodyMasker::new(BodyKind::EventStream);
+    let mut out = Vec::new();
+    for piece in long.as_bytes().chunks(16 * 1024) {
+        b.push(&m, piece, &mut out);
+    }
+    b.finish(&m, &mut out);
+    let out = String::from_utf8(out).unwrap();
+    assert!(!out.contains("1123") && out.contains("[SSN]"));
+    assert_eq!(out.len(), long.len() - "078-05-1123".len() + "[SSN]".len());
+    let (_, peak_bytes) = b.peak_held();
+    assert!(
+        peak_bytes <= vigil_core::masking::sse::MAX_LINE_BYTES + 16 * 1024,
+        "{peak_bytes} bytes held"
+    );
+}
+
+#[test]
+fn sse_framing_of_every_kind_masks_the_same_however_the_body_is_cut() {
+    let eols = ["\n", "\r", "\r\n"];
+    let mut stream = String::new();
+    for (k, part) in [
+        "pay 4111 1111 ",
+        "1111 1111 to ",
+        "jane.roe@exam",
+        "ple.com, SSN 078-05-",
+        "1123.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let eol = eols[k % 3];
+        stream.push_str(&format!(": keep-alive {k}{eol}"));
+        stream.push_str(&chunk(part, eol));
+    }
+    stream.push_str("data: plain\r\ndata: 212-555-0187\r\n\r\n");
+    let whole = masked(BodyKind::EventStream, stream.as_bytes());
+    for leak in ["4111", "1111 1111", "jane.roe", "078-05", "0187"] {
+        assert!(!whole.contains(leak), "{leak}: {whole}");
+    }
+    let m = Masking::default();
+    let mut rng = vigil_core::testkit::Rng(0x5EED);
+    for round in 0..300 {
+        let mut b = BodyMasker::new(BodyKind::EventStream);
+        let mut out = Vec::new();
+        let mut rest = stream.as_bytes();
+        while !rest.is_empty() {
+            let n = (rng.below(12) + 1).min(rest.len());
+            b.push(&m, &rest[..n], &mut out);
+            rest = &rest[n..];
+        }
+        b.finish(&m, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), whole, "round {round}");
+    }
+    assert_eq!(
+        masked_bytewise(BodyKind::EventStream, stream.as_bytes()),
+        whole
+    );
 }

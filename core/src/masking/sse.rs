@@ -28,6 +28,8 @@ use std::collections::VecDeque;
 
 pub const MAX_HELD_EVENTS: usize = 1024;
 pub const MAX_HELD_BYTES: usize = 1024 * 1024;
+/// Longest line read as SSE framing; past it, the body is masked as text.
+pub const MAX_LINE_BYTES: usize = 256 * 1024;
 
 #[derive(Debug)]
 struct Piece {
@@ -42,9 +44,24 @@ struct Piece {
     changed: bool,
 }
 
+/// One line of an event, as it came: `start..content` is its content, `content..end` its
+/// line end.
+#[derive(Debug, Clone)]
+struct Line {
+    start: usize,
+    content: usize,
+    end: usize,
+    data: bool,
+    /// The line's content masked, when masking changed it (lines other than data).
+    fix: Option<Vec<u8>>,
+}
+
 #[derive(Debug)]
 struct Event {
     raw: Vec<u8>,
+    lines: Vec<Line>,
+    /// The event's data: its data lines' values joined with LF. Pieces index into it.
+    value: Vec<u8>,
     pieces: Vec<Piece>,
     pending: usize,
 }
@@ -60,8 +77,13 @@ struct Channel {
 #[derive(Debug, Default)]
 pub struct SseMasker {
     line: Vec<u8>,
+    /// The line in `line` ended with CR at the end of a chunk: an LF may follow.
+    after_cr: bool,
     event: Vec<u8>,
+    lines: Vec<Line>,
     data: Vec<(usize, usize)>,
+    /// Not an event stream after all: the rest is masked as text.
+    text: Option<Masker>,
     queue: VecDeque<Event>,
     front_seq: u64,
     channels: Vec<Channel>,
@@ -340,17 +362,64 @@ impl SseMasker {
     }
 
     pub fn push(&mut self, m: &Masking, chunk: &[u8], out: &mut Vec<u8>) {
+        if let Some(text) = &mut self.text {
+            text.push(m, chunk, out);
+            return;
+        }
         let mut rest = chunk;
-        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-            self.line.extend_from_slice(&rest[..=nl]);
-            rest = &rest[nl + 1..];
+        if self.after_cr {
+            self.after_cr = false;
+            if rest.first() == Some(&b'\n') {
+                self.line.push(b'\n');
+                rest = &rest[1..];
+            }
+            self.end_line(m, out);
+        }
+        while let Some(at) = rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+            let mut end = at + 1;
+            if rest[at] == b'\r' {
+                match rest.get(at + 1) {
+                    Some(b'\n') => end += 1,
+                    Some(_) => {}
+                    None => {
+                        // An LF may come in the next chunk: the line ends then.
+                        self.line.extend_from_slice(rest);
+                        self.after_cr = true;
+                        rest = &[];
+                        break;
+                    }
+                }
+            }
+            self.line.extend_from_slice(&rest[..end]);
+            rest = &rest[end..];
             self.end_line(m, out);
         }
         self.line.extend_from_slice(rest);
+        if self.line.len() > MAX_LINE_BYTES {
+            self.not_an_event_stream(m, out);
+            return;
+        }
         self.note_held();
     }
 
+    /// A line too long for SSE framing: what came before is settled as events, and the
+    /// event being read and everything after it are masked as plain text.
+    fn not_an_event_stream(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        self.flush_channels(m, out);
+        let mut text = Masker::new();
+        text.push(m, &std::mem::take(&mut self.event), out);
+        text.push(m, &std::mem::take(&mut self.line), out);
+        self.lines.clear();
+        self.data.clear();
+        self.text = Some(text);
+    }
+
     pub fn finish(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        if let Some(text) = &mut self.text {
+            text.finish(m, out);
+            return;
+        }
+        self.after_cr = false;
         if !self.line.is_empty() {
             self.end_line(m, out);
         }
@@ -368,22 +437,54 @@ impl SseMasker {
 
     fn end_line(&mut self, m: &Masking, out: &mut Vec<u8>) {
         let line = std::mem::take(&mut self.line);
-        let content_end =
-            line.len() - usize::from(line.ends_with(b"\n")) - usize::from(line.ends_with(b"\r\n"));
+        let eol = if line.ends_with(b"\r\n") {
+            2
+        } else {
+            usize::from(line.ends_with(b"\n") || line.ends_with(b"\r"))
+        };
+        let content_len = line.len() - eol;
         let start = self.event.len();
         self.event.extend_from_slice(&line);
-        if content_end == 0 {
+        let content = start + content_len;
+        if content_len == 0 {
             // A blank line ends the event.
+            self.lines.push(Line {
+                start,
+                content,
+                end: self.event.len(),
+                data: false,
+                fix: None,
+            });
             self.end_event(m, out);
+            self.line = line;
+            self.line.clear();
             return;
         }
-        if line.starts_with(b"data:") {
-            let mut s = start + 5;
-            if self.event.get(s) == Some(&b' ') && s < start + content_end {
+        let body = &line[..content_len];
+        let data = body == b"data" || body.starts_with(b"data:");
+        let mut fix = None;
+        if data {
+            // The field's value: after the colon, less one leading space.
+            let mut s = start + 4 + usize::from(body.len() > 4);
+            if self.event.get(s) == Some(&b' ') && s < content {
                 s += 1;
             }
-            self.data.push((s, start + content_end));
+            self.data.push((s.min(content), content));
+        } else {
+            // Comments, event:, id:, retry: and unknown fields: each line masked alone.
+            let (masked, counts) = mask_body(m, BodyKind::Text, body);
+            if !counts.is_empty() {
+                self.other.merge(&counts);
+                fix = Some(masked);
+            }
         }
+        self.lines.push(Line {
+            start,
+            content,
+            end: self.event.len(),
+            data,
+            fix,
+        });
         self.line = line;
         self.line.clear();
     }
@@ -391,16 +492,25 @@ impl SseMasker {
     fn end_event(&mut self, m: &Masking, out: &mut Vec<u8>) {
         let raw = std::mem::take(&mut self.event);
         let data = std::mem::take(&mut self.data);
+        let lines = std::mem::take(&mut self.lines);
+        let mut value = Vec::new();
+        for (k, (s, e)) in data.iter().enumerate() {
+            if k > 0 {
+                value.push(b'\n');
+            }
+            value.extend_from_slice(&raw[*s..*e]);
+        }
         let mut event = Event {
             raw,
+            lines,
+            value,
             pieces: Vec::new(),
             pending: 0,
         };
         // (channel, piece index, the piece's text) for each content piece of the event.
         let mut feeds: Vec<(String, usize, Vec<u8>)> = Vec::new();
-        if data.len() == 1 {
-            let (s, e) = data[0];
-            let value = &event.raw[s..e];
+        if !data.is_empty() {
+            let value = &event.value;
             let mut scan = Scan {
                 b: value,
                 i: 0,
@@ -408,61 +518,62 @@ impl SseMasker {
                 strings: Vec::new(),
                 indexes: Vec::new(),
             };
-            let is_json = value.first() == Some(&b'{') && scan.value(0).is_some() && {
+            let first = value.iter().position(|b| !b.is_ascii_whitespace());
+            let is_json = first.is_some_and(|i| value[i] == b'{') && scan.value(0).is_some() && {
                 scan.ws();
                 scan.i == value.len()
             };
-            if is_json {
-                for f in &scan.strings {
-                    if let Some(ch) = content_channel(&f.path, &scan.indexes) {
-                        let quoted = &value[f.start - 1..f.end + 1];
-                        let decoded: String = serde_json::from_slice(quoted).unwrap_or_default();
-                        event.pieces.push(Piece {
-                            start: s + f.start,
-                            end: s + f.end,
-                            json: true,
-                            remaining: decoded.len(),
-                            output: Vec::new(),
-                            changed: false,
-                        });
-                        feeds.push((ch, event.pieces.len() - 1, decoded.into_bytes()));
-                    }
+            // A string the scan took but JSON refuses (a raw control character): the event
+            // is not JSON to a client either, and is masked as text.
+            let decode =
+                |f: &Found| serde_json::from_slice::<String>(&value[f.start - 1..f.end + 1]).ok();
+            let contents: Option<Vec<(String, &Found, String)>> = is_json
+                .then(|| {
+                    scan.strings
+                        .iter()
+                        .filter_map(|f| Some((content_channel(&f.path, &scan.indexes)?, f)))
+                        .map(|(ch, f)| Some((ch, f, decode(f)?)))
+                        .collect()
+                })
+                .flatten();
+            if let Some(contents) = contents {
+                for (ch, f, decoded) in contents {
+                    event.pieces.push(Piece {
+                        start: f.start,
+                        end: f.end,
+                        json: true,
+                        remaining: decoded.len(),
+                        output: Vec::new(),
+                        changed: false,
+                    });
+                    feeds.push((ch, event.pieces.len() - 1, decoded.into_bytes()));
                 }
                 if event.pieces.is_empty() {
                     // An unknown shape: mask each string value on its own.
                     let (masked, counts) = mask_body(m, BodyKind::Json, value);
                     if !counts.is_empty() {
                         self.other.merge(&counts);
-                        let mut raw = event.raw[..s].to_vec();
-                        raw.extend_from_slice(&masked);
-                        raw.extend_from_slice(&event.raw[e..]);
-                        event.raw = raw;
+                        event.pieces.push(Piece {
+                            start: 0,
+                            end: event.value.len(),
+                            json: false,
+                            remaining: 0,
+                            output: masked,
+                            changed: true,
+                        });
                     }
                 }
             } else {
                 feeds.push(("data".to_string(), 0, value.to_vec()));
                 event.pieces.push(Piece {
-                    start: s,
-                    end: e,
+                    start: 0,
+                    end: value.len(),
                     json: false,
                     remaining: value.len(),
                     output: Vec::new(),
                     changed: false,
                 });
             }
-        } else if data.len() > 1 {
-            // Several data lines form one value; each line is masked on its own.
-            let mut raw = Vec::with_capacity(event.raw.len());
-            let mut last = 0;
-            for (s, e) in data {
-                let (masked, counts) = mask_body(m, BodyKind::Text, &event.raw[s..e]);
-                self.other.merge(&counts);
-                raw.extend_from_slice(&event.raw[last..s]);
-                raw.extend_from_slice(&masked);
-                last = e;
-            }
-            raw.extend_from_slice(&event.raw[last..]);
-            event.raw = raw;
         }
         event.pending = event.pieces.iter().filter(|p| p.remaining > 0).count();
         let seq = self.front_seq + self.queue.len() as u64;
@@ -530,25 +641,63 @@ impl SseMasker {
                 break;
             };
             self.front_seq += 1;
-            if event.pieces.iter().all(|p| !p.changed) {
-                out.extend_from_slice(&event.raw);
-                continue;
-            }
-            let mut last = 0;
-            let mut pieces: Vec<&Piece> = event.pieces.iter().collect();
-            pieces.sort_by_key(|p| p.start);
-            for p in pieces {
-                out.extend_from_slice(&event.raw[last..p.start]);
-                if !p.changed {
-                    out.extend_from_slice(&event.raw[p.start..p.end]);
-                } else if p.json {
-                    escape_into(&p.output, out);
-                } else {
-                    out.extend_from_slice(&p.output);
-                }
-                last = p.end;
-            }
-            out.extend_from_slice(&event.raw[last..]);
+            write_event(&event, out);
         }
     }
+}
+
+/// Writes an event back: byte for byte when nothing in it changed; otherwise its lines as
+/// they came (masked where masking changed them) with its data, when changed, as `data: `
+/// lines of the new value, where its first data line was.
+fn write_event(event: &Event, out: &mut Vec<u8>) {
+    let data_changed = event.pieces.iter().any(|p| p.changed);
+    if !data_changed && event.lines.iter().all(|l| l.fix.is_none()) {
+        out.extend_from_slice(&event.raw);
+        return;
+    }
+    let mut data_written = false;
+    for line in &event.lines {
+        if line.data && data_changed {
+            if !data_written {
+                let value = new_value(event);
+                let eol = &event.raw[line.content..line.end];
+                let eol: &[u8] = if eol.is_empty() { b"\n" } else { eol };
+                for part in value.split(|b| *b == b'\n') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(part);
+                    out.extend_from_slice(eol);
+                }
+                data_written = true;
+            }
+            continue;
+        }
+        match &line.fix {
+            Some(fixed) => {
+                out.extend_from_slice(fixed);
+                out.extend_from_slice(&event.raw[line.content..line.end]);
+            }
+            None => out.extend_from_slice(&event.raw[line.start..line.end]),
+        }
+    }
+}
+
+/// The event's data with its changed pieces written in.
+fn new_value(event: &Event) -> Vec<u8> {
+    let mut value = Vec::with_capacity(event.value.len());
+    let mut last = 0;
+    let mut pieces: Vec<&Piece> = event.pieces.iter().collect();
+    pieces.sort_by_key(|p| p.start);
+    for p in pieces {
+        value.extend_from_slice(&event.value[last..p.start]);
+        if !p.changed {
+            value.extend_from_slice(&event.value[p.start..p.end]);
+        } else if p.json {
+            escape_into(&p.output, &mut value);
+        } else {
+            value.extend_from_slice(&p.output);
+        }
+        last = p.end;
+    }
+    value.extend_from_slice(&event.value[last..]);
+    value
 }
