@@ -44,26 +44,33 @@ struct Piece {
     changed: bool,
 }
 
-/// One line of an event, as it came: `start..content` is its content, `content..end` its
-/// line end.
-#[derive(Debug, Clone)]
-struct Line {
-    start: usize,
-    content: usize,
-    end: usize,
-    data: bool,
-    /// The line's content masked, when masking changed it (lines other than data).
-    fix: Option<Vec<u8>>,
+/// An event's data: one data line's value (a span of the raw event: no copy, the common
+/// case), or several joined with LF.
+#[derive(Debug)]
+enum Data {
+    Span(usize, usize),
+    Joined(Vec<u8>),
 }
 
 #[derive(Debug)]
 struct Event {
     raw: Vec<u8>,
-    lines: Vec<Line>,
-    /// The event's data: its data lines' values joined with LF. Pieces index into it.
-    value: Vec<u8>,
+    data: Data,
+    /// Lines other than data whose masking changed them: (where the line starts in `raw`,
+    /// its masked content). Empty, and unallocated, in almost every event.
+    fixes: Vec<(usize, Vec<u8>)>,
+    /// Pieces index into the event's data.
     pieces: Vec<Piece>,
     pending: usize,
+}
+
+impl Event {
+    fn value(&self) -> &[u8] {
+        match &self.data {
+            Data::Span(s, e) => &self.raw[*s..*e],
+            Data::Joined(v) => v,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -80,7 +87,7 @@ pub struct SseMasker {
     /// The line in `line` ended with CR at the end of a chunk: an LF may follow.
     after_cr: bool,
     event: Vec<u8>,
-    lines: Vec<Line>,
+    fixes: Vec<(usize, Vec<u8>)>,
     data: Vec<(usize, usize)>,
     /// Not an event stream after all: the rest is masked as text.
     text: Option<Masker>,
@@ -375,7 +382,11 @@ impl SseMasker {
             }
             self.end_line(m, out);
         }
-        while let Some(at) = rest.iter().position(|b| *b == b'\n' || *b == b'\r') {
+        // One comparison for almost every byte: CR and LF are the only line ends, both <= CR.
+        while let Some(at) = rest
+            .iter()
+            .position(|&b| b <= b'\r' && (b == b'\n' || b == b'\r'))
+        {
             let mut end = at + 1;
             if rest[at] == b'\r' {
                 match rest.get(at + 1) {
@@ -409,7 +420,7 @@ impl SseMasker {
         let mut text = Masker::new();
         text.push(m, &std::mem::take(&mut self.event), out);
         text.push(m, &std::mem::take(&mut self.line), out);
-        self.lines.clear();
+        self.fixes.clear();
         self.data.clear();
         self.text = Some(text);
     }
@@ -448,22 +459,13 @@ impl SseMasker {
         let content = start + content_len;
         if content_len == 0 {
             // A blank line ends the event.
-            self.lines.push(Line {
-                start,
-                content,
-                end: self.event.len(),
-                data: false,
-                fix: None,
-            });
             self.end_event(m, out);
             self.line = line;
             self.line.clear();
             return;
         }
         let body = &line[..content_len];
-        let data = body == b"data" || body.starts_with(b"data:");
-        let mut fix = None;
-        if data {
+        if is_data(body) {
             // The field's value: after the colon, less one leading space.
             let mut s = start + 4 + usize::from(body.len() > 4);
             if self.event.get(s) == Some(&b' ') && s < content {
@@ -475,16 +477,9 @@ impl SseMasker {
             let (masked, counts) = mask_body(m, BodyKind::Text, body);
             if !counts.is_empty() {
                 self.other.merge(&counts);
-                fix = Some(masked);
+                self.fixes.push((start, masked));
             }
         }
-        self.lines.push(Line {
-            start,
-            content,
-            end: self.event.len(),
-            data,
-            fix,
-        });
         self.line = line;
         self.line.clear();
     }
@@ -492,25 +487,35 @@ impl SseMasker {
     fn end_event(&mut self, m: &Masking, out: &mut Vec<u8>) {
         let raw = std::mem::take(&mut self.event);
         let data = std::mem::take(&mut self.data);
-        let lines = std::mem::take(&mut self.lines);
-        let mut value = Vec::new();
-        for (k, (s, e)) in data.iter().enumerate() {
-            if k > 0 {
-                value.push(b'\n');
+        let fixes = std::mem::take(&mut self.fixes);
+        let value = match data.as_slice() {
+            [] => Data::Span(0, 0),
+            [(s, e)] => Data::Span(*s, *e),
+            spans => {
+                let mut joined = Vec::new();
+                for (k, (s, e)) in spans.iter().enumerate() {
+                    if k > 0 {
+                        joined.push(b'\n');
+                    }
+                    joined.extend_from_slice(&raw[*s..*e]);
+                }
+                Data::Joined(joined)
             }
-            value.extend_from_slice(&raw[*s..*e]);
-        }
+        };
         let mut event = Event {
             raw,
-            lines,
-            value,
+            data: value,
+            fixes,
             pieces: Vec::new(),
             pending: 0,
         };
         // (channel, piece index, the piece's text) for each content piece of the event.
         let mut feeds: Vec<(String, usize, Vec<u8>)> = Vec::new();
         if !data.is_empty() {
-            let value = &event.value;
+            let value = match &event.data {
+                Data::Span(s, e) => &event.raw[*s..*e],
+                Data::Joined(v) => v.as_slice(),
+            };
             let mut scan = Scan {
                 b: value,
                 i: 0,
@@ -525,19 +530,19 @@ impl SseMasker {
             };
             // A string the scan took but JSON refuses (a raw control character): the event
             // is not JSON to a client either, and is masked as text.
-            let decode =
-                |f: &Found| serde_json::from_slice::<String>(&value[f.start - 1..f.end + 1]).ok();
-            let contents: Option<Vec<(String, &Found, String)>> = is_json
-                .then(|| {
-                    scan.strings
-                        .iter()
-                        .filter_map(|f| Some((content_channel(&f.path, &scan.indexes)?, f)))
-                        .map(|(ch, f)| Some((ch, f, decode(f)?)))
-                        .collect()
-                })
-                .flatten();
-            if let Some(contents) = contents {
-                for (ch, f, decoded) in contents {
+            let mut json = is_json;
+            if json {
+                for f in &scan.strings {
+                    let Some(ch) = content_channel(&f.path, &scan.indexes) else {
+                        continue;
+                    };
+                    let quoted = &value[f.start - 1..f.end + 1];
+                    let Ok(decoded) = serde_json::from_slice::<String>(quoted) else {
+                        event.pieces.clear();
+                        feeds.clear();
+                        json = false;
+                        break;
+                    };
                     event.pieces.push(Piece {
                         start: f.start,
                         end: f.end,
@@ -548,6 +553,8 @@ impl SseMasker {
                     });
                     feeds.push((ch, event.pieces.len() - 1, decoded.into_bytes()));
                 }
+            }
+            if json {
                 if event.pieces.is_empty() {
                     // An unknown shape: mask each string value on its own.
                     let (masked, counts) = mask_body(m, BodyKind::Json, value);
@@ -555,7 +562,7 @@ impl SseMasker {
                         self.other.merge(&counts);
                         event.pieces.push(Piece {
                             start: 0,
-                            end: event.value.len(),
+                            end: value.len(),
                             json: false,
                             remaining: 0,
                             output: masked,
@@ -646,23 +653,57 @@ impl SseMasker {
     }
 }
 
+/// Whether a line's content is a data field (`data`, or `data:` and its value).
+fn is_data(content: &[u8]) -> bool {
+    content == b"data" || content.starts_with(b"data:")
+}
+
+/// The lines of a raw event: (start, content end, end), each ended by CR, LF or CRLF.
+fn lines(raw: &[u8]) -> impl Iterator<Item = (usize, usize, usize)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= raw.len() {
+            return None;
+        }
+        let start = at;
+        let content = raw[at..]
+            .iter()
+            .position(|b| *b == b'\n' || *b == b'\r')
+            .map_or(raw.len(), |p| at + p);
+        let end = match raw.get(content) {
+            Some(b'\r') if raw.get(content + 1) == Some(&b'\n') => content + 2,
+            Some(_) => content + 1,
+            None => content,
+        };
+        at = end;
+        Some((start, content, end))
+    })
+}
+
 /// Writes an event back: byte for byte when nothing in it changed; otherwise its lines as
 /// they came (masked where masking changed them) with its data, when changed, as `data: `
 /// lines of the new value, where its first data line was.
 fn write_event(event: &Event, out: &mut Vec<u8>) {
     let data_changed = event.pieces.iter().any(|p| p.changed);
-    if !data_changed && event.lines.iter().all(|l| l.fix.is_none()) {
+    if !data_changed && event.fixes.is_empty() {
         out.extend_from_slice(&event.raw);
         return;
     }
+    if let (Data::Span(s, e), true) = (&event.data, event.fixes.is_empty()) {
+        // One data line (the common case): its new value goes where the old one was. A
+        // single line's value holds no line end, and neither does its masked form.
+        out.extend_from_slice(&event.raw[..*s]);
+        write_value(event, out);
+        out.extend_from_slice(&event.raw[*e..]);
+        return;
+    }
     let mut data_written = false;
-    for line in &event.lines {
-        if line.data && data_changed {
+    for (start, content, end) in lines(&event.raw) {
+        let eol = &event.raw[content..end];
+        if data_changed && is_data(&event.raw[start..content]) {
             if !data_written {
-                let value = new_value(event);
-                let eol = &event.raw[line.content..line.end];
                 let eol: &[u8] = if eol.is_empty() { b"\n" } else { eol };
-                for part in value.split(|b| *b == b'\n') {
+                for part in new_value(event).split(|b| *b == b'\n') {
                     out.extend_from_slice(b"data: ");
                     out.extend_from_slice(part);
                     out.extend_from_slice(eol);
@@ -671,33 +712,39 @@ fn write_event(event: &Event, out: &mut Vec<u8>) {
             }
             continue;
         }
-        match &line.fix {
-            Some(fixed) => {
+        match event.fixes.iter().find(|(at, _)| *at == start) {
+            Some((_, fixed)) => {
                 out.extend_from_slice(fixed);
-                out.extend_from_slice(&event.raw[line.content..line.end]);
+                out.extend_from_slice(eol);
             }
-            None => out.extend_from_slice(&event.raw[line.start..line.end]),
+            None => out.extend_from_slice(&event.raw[start..end]),
         }
     }
 }
 
 /// The event's data with its changed pieces written in.
 fn new_value(event: &Event) -> Vec<u8> {
-    let mut value = Vec::with_capacity(event.value.len());
+    let mut value = Vec::with_capacity(event.value().len());
+    write_value(event, &mut value);
+    value
+}
+
+/// Writes the event's data with its changed pieces written in.
+fn write_value(event: &Event, out: &mut Vec<u8>) {
+    let old = event.value();
     let mut last = 0;
     let mut pieces: Vec<&Piece> = event.pieces.iter().collect();
     pieces.sort_by_key(|p| p.start);
     for p in pieces {
-        value.extend_from_slice(&event.value[last..p.start]);
+        out.extend_from_slice(&old[last..p.start]);
         if !p.changed {
-            value.extend_from_slice(&event.value[p.start..p.end]);
+            out.extend_from_slice(&old[p.start..p.end]);
         } else if p.json {
-            escape_into(&p.output, &mut value);
+            escape_into(&p.output, out);
         } else {
-            value.extend_from_slice(&p.output);
+            out.extend_from_slice(&p.output);
         }
         last = p.end;
     }
-    value.extend_from_slice(&event.value[last..]);
-    value
+    out.extend_from_slice(&old[last..]);
 }
