@@ -221,3 +221,116 @@ fn sse_framing_of_every_kind_masks_the_same_however_the_body_is_cut() {
         whole
     );
 }
+
+/// Two events of a streaming format, the SSN split between them, framed as SSE (`data: `
+/// lines) or as JSON Lines.
+fn split_ssn(kind: BodyKind, first: serde_json::Value, second: serde_json::Value) -> String {
+    let frame = |v: &serde_json::Value| match kind {
+        BodyKind::JsonLines => format!("{v}\n"),
+        _ => format!("data: {v}\n\n"),
+    };
+    format!("{}{}", frame(&first), frame(&second))
+}
+
+#[test]
+fn every_named_streaming_format_masks_a_value_split_across_events() {
+    use serde_json::json;
+    let (a, b) = ("SSN 078-05-", "1123 is on file");
+    let cases: Vec<(&str, BodyKind, serde_json::Value, serde_json::Value)> = vec![
+        (
+            "OpenAI Responses API",
+            BodyKind::EventStream,
+            json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": a}),
+            json!({"type": "response.output_text.delta", "item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": b}),
+        ),
+        (
+            "OpenAI refusal",
+            BodyKind::EventStream,
+            json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"refusal": a}}]}),
+            json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"refusal": b}}]}),
+        ),
+        (
+            "OpenAI logprobs tokens",
+            BodyKind::EventStream,
+            json!({"choices": [{"index": 0, "delta": {"content": "x"}, "logprobs": {"content": [{"token": "SSN", "logprob": -0.1}, {"token": " 078-05-", "logprob": -0.2}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": "y"}, "logprobs": {"content": [{"token": "1123", "logprob": -0.1}, {"token": " ok", "logprob": -0.3}]}}]}),
+        ),
+        (
+            "OpenAI top logprobs",
+            BodyKind::EventStream,
+            json!({"choices": [{"index": 0, "delta": {"content": "x"}, "logprobs": {"content": [{"token": "a", "top_logprobs": [{"token": "b"}, {"token": a}]}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": "y"}, "logprobs": {"content": [{"token": "c", "top_logprobs": [{"token": "d"}, {"token": b}]}]}}]}),
+        ),
+        (
+            "Hugging Face TGI",
+            BodyKind::EventStream,
+            json!({"index": 1, "token": {"id": 1, "text": a, "logprob": -0.1, "special": false}, "generated_text": null, "details": null}),
+            json!({"index": 2, "token": {"id": 2, "text": b, "logprob": -0.1, "special": false}, "generated_text": null, "details": null}),
+        ),
+        (
+            "Ollama chat (JSON Lines)",
+            BodyKind::JsonLines,
+            json!({"model": "llama3", "created_at": "2026-11-30T10:00:00Z", "message": {"role": "assistant", "content": a}, "done": false}),
+            json!({"model": "llama3", "created_at": "2026-11-30T10:00:01Z", "message": {"role": "assistant", "content": b}, "done": false}),
+        ),
+        (
+            "Ollama generate (JSON Lines)",
+            BodyKind::JsonLines,
+            json!({"model": "llama3", "response": a, "done": false}),
+            json!({"model": "llama3", "response": b, "done": false}),
+        ),
+        (
+            "llama.cpp /completion",
+            BodyKind::EventStream,
+            json!({"content": a, "stop": false, "id_slot": 0}),
+            json!({"content": b, "stop": false, "id_slot": 0}),
+        ),
+        (
+            "Triton generate_stream",
+            BodyKind::EventStream,
+            json!({"model_name": "ensemble", "model_version": "1", "text_output": a}),
+            json!({"model_name": "ensemble", "model_version": "1", "text_output": b}),
+        ),
+        (
+            "a format nobody listed",
+            BodyKind::EventStream,
+            json!({"result": {"pieces": [{"piece": a}]}, "seq": 1}),
+            json!({"result": {"pieces": [{"piece": b}]}, "seq": 2}),
+        ),
+    ];
+    for (name, kind, first, second) in cases {
+        let stream = split_ssn(kind, first, second);
+        let out = masked(kind, stream.as_bytes());
+        assert!(
+            !out.contains("1123") && !out.contains("078-05"),
+            "{name}: {out}"
+        );
+        assert_eq!(
+            out.lines().filter(|l| !l.is_empty()).count(),
+            2,
+            "{name}: events kept: {out}"
+        );
+        assert_eq!(
+            masked_bytewise(kind, stream.as_bytes()),
+            out,
+            "{name}: cut at every byte"
+        );
+        if kind == BodyKind::JsonLines {
+            for line in out.lines() {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .unwrap_or_else(|e| panic!("{name}: {e}: {line}"));
+            }
+        }
+    }
+}
+
+#[test]
+fn every_other_string_of_a_recognised_event_is_masked_too() {
+    let stream = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"system_fingerprint\":\"jane.roe@example.com\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"hi\"},\"finish_reason\":\"SSN 078-05-1123\"}]}\n\n";
+    let out = masked(BodyKind::EventStream, stream.as_bytes());
+    assert!(!out.contains("jane.roe") && !out.contains("1123"), "{out}");
+    assert!(
+        out.contains("\"chatcmpl-1\"") && out.contains("\"content\":\"hi\""),
+        "{out}"
+    );
+}

@@ -10,12 +10,15 @@ pub enum BodyKind {
     Text,
     Json,
     EventStream,
+    /// JSON Lines (`application/x-ndjson`, as Ollama streams): each line one event.
+    JsonLines,
     /// Images, audio, archives: no text to mask.
     Binary,
 }
 
 impl BodyKind {
-    /// `application/json`, `*/*+json` and JSON Lines are JSON; `text/event-stream` is SSE;
+    /// `application/json` and `*/*+json` are JSON; JSON Lines (`application/x-ndjson`) is a
+    /// stream of events, one per line; `text/event-stream` is SSE;
     /// images, audio, video, fonts and octet streams are binary; everything else (including
     /// a missing content type) is read as text, so an unlabelled body is still masked.
     pub fn of(content_type: Option<&str>) -> BodyKind {
@@ -30,10 +33,13 @@ impl BodyKind {
             .to_ascii_lowercase();
         if essence == "text/event-stream" {
             BodyKind::EventStream
+        } else if matches!(
+            essence.as_str(),
+            "application/x-ndjson" | "application/jsonl" | "application/jsonlines"
+        ) {
+            BodyKind::JsonLines
         } else if essence == "application/json"
             || essence.ends_with("+json")
-            || essence == "application/x-ndjson"
-            || essence == "application/jsonl"
             || essence == "application/json-seq"
         {
             BodyKind::Json
@@ -59,7 +65,7 @@ impl BodyKind {
 pub enum BodyMasker {
     Text(Masker),
     Json(JsonMasker),
-    EventStream(SseMasker),
+    EventStream(Box<SseMasker>),
     Binary,
 }
 
@@ -68,7 +74,8 @@ impl BodyMasker {
         match kind {
             BodyKind::Text => BodyMasker::Text(Masker::new()),
             BodyKind::Json => BodyMasker::Json(JsonMasker::new()),
-            BodyKind::EventStream => BodyMasker::EventStream(SseMasker::new()),
+            BodyKind::EventStream => BodyMasker::EventStream(Box::default()),
+            BodyKind::JsonLines => BodyMasker::EventStream(Box::new(SseMasker::json_lines())),
             BodyKind::Binary => BodyMasker::Binary,
         }
     }

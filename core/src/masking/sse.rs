@@ -7,11 +7,23 @@
 //! and every JSON field other than the content strings; an event whose content did not
 //! change is written back byte for byte.
 //!
-//! Recognised content: OpenAI `chat.completion.chunk` (`choices[].delta.content`,
-//! `.reasoning_content`, `.tool_calls[].function.arguments`) and completions
-//! (`choices[].text`); Anthropic `content_block_delta` (`delta.text`, `.partial_json`,
-//! `.thinking`) and `content_block_start` (`content_block.text`); `data:` lines that are not
-//! JSON. A JSON event of another shape has each of its string values masked on its own.
+//! Recognised content, each a channel of its own: OpenAI chat chunks (vLLM's and any
+//! OpenAI-compatible server's too: `choices[].delta.content`, `.reasoning_content`,
+//! `.reasoning`, `.refusal`, `.tool_calls[].function.arguments`; the log probabilities'
+//! tokens `choices[].logprobs.content[].token`, and `.top_logprobs[k].token` as one channel
+//! per rank k, so a card read token by token is one text) and completions (`choices[].text`);
+//! the OpenAI Responses API (`delta` of `response.output_text.delta`, `.refusal.delta`,
+//! `.function_call_arguments.delta`, `.reasoning_*.delta`, by `output_index` and
+//! `content_index`); Anthropic `content_block_delta` (`delta.text`, `.partial_json`,
+//! `.thinking`) and `content_block_start` (`content_block.text`); Hugging Face TGI
+//! `/generate_stream` (`token.text`; the final `generated_text` alone); Ollama
+//! (`message.content`, `message.thinking`, `response`: JSON Lines, see
+//! [`SseMasker::json_lines`]); llama.cpp `/completion` (`content`); Triton
+//! `generate_stream` (`text_output`); and `data:` values that are not JSON. Every other
+//! string of an event of a recognised shape is masked on its own. In an event of no
+//! recognised shape every string is content: the string at the same JSON path in
+//! consecutive events is one channel, so a value split across events is caught in a format
+//! nobody listed.
 //!
 //! Events wait while the masker holds back text they carry (and events after them wait to
 //! keep the order). The masker holds at most [`Masking::hold_back_bound`] bytes, so at most
@@ -91,6 +103,10 @@ pub struct SseMasker {
     data: Vec<(usize, usize)>,
     /// Not an event stream after all: the rest is masked as text.
     text: Option<Masker>,
+    /// JSON Lines: every line is an event, all of it data.
+    json_lines: bool,
+    /// Strings that are not content, each masked on its own.
+    alone: Alone,
     queue: VecDeque<Event>,
     front_seq: u64,
     channels: Vec<Channel>,
@@ -172,6 +188,8 @@ struct Scan<'a> {
     path: Vec<Seg>,
     strings: Vec<Found>,
     indexes: Vec<(Vec<Seg>, u64)>,
+    /// Whether a member at the top level names a recognised format.
+    known: bool,
 }
 
 impl Scan<'_> {
@@ -228,6 +246,9 @@ impl Scan<'_> {
                         return None;
                     }
                     self.i += 1;
+                    if self.path.is_empty() && KNOWN_ROOTS.contains(&key.as_str()) {
+                        self.known = true;
+                    }
                     self.path.push(Seg::Key(key));
                     self.value(depth + 1)?;
                     self.path.pop();
@@ -276,7 +297,8 @@ impl Scan<'_> {
                 if self.i == start {
                     return None;
                 }
-                if matches!(self.path.last(), Some(Seg::Key(k)) if k == "index") {
+                if matches!(self.path.last(), Some(Seg::Key(k)) if INDEX_KEYS.contains(&k.as_str()))
+                {
                     if let Ok(n) = std::str::from_utf8(&self.b[start..self.i])
                         .unwrap_or("")
                         .parse()
@@ -290,27 +312,110 @@ impl Scan<'_> {
     }
 }
 
+/// Masks strings that are not content, each on its own, remembering the last few found
+/// clean (event metadata repeats in every event: an id, the object type, the model), so
+/// those cost a comparison.
+#[derive(Debug, Default)]
+struct Alone {
+    masker: Masker,
+    out: Vec<u8>,
+    /// Raw (quoted) strings found clean, most recent last.
+    clean: VecDeque<Vec<u8>>,
+}
+
+/// How many clean strings [`Alone`] remembers.
+const CLEAN_STRINGS: usize = 16;
+
+impl Alone {
+    fn is_clean(&self, raw: &[u8]) -> bool {
+        self.clean.iter().any(|c| c.as_slice() == raw)
+    }
+
+    /// The masked text, when masking changed it.
+    fn mask(&mut self, m: &Masking, raw: &[u8], text: &str) -> Option<Vec<u8>> {
+        let before = self.masker.counts().total();
+        self.out.clear();
+        self.masker.push(m, text.as_bytes(), &mut self.out);
+        self.masker.finish(m, &mut self.out);
+        if self.masker.counts().total() > before {
+            return Some(self.out.clone());
+        }
+        if raw.len() <= 256 {
+            if self.clean.len() == CLEAN_STRINGS {
+                self.clean.pop_front();
+            }
+            self.clean.push_back(raw.to_vec());
+        }
+        None
+    }
+}
+
+/// Top-level members of the event formats recognised by name (OpenAI chat and completions,
+/// the Responses API and Anthropic's `type`, TGI, Ollama, llama.cpp, Triton): an event with
+/// one of them is of a recognised shape, even one that carries no content (a role, usage).
+const KNOWN_ROOTS: [&str; 9] = [
+    "choices",
+    "type",
+    "token",
+    "generated_text",
+    "message",
+    "response",
+    "content",
+    "text_output",
+    "delta",
+];
+
+/// Integer fields that name which channel a string belongs to.
+const INDEX_KEYS: [&str; 3] = ["index", "output_index", "content_index"];
+
+/// The channel of a string of an event of no recognised shape: its JSON path.
+fn path_channel(path: &[Seg]) -> String {
+    let mut key = String::from("path");
+    for s in path {
+        match s {
+            Seg::Key(k) => {
+                key.push('/');
+                key.push_str(k);
+            }
+            Seg::Index(i) => {
+                key.push('/');
+                key.push_str(&i.to_string());
+            }
+        }
+    }
+    key
+}
+
 fn key(s: &Seg, name: &str) -> bool {
     matches!(s, Seg::Key(k) if k == name)
 }
 
 /// The channel a content string belongs to, if it is content.
 fn content_channel(path: &[Seg], indexes: &[(Vec<Seg>, u64)]) -> Option<String> {
-    let index_at = |prefix: &[Seg], fallback: usize| -> u64 {
+    // The value of integer field `name` beside `prefix` (in the object `prefix` names).
+    let field_at = |prefix: &[Seg], name: &str, fallback: usize| -> u64 {
         indexes
             .iter()
-            .find(|(p, _)| p.len() == prefix.len() + 1 && p.starts_with(prefix))
+            .find(|(p, _)| {
+                p.len() == prefix.len() + 1
+                    && p.starts_with(prefix)
+                    && p.last().is_some_and(|s| key(s, name))
+            })
             .map_or(fallback as u64, |(_, n)| *n)
     };
+    let index_at = |prefix: &[Seg], fallback: usize| field_at(prefix, "index", fallback);
     match path {
         [c, Seg::Index(i), rest @ ..] if key(c, "choices") => {
             let choice = index_at(&path[..2], *i);
             match rest {
-                [d, f] if key(d, "delta") && (key(f, "content")) => Some(format!("choice{choice}")),
+                [d, f] if key(d, "delta") && key(f, "content") => Some(format!("choice{choice}")),
                 [d, f]
                     if key(d, "delta") && (key(f, "reasoning_content") || key(f, "reasoning")) =>
                 {
                     Some(format!("choice{choice}.reasoning"))
+                }
+                [d, f] if key(d, "delta") && key(f, "refusal") => {
+                    Some(format!("choice{choice}.refusal"))
                 }
                 [t] if key(t, "text") => Some(format!("choice{choice}")),
                 [d, tc, Seg::Index(j), f, a]
@@ -322,9 +427,28 @@ fn content_channel(path: &[Seg], indexes: &[(Vec<Seg>, u64)]) -> Option<String> 
                     let tool = index_at(&path[..5], *j);
                     Some(format!("choice{choice}.tool{tool}"))
                 }
+                [l, c, Seg::Index(_), t]
+                    if key(l, "logprobs") && key(c, "content") && key(t, "token") =>
+                {
+                    Some(format!("choice{choice}.logprobs"))
+                }
+                [l, c, Seg::Index(_), tl, Seg::Index(k), t]
+                    if key(l, "logprobs")
+                        && key(c, "content")
+                        && key(tl, "top_logprobs")
+                        && key(t, "token") =>
+                {
+                    Some(format!("choice{choice}.top{k}"))
+                }
                 _ => None,
             }
         }
+        // The Responses API: every `*.delta` event carries its text in `delta`.
+        [d] if key(d, "delta") => Some(format!(
+            "output{}.{}",
+            field_at(&[], "output_index", 0),
+            field_at(&[], "content_index", 0)
+        )),
         [d, f]
             if key(d, "delta")
                 && (key(f, "text") || key(f, "partial_json") || key(f, "thinking")) =>
@@ -334,6 +458,24 @@ fn content_channel(path: &[Seg], indexes: &[(Vec<Seg>, u64)]) -> Option<String> 
         [c, t] if key(c, "content_block") && key(t, "text") => {
             Some(format!("block{}", index_at(&[], 0)))
         }
+        // Hugging Face TGI: the token's text; the final event's whole text apart.
+        [t, x] if key(t, "token") && key(x, "text") => Some("tgi".into()),
+        [g] if key(g, "generated_text") => Some("tgi.generated".into()),
+        // Ollama chat and generate.
+        [msg, f] if key(msg, "message") && (key(f, "content") || key(f, "thinking")) => {
+            Some(format!(
+                "ollama.{}",
+                if key(f, "content") {
+                    "content"
+                } else {
+                    "thinking"
+                }
+            ))
+        }
+        [r] if key(r, "response") => Some("ollama.response".into()),
+        // llama.cpp's /completion and Triton's generate_stream.
+        [c] if key(c, "content") => Some("llamacpp".into()),
+        [t] if key(t, "text_output") => Some("triton".into()),
         _ => None,
     }
 }
@@ -343,8 +485,18 @@ impl SseMasker {
         Self::default()
     }
 
+    /// For JSON Lines (`application/x-ndjson`, as Ollama streams): each line is one event
+    /// whose data is the whole line, so a value split across lines is caught the same way.
+    pub fn json_lines() -> Self {
+        Self {
+            json_lines: true,
+            ..Self::default()
+        }
+    }
+
     pub fn counts(&self) -> Counts {
         let mut c = self.other.clone();
+        c.merge(self.alone.masker.counts());
         for ch in &self.channels {
             c.merge(ch.masker.counts());
         }
@@ -465,6 +617,13 @@ impl SseMasker {
             return;
         }
         let body = &line[..content_len];
+        if self.json_lines {
+            self.data.push((start, content));
+            self.end_event(m, out);
+            self.line = line;
+            self.line.clear();
+            return;
+        }
         if is_data(body) {
             // The field's value: after the colon, less one leading space.
             let mut s = start + 4 + usize::from(body.len() > 4);
@@ -522,6 +681,7 @@ impl SseMasker {
                 path: Vec::new(),
                 strings: Vec::new(),
                 indexes: Vec::new(),
+                known: false,
             };
             let first = value.iter().position(|b| !b.is_ascii_whitespace());
             let is_json = first.is_some_and(|i| value[i] == b'{') && scan.value(0).is_some() && {
@@ -532,16 +692,43 @@ impl SseMasker {
             // is not JSON to a client either, and is masked as text.
             let mut json = is_json;
             if json {
+                // Of a recognised shape when any string is content; otherwise every string
+                // is, on the channel of its JSON path.
+                let known = scan.known
+                    || scan
+                        .strings
+                        .iter()
+                        .any(|f| content_channel(&f.path, &scan.indexes).is_some());
                 for f in &scan.strings {
-                    let Some(ch) = content_channel(&f.path, &scan.indexes) else {
-                        continue;
-                    };
+                    let ch = content_channel(&f.path, &scan.indexes);
                     let quoted = &value[f.start - 1..f.end + 1];
+                    // Metadata repeats in every event (ids, object, model): known clean.
+                    if ch.is_none() && known && self.alone.is_clean(quoted) {
+                        continue;
+                    }
                     let Ok(decoded) = serde_json::from_slice::<String>(quoted) else {
                         event.pieces.clear();
                         feeds.clear();
                         json = false;
                         break;
+                    };
+                    let ch = match ch {
+                        Some(ch) => ch,
+                        None if known => {
+                            // Not content: masked on its own.
+                            if let Some(masked) = self.alone.mask(m, quoted, &decoded) {
+                                event.pieces.push(Piece {
+                                    start: f.start,
+                                    end: f.end,
+                                    json: true,
+                                    remaining: 0,
+                                    output: masked,
+                                    changed: true,
+                                });
+                            }
+                            continue;
+                        }
+                        None => path_channel(&f.path),
                     };
                     event.pieces.push(Piece {
                         start: f.start,
@@ -555,21 +742,6 @@ impl SseMasker {
                 }
             }
             if json {
-                if event.pieces.is_empty() {
-                    // An unknown shape: mask each string value on its own.
-                    let (masked, counts) = mask_body(m, BodyKind::Json, value);
-                    if !counts.is_empty() {
-                        self.other.merge(&counts);
-                        event.pieces.push(Piece {
-                            start: 0,
-                            end: value.len(),
-                            json: false,
-                            remaining: 0,
-                            output: masked,
-                            changed: true,
-                        });
-                    }
-                }
             } else {
                 feeds.push(("data".to_string(), 0, value.to_vec()));
                 event.pieces.push(Piece {
