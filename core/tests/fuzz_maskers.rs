@@ -30,8 +30,29 @@ const VALUES: [&str; 5] = [
 
 /// Pieces of every format's syntax and of values, for byte soups.
 const FRAGMENTS: [&str; 24] = [
-    "data: ", "data:", "event: x", ": c", "id: 7", "\n", "\r", "\r\n", "{", "}", "[", "]",
-    "\"", "\\", "\\u0030", ":", ",", "4111 1111", " 1111 1111", "078-05-", "1123", "é", "\u{200B}",
+    "data: ",
+    "data:",
+    "event: x",
+    ": c",
+    "id: 7",
+    "\n",
+    "\r",
+    "\r\n",
+    "{",
+    "}",
+    "[",
+    "]",
+    "\"",
+    "\\",
+    "\\u0030",
+    ":",
+    ",",
+    "4111 1111",
+    " 1111 1111",
+    "078-05-",
+    "1123",
+    "é",
+    "\u{200B}",
     "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"",
 ];
 
@@ -49,7 +70,11 @@ fn in_chunks(kind: BodyKind, body: &[u8], sizes: &[usize]) -> Vec<u8> {
     let mut rest = body;
     let mut k = 0;
     while !rest.is_empty() {
-        let n = sizes.get(k % sizes.len().max(1)).copied().unwrap_or(1).clamp(1, rest.len());
+        let n = sizes
+            .get(k % sizes.len().max(1))
+            .copied()
+            .unwrap_or(1)
+            .clamp(1, rest.len());
         b.push(&m, &rest[..n], &mut out);
         rest = &rest[n..];
         k += 1;

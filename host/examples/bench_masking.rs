@@ -89,6 +89,23 @@ fn sse_stream(len: usize) -> String {
     s
 }
 
+/// Ollama's chat stream (JSON Lines) of the same 4-token deltas, ~`len` bytes.
+fn ndjson_stream(len: usize) -> String {
+    let text = dense_text(len / 8);
+    let mut s = String::new();
+    let chars: Vec<char> = text.chars().collect();
+    for piece in chars.chunks(16) {
+        let d: String = piece.iter().collect();
+        let e = json!({"model": "llama3.1:70b", "created_at": "2026-11-30T10:00:00.000Z",
+            "message": {"role": "assistant", "content": d}, "done": false});
+        s.push_str(&format!("{e}\n"));
+        if s.len() >= len {
+            break;
+        }
+    }
+    s
+}
+
 struct Body {
     name: &'static str,
     content_type: &'static str,
@@ -173,6 +190,11 @@ fn main() {
             content_type: "text/event-stream",
             bytes: sse_stream(MIB).into_bytes(),
         },
+        Body {
+            name: "Ollama JSON Lines, 4-token",
+            content_type: "application/x-ndjson",
+            bytes: ndjson_stream(MIB).into_bytes(),
+        },
     ];
     let mut masking_vm = start(json!({}));
     let mut pass_vm = start(json!({"entities": {}}));
@@ -210,7 +232,7 @@ fn main() {
         }
         masker.finish(&m, &mut out);
         let (held_bytes, held_events) = masker.peak_held();
-        let held = if kind == BodyKind::EventStream {
+        let held = if matches!(kind, BodyKind::EventStream | BodyKind::JsonLines) {
             format!("{held_bytes} B/{held_events} ev")
         } else {
             format!("{held_bytes} B")
@@ -226,5 +248,5 @@ fn main() {
             held
         );
     }
-    println!("  hold-back bound: {bound} bytes of text per stream (SSE: events carrying at most that much text, plus the events queued behind them)");
+    println!("  hold-back bound: {bound} bytes of text per stream (SSE and JSON Lines: events carrying at most that much text, plus the events queued behind them); peak held is the most a stream kept at once");
 }
