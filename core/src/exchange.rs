@@ -23,6 +23,9 @@ struct BodyCopy {
     copy: Vec<u8>,
     cap: usize,
     truncated: bool,
+    /// The body passes unmasked (unreadable, by policy): only its digest and length are
+    /// kept, and `truncated` says the copy is not the body.
+    withheld: bool,
 }
 
 impl BodyCopy {
@@ -35,6 +38,10 @@ impl BodyCopy {
 
     fn update(&mut self, chunk: &[u8]) {
         self.digest.update(chunk);
+        if self.withheld {
+            self.truncated |= !chunk.is_empty();
+            return;
+        }
         let room = self.cap.saturating_sub(self.copy.len());
         self.copy.extend_from_slice(&chunk[..room.min(chunk.len())]);
         self.truncated |= chunk.len() > room;
@@ -220,6 +227,13 @@ impl ExchangeLog {
     /// A chunk of the response body as the client gets it (masked).
     pub fn response_chunk(&mut self, chunk: &[u8]) {
         self.response_body.update(chunk);
+    }
+
+    /// The response passes unmasked (a type or coding the maskers cannot read, passed by
+    /// the policy): the record keeps its digest and length, never a copy.
+    pub fn withhold_response_body(&mut self) {
+        self.response_body.withheld = true;
+        self.response_body.copy.clear();
     }
 
     /// Values masked, per entity name (added to what earlier calls reported).

@@ -162,7 +162,20 @@ impl HttpContext for VigilStream {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let header = |name: &str| self.get_http_response_header(name);
+        // Envoy answers a header read with the first value only (context.cc
+        // getHeaderMapValue): every content-encoding header counts, so those are read whole.
+        let header = |name: &str| {
+            if name != "content-encoding" {
+                return self.get_http_response_header(name);
+            }
+            let all: Vec<String> = self
+                .get_http_response_headers()
+                .into_iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v)
+                .collect();
+            (!all.is_empty()).then(|| all.join(","))
+        };
         let details = || steps::property_string("response.code_details");
         let carried = self.event(None, |gate, cx| {
             gate.response_headers(cx, &header, &details, end_of_stream)

@@ -30,6 +30,9 @@ pub enum RefusalCode {
     BodyNotJson,
     /// 502: a compressed answer the masking cannot read.
     EncodedResponse,
+    /// 502: the response's type is one the maskers cannot read (binary, unknown, another
+    /// charset, gRPC) and the policy does not name it to pass or mask as text.
+    UnmaskableResponse,
     /// 502: the model server answered a request Vigil had not decided on (its headers went
     /// on early, without header hold); the answer is withheld.
     AnsweredBeforeDecision,
@@ -62,6 +65,7 @@ impl RefusalCode {
             RefusalCode::BodyTooLarge => "body_too_large",
             RefusalCode::BodyNotJson => "body_not_json",
             RefusalCode::EncodedResponse => "encoded_response",
+            RefusalCode::UnmaskableResponse => "unmaskable_response",
             RefusalCode::AnsweredBeforeDecision => "answered_before_decision",
             RefusalCode::ApprovalPending => "approval_pending",
             RefusalCode::ApprovalDenied => "approval_denied",

@@ -94,6 +94,23 @@ impl Gate {
                         "response body is {enc}-encoded and passes unmasked (masking.encoded_responses = pass)"
                     ));
                     self.count("vigil.masking.encoded_passed".into());
+                    self.log.withhold_response_body();
+                }
+                ResponsePlan::PassUnreadable(ty) => {
+                    self.note(cx, Level::Warn, || format!(
+                        "response body of type {ty} passes unmasked (masking.content_types names it to pass)"
+                    ));
+                    self.count("vigil.masking.unreadable_passed".into());
+                    self.log.withhold_response_body();
+                }
+                ResponsePlan::RefuseUnreadable(ty) => {
+                    let refusal = Refusal::new(
+                        502,
+                        RefusalCode::UnmaskableResponse,
+                        format!("the model answered with content type {ty}, which Vigil cannot inspect for personal data (masking.content_types can name it to pass or to mask as text)"),
+                    );
+                    self.log.refuse(None, refusal.reason());
+                    return self.refuse_at_response(cx, refusal);
                 }
                 ResponsePlan::RefuseEncoded(enc) => {
                     let refusal = Refusal::new(

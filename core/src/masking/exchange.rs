@@ -1,6 +1,7 @@
 //! Masking in one exchange: the request body (for the record, and for the model when the
 //! policy says so) and the response body as it streams to the client.
 
+use super::content_type::{essence, readable, rule_for, Readable, Unreadable};
 use super::settings::EncodedResponses;
 use super::{BodyKind, BodyMasker, Counts, Masking};
 use std::collections::BTreeMap;
@@ -21,6 +22,10 @@ pub enum ResponsePlan {
     RefuseEncoded(String),
     /// Compressed, and the policy lets such bodies pass unread.
     PassEncoded(String),
+    /// A type the maskers cannot read (binary, unknown, another charset, gRPC): refused.
+    RefuseUnreadable(String),
+    /// Such a type, and the policy names it to pass unread.
+    PassUnreadable(String),
 }
 
 impl ExchangeMasking {
@@ -43,17 +48,39 @@ impl ExchangeMasking {
         content_type: Option<&str>,
         content_encoding: Option<&str>,
     ) -> ResponsePlan {
-        let kind = BodyKind::of(content_type);
-        if m.is_off() || kind == BodyKind::Binary {
+        if m.is_off() {
             return ResponsePlan::Pass;
         }
-        if let Some(enc) = content_encoding
+        let kind = match readable(content_type) {
+            Readable::Kind(kind) => kind,
+            Readable::Grpc(ty) => {
+                // Never rewritten as text: protobuf frames carry their own lengths.
+                return match rule_for(&m.content_types, &ty) {
+                    Unreadable::Pass => ResponsePlan::PassUnreadable(ty),
+                    Unreadable::Refuse | Unreadable::Text => ResponsePlan::RefuseUnreadable(ty),
+                };
+            }
+            Readable::Not(ty) => {
+                let (essence, _) = essence(&ty);
+                match rule_for(&m.content_types, &essence) {
+                    Unreadable::Pass => return ResponsePlan::PassUnreadable(ty),
+                    Unreadable::Refuse => return ResponsePlan::RefuseUnreadable(ty),
+                    Unreadable::Text => BodyKind::Text,
+                }
+            }
+        };
+        // Every coding applied, in order (several headers arrive joined with ",").
+        let codings: Vec<&str> = content_encoding
+            .unwrap_or_default()
+            .split(',')
             .map(str::trim)
             .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
-        {
+            .collect();
+        if !codings.is_empty() {
+            let enc = codings.join(", ");
             return match m.encoded_responses {
-                EncodedResponses::Refuse => ResponsePlan::RefuseEncoded(enc.to_string()),
-                EncodedResponses::Pass => ResponsePlan::PassEncoded(enc.to_string()),
+                EncodedResponses::Refuse => ResponsePlan::RefuseEncoded(enc),
+                EncodedResponses::Pass => ResponsePlan::PassEncoded(enc),
             };
         }
         self.response = Some(BodyMasker::new(kind));

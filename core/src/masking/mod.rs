@@ -8,6 +8,7 @@
 //! - [`settings`]: the `masking` block of a policy.
 
 pub mod body;
+pub mod content_type;
 pub mod custom;
 pub mod detect;
 pub mod exchange;

@@ -51,6 +51,9 @@ pub struct Masking {
     /// Mask the request body before it goes to the model.
     pub mask_request: bool,
     pub encoded_responses: EncodedResponses,
+    /// What to do with response types the maskers cannot read (`content_types`: a type or
+    /// `type/*` to `refuse`, `pass` or `text`); anything unnamed is refused.
+    pub content_types: Vec<(String, super::content_type::Unreadable)>,
 }
 
 impl Default for Masking {
@@ -67,6 +70,7 @@ impl Default for Masking {
             token_key: None,
             mask_request: false,
             encoded_responses: EncodedResponses::Refuse,
+            content_types: Vec::new(),
         }
     }
 }
@@ -264,6 +268,43 @@ pub fn read_masking(path: &str, value: &Value, errors: &mut Errors) -> Option<Ma
             _ => errors.push(
                 &obj.field_path("encoded_responses"),
                 format!("expected \"refuse\" or \"pass\", found {}", describe(v)),
+            ),
+        }
+    }
+    if let Some(v) = obj.get("content_types") {
+        let at = obj.field_path("content_types");
+        match v.as_object() {
+            Some(map) => {
+                for (ty, action) in map {
+                    let action = match action.as_str() {
+                        Some("refuse") => super::content_type::Unreadable::Refuse,
+                        Some("pass") => super::content_type::Unreadable::Pass,
+                        Some("text") => super::content_type::Unreadable::Text,
+                        _ => {
+                            errors.push(
+                                &format!("{at}.{ty}"),
+                                format!(
+                                    "expected \"refuse\", \"pass\" or \"text\", found {}",
+                                    describe(action)
+                                ),
+                            );
+                            continue;
+                        }
+                    };
+                    let ty = ty.trim().to_ascii_lowercase();
+                    if !ty.contains('/') || ty.contains(';') {
+                        errors.push(
+                            &format!("{at}.{ty}"),
+                            "expected a type like \"application/pdf\" or \"image/*\"",
+                        );
+                        continue;
+                    }
+                    m.content_types.push((ty, action));
+                }
+            }
+            None => errors.push(
+                &at,
+                format!("expected an object of content types, found {}", describe(v)),
             ),
         }
     }
