@@ -334,3 +334,60 @@ fn every_other_string_of_a_recognised_event_is_masked_too() {
         "{out}"
     );
 }
+
+#[test]
+fn json_object_keys_are_masked_like_values() {
+    let body = br#"{"078-05-1123": {"jane.roe@example.com": 1}, "n": "ok"}"#;
+    let out = masked(BodyKind::Json, body);
+    assert!(
+        !out.contains("078-05-1123") && !out.contains("jane.roe"),
+        "{out}"
+    );
+    serde_json::from_str::<serde_json::Value>(&out).unwrap();
+    assert_eq!(masked_bytewise(BodyKind::Json, body), out);
+    // In events too.
+    let stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}],\"078-05-1123\":true}\n\n";
+    let out = masked(BodyKind::EventStream, stream.as_bytes());
+    assert!(!out.contains("078-05-1123"), "{out}");
+}
+
+#[test]
+fn a_json_body_with_a_byte_order_mark_is_still_read_as_json() {
+    // Only JSON decoding shows the digits.
+    let body = "\u{FEFF}{\"note\": \"SSN \\u0030\\u00378-05-1123\"}";
+    let out = masked(BodyKind::Json, body.as_bytes());
+    assert!(
+        out.starts_with('\u{FEFF}') && out.contains("[SSN]"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_request_body_labelled_binary_is_read_by_what_it_holds() {
+    use vigil_core::masking::exchange::ExchangeMasking;
+    let m = Masking::default();
+    for (ct, body) in [
+        (
+            "application/octet-stream",
+            "{\"prompt\": \"SSN \\u0030\\u00378-05-1123\"}",
+        ),
+        ("image/png", "SSN 078-05-1123 as text"),
+        (
+            "application/vnd.unknown",
+            "  \u{FEFF}[\"4111 1111 1111 1111\"]",
+        ),
+    ] {
+        let mut x = ExchangeMasking::default();
+        x.start_request(&m, Some(ct));
+        let mut out = Vec::new();
+        for (i, byte) in body.as_bytes().chunks(3).enumerate() {
+            let end = (i + 1) * 3 >= body.len();
+            out.extend(x.request(&m, byte, end).unwrap());
+        }
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            !out.contains("1123") && !out.contains("4111"),
+            "{ct}: {out}"
+        );
+    }
+}

@@ -338,8 +338,9 @@ fn a_long_answer_is_copied_into_the_record_up_to_the_cap() {
 }
 
 #[test]
-fn images_and_other_binary_answers_pass_untouched() {
-    let mut vm = vigil(policy(json!({})), &[]);
+fn images_pass_untouched_when_the_policy_names_them_to_pass() {
+    // By default they are refused (host/tests/response_content_types.rs).
+    let mut vm = vigil(policy(json!({"content_types": {"image/*": "pass"}})), &[]);
     let id = vm.create_stream().unwrap();
     vm.request_headers(id, &chat("application/json"), true)
         .unwrap();

@@ -67,6 +67,26 @@ pub enum BodyMasker {
     Json(JsonMasker),
     EventStream(Box<SseMasker>),
     Binary,
+    /// The format is read from the body's first bytes (a body whose label says nothing
+    /// useful): JSON when it starts with `{` or `[` (after whitespace and a byte order mark),
+    /// text otherwise. Holds at most [`SNIFF_BYTES`] until it knows.
+    Sniff(Vec<u8>),
+}
+
+/// Most bytes held while the format of a body is sniffed.
+pub const SNIFF_BYTES: usize = 64;
+
+/// The format of a body from its first bytes, once they tell.
+fn sniffed(head: &[u8], ended: bool) -> Option<BodyKind> {
+    let first = head
+        .iter()
+        .find(|b| !(b.is_ascii_whitespace() || matches!(**b, 0xEF | 0xBB | 0xBF)));
+    match first {
+        Some(b'{' | b'[') => Some(BodyKind::Json),
+        Some(_) => Some(BodyKind::Text),
+        None if ended || head.len() >= SNIFF_BYTES => Some(BodyKind::Text),
+        None => None,
+    }
 }
 
 impl BodyMasker {
@@ -80,24 +100,46 @@ impl BodyMasker {
         }
     }
 
+    /// A masker that reads the format from the body itself (for request bodies, whose
+    /// label a caller chooses: an octet stream carrying JSON is still read as JSON, and no
+    /// request body is ever copied unmasked as "binary").
+    pub fn sniffing() -> Self {
+        BodyMasker::Sniff(Vec::new())
+    }
+
     /// Masks the next chunk into `out` (which may get less than the chunk: text that could
     /// still be part of a value is held back).
     pub fn push(&mut self, m: &Masking, chunk: &[u8], out: &mut Vec<u8>) {
+        if let BodyMasker::Sniff(head) = self {
+            head.extend_from_slice(chunk);
+            let Some(kind) = sniffed(head, false) else {
+                return;
+            };
+            let head = std::mem::take(head);
+            *self = BodyMasker::new(kind);
+            return self.push(m, &head, out);
+        }
         match self {
             BodyMasker::Text(t) => t.push(m, chunk, out),
             BodyMasker::Json(j) => j.push(m, chunk, out),
             BodyMasker::EventStream(s) => s.push(m, chunk, out),
             BodyMasker::Binary => out.extend_from_slice(chunk),
+            BodyMasker::Sniff(_) => {}
         }
     }
 
     /// The body ended: releases everything held.
     pub fn finish(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        if let BodyMasker::Sniff(head) = self {
+            let head = std::mem::take(head);
+            *self = BodyMasker::new(sniffed(&head, true).unwrap_or(BodyKind::Text));
+            self.push(m, &head, out);
+        }
         match self {
             BodyMasker::Text(t) => t.finish(m, out),
             BodyMasker::Json(j) => j.finish(m, out),
             BodyMasker::EventStream(s) => s.finish(m, out),
-            BodyMasker::Binary => {}
+            BodyMasker::Binary | BodyMasker::Sniff(_) => {}
         }
     }
 
@@ -106,7 +148,7 @@ impl BodyMasker {
             BodyMasker::Text(t) => t.counts().clone(),
             BodyMasker::Json(j) => j.counts(),
             BodyMasker::EventStream(s) => s.counts(),
-            BodyMasker::Binary => Counts::default(),
+            BodyMasker::Binary | BodyMasker::Sniff(_) => Counts::default(),
         }
     }
 
@@ -120,6 +162,7 @@ impl BodyMasker {
                 (bytes, events)
             }
             BodyMasker::Binary => (0, 0),
+            BodyMasker::Sniff(head) => (head.len(), 0),
         }
     }
 }

@@ -32,7 +32,13 @@ impl ExchangeMasking {
     /// Starts masking the request body (its masked copy goes to the record).
     pub fn start_request(&mut self, m: &Masking, content_type: Option<&str>) {
         if !m.is_off() {
-            self.request = Some(BodyMasker::new(BodyKind::of(content_type)));
+            // The caller chooses the label: one that says binary (or nothing readable) does
+            // not get a body copied unmasked; its format is read from its first bytes.
+            let masker = match readable(content_type) {
+                Readable::Kind(kind) => BodyMasker::new(kind),
+                Readable::Not(_) | Readable::Grpc(_) => BodyMasker::sniffing(),
+            };
+            self.request = Some(masker);
         }
     }
 

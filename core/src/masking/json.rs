@@ -1,6 +1,7 @@
-//! JSON bodies, streamed: every string value is masked as its own text, the rest (keys,
-//! numbers such as `"created": 1700000000`, structure, whitespace) passes untouched, so the
-//! output stays valid JSON and a body with nothing to mask is byte-identical.
+//! JSON bodies, streamed: every string, object keys included (a model can put a card number
+//! in a key as easily as in a value), is masked as its own text; the rest (numbers such as
+//! `"created": 1700000000`, structure, whitespace) passes untouched, so the output stays
+//! valid JSON and a body with nothing to mask is byte-identical.
 //!
 //! Strings are decoded before detection (`\u0034\u0031...` is seen as digits) and unchanged
 //! stretches are written back in their original escaped form. Field rules replace the value
@@ -30,7 +31,6 @@ enum State {
     Colon,
     /// `,` or a closing bracket (or, at the root, whitespace and another document).
     AfterValue,
-    InKey,
     InString,
     Scalar,
     /// Inside a value replaced by a field rule.
@@ -75,6 +75,10 @@ pub struct JsonMasker {
     skip_escape: bool,
     skip_scalar: bool,
     fields_masked: u64,
+    /// The string being read is an object key (masked like a value; then a colon).
+    in_key: bool,
+    /// A document has started (a byte order mark is only skipped before one).
+    started: bool,
 }
 
 impl Default for JsonMasker {
@@ -90,6 +94,8 @@ impl Default for JsonMasker {
             skip_escape: false,
             skip_scalar: false,
             fields_masked: 0,
+            in_key: false,
+            started: false,
         }
     }
 }
@@ -276,6 +282,13 @@ impl JsonMasker {
 
     /// Feeds decoded text of the current string value to the masker.
     fn feed(&mut self, m: &Masking, decoded: &[u8], raw: &[u8], out: &mut Vec<u8>) {
+        if self.in_key {
+            // Field rules match the decoded key (its first 512 bytes).
+            if let Some(Frame::Object { key }) = self.stack.last_mut() {
+                let room = 512usize.saturating_sub(key.len());
+                key.extend_from_slice(&decoded[..decoded.len().min(room)]);
+            }
+        }
         self.pending.raw.extend_from_slice(raw);
         self.text.push(m, decoded, &mut self.pending.sink(out));
     }
@@ -297,6 +310,7 @@ impl JsonMasker {
     }
 
     fn start_value(&mut self, m: &Masking, b: u8, out: &mut Vec<u8>) -> bool {
+        self.started = true;
         if !m.fields.is_empty() && self.field_rule_applies(m) {
             out.extend_from_slice(b"\"[REDACTED]\"");
             self.fields_masked += 1;
@@ -380,21 +394,6 @@ impl JsonMasker {
                     }
                     self.string_byte(m, b, out);
                 }
-                State::InKey => {
-                    out.push(b);
-                    match (self.escape, b) {
-                        (Escape::Backslash, _) => self.escape = Escape::None,
-                        (_, b'\\') => self.escape = Escape::Backslash,
-                        (_, b'"') => self.state = State::Colon,
-                        _ => {
-                            if let Some(Frame::Object { key }) = self.stack.last_mut() {
-                                if key.len() < 512 {
-                                    key.push(b);
-                                }
-                            }
-                        }
-                    }
-                }
                 State::Skip => {
                     if !self.skip_byte(b) {
                         continue;
@@ -409,6 +408,15 @@ impl JsonMasker {
                     }
                 }
                 _ if b.is_ascii_whitespace() => out.push(b),
+                // A byte order mark before the first document (UTF-8's EF BB BF) is kept and
+                // skipped, so a JSON body that starts with one is still read as JSON.
+                State::Value
+                    if self.stack.is_empty()
+                        && !self.started
+                        && matches!(b, 0xEF | 0xBB | 0xBF) =>
+                {
+                    out.push(b)
+                }
                 State::Value | State::ValueOrClose => {
                     let ok = if b == b']' && self.state == State::ValueOrClose {
                         self.close(b, out)
@@ -426,7 +434,8 @@ impl JsonMasker {
                         if let Some(Frame::Object { key }) = self.stack.last_mut() {
                             key.clear();
                         }
-                        self.state = State::InKey;
+                        self.state = State::InString;
+                        self.in_key = true;
                         self.escape = Escape::None;
                     } else if !(b == b'}' && self.state == State::KeyOrClose && self.close(b, out))
                     {
@@ -477,7 +486,11 @@ impl JsonMasker {
                 b'"' => {
                     self.end_string(m, out);
                     out.push(b);
-                    self.value_done();
+                    if std::mem::take(&mut self.in_key) {
+                        self.state = State::Colon;
+                    } else {
+                        self.value_done();
+                    }
                 }
                 b'\\' => {
                     self.pending.raw.push(b);

@@ -168,11 +168,13 @@ impl Sink for PieceSink<'_> {
     }
 }
 
-/// A string value found in an event's JSON: its path and the span of its inside.
+/// A string found in an event's JSON: its path and the span of its inside; `key` for an
+/// object key (masked on its own, never content).
 struct Found {
     path: Vec<Seg>,
     start: usize,
     end: usize,
+    key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +192,15 @@ struct Scan<'a> {
     indexes: Vec<(Vec<Seg>, u64)>,
     /// Whether a member at the top level names a recognised format.
     known: bool,
+    /// No custom detectors: a key that is a plain lower-case word needs no masking.
+    plain_keys_clean: bool,
+}
+
+/// Lower-case letters, `_` and `.` only (`content`, `chat.completion.chunk`): no built-in
+/// entity can be written without a digit, `@`, `:`, `-` or a capital.
+fn plain_word(b: &[u8]) -> bool {
+    b.iter()
+        .all(|b| b.is_ascii_lowercase() || matches!(b, b'_' | b'.'))
 }
 
 impl Scan<'_> {
@@ -228,6 +239,7 @@ impl Scan<'_> {
                     path: self.path.clone(),
                     start,
                     end,
+                    key: false,
                 });
             }
             b'{' => {
@@ -241,6 +253,15 @@ impl Scan<'_> {
                     self.ws();
                     let (ks, ke) = self.string()?;
                     let key = String::from_utf8_lossy(&self.b[ks..ke]).into_owned();
+                    // Keys are masked too, but a plain lower-case word cannot hold a value.
+                    if !(self.plain_keys_clean && plain_word(&self.b[ks..ke])) {
+                        self.strings.push(Found {
+                            path: Vec::new(),
+                            start: ks,
+                            end: ke,
+                            key: true,
+                        });
+                    }
                     self.ws();
                     if self.b.get(self.i) != Some(&b':') {
                         return None;
@@ -327,8 +348,13 @@ struct Alone {
 const CLEAN_STRINGS: usize = 16;
 
 impl Alone {
-    fn is_clean(&self, raw: &[u8]) -> bool {
+    /// Whether `raw` (a quoted JSON string) is known to hold nothing to mask: a
+    /// [`plain_word`], or one found clean recently. Custom detectors may match any word, so
+    /// with them only the second counts.
+    fn is_clean(&self, m: &Masking, raw: &[u8]) -> bool {
         self.clean.iter().any(|c| c.as_slice() == raw)
+            || (m.custom.is_empty()
+                && plain_word(raw.get(1..raw.len().saturating_sub(1)).unwrap_or_default()))
     }
 
     /// The masked text, when masking changed it.
@@ -682,6 +708,7 @@ impl SseMasker {
                 strings: Vec::new(),
                 indexes: Vec::new(),
                 known: false,
+                plain_keys_clean: m.custom.is_empty(),
             };
             let first = value.iter().position(|b| !b.is_ascii_whitespace());
             let is_json = first.is_some_and(|i| value[i] == b'{') && scan.value(0).is_some() && {
@@ -698,12 +725,17 @@ impl SseMasker {
                     || scan
                         .strings
                         .iter()
-                        .any(|f| content_channel(&f.path, &scan.indexes).is_some());
+                        .any(|f| !f.key && content_channel(&f.path, &scan.indexes).is_some());
                 for f in &scan.strings {
-                    let ch = content_channel(&f.path, &scan.indexes);
+                    let ch = if f.key {
+                        None
+                    } else {
+                        content_channel(&f.path, &scan.indexes)
+                    };
                     let quoted = &value[f.start - 1..f.end + 1];
-                    // Metadata repeats in every event (ids, object, model): known clean.
-                    if ch.is_none() && known && self.alone.is_clean(quoted) {
+                    // Keys and metadata repeat in every event (ids, object, model): known clean.
+                    let alone = ch.is_none() && (known || f.key);
+                    if alone && self.alone.is_clean(m, quoted) {
                         continue;
                     }
                     let Ok(decoded) = serde_json::from_slice::<String>(quoted) else {
@@ -714,7 +746,7 @@ impl SseMasker {
                     };
                     let ch = match ch {
                         Some(ch) => ch,
-                        None if known => {
+                        None if alone => {
                             // Not content: masked on its own.
                             if let Some(masked) = self.alone.mask(m, quoted, &decoded) {
                                 event.pieces.push(Piece {
