@@ -234,14 +234,19 @@ async fn migrate_on(conn: &mut sqlx::AnyConnection, statements: &[String]) -> Re
         sqlx::query(s).execute(&mut *conn).await?;
     }
     for (name, kind) in ADDED_COLUMNS {
-        let exists = sqlx::query(&format!("SELECT {name} FROM tickets LIMIT 0"))
+        let probe = format!("SELECT {name} FROM tickets LIMIT 0");
+        if sqlx::query(&probe).execute(&mut *conn).await.is_ok() {
+            continue;
+        }
+        let added = sqlx::query(&format!("ALTER TABLE tickets ADD COLUMN {name} {kind}"))
             .execute(&mut *conn)
-            .await
-            .is_ok();
-        if !exists {
-            sqlx::query(&format!("ALTER TABLE tickets ADD COLUMN {name} {kind}"))
-                .execute(&mut *conn)
-                .await?;
+            .await;
+        // SQLite has no advisory lock: another service starting on the same file may have
+        // added it first, which is as good.
+        if let Err(e) = added {
+            if sqlx::query(&probe).execute(&mut *conn).await.is_err() {
+                return Err(e.into());
+            }
         }
     }
     Ok(())
