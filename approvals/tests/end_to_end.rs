@@ -4,6 +4,7 @@
 //! and concurrent consumption that never exceeds the rule's uses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -436,17 +437,6 @@ fn approvers_see_what_matched_however_long_the_request(db: Db) {
     );
     assert!(!whole.contains("536-90-4117"), "the request is masked");
     assert_eq!(r["truncated"], false);
-}
-
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Db::sqlite(stringify!($name))) })*
-        }
-        mod postgresql {
-            $(#[test] fn $name() { super::$name(super::Db::postgres(stringify!($name))) })*
-        }
-    };
 }
 
 on_both_databases!(

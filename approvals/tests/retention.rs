@@ -3,6 +3,7 @@
 //! approved tickets are never touched; on SQLite and on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 use std::collections::BTreeMap;
 use support::*;
@@ -149,17 +150,6 @@ async fn statuses(store: &Store, ids: &[String], now: i64) -> Vec<Option<Status>
         out.push(store.get(id, now).await.unwrap().map(|t| t.status));
     }
     out
-}
-
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Db::sqlite(stringify!($name))) })*
-        }
-        mod postgresql {
-            $(#[test] fn $name() { super::$name(super::Db::postgres(stringify!($name))) })*
-        }
-    };
 }
 
 on_both_databases!(purge_keeps_what_it_must);

@@ -3,6 +3,7 @@
 //! read; on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 use sqlx::any::AnyPoolOptions;
 use support::*;
@@ -34,17 +35,6 @@ fn an_older_database_is_upgraded_and_its_tickets_read(db: Db) {
         assert_eq!((t.route.as_str(), t.conditions.len(), t.matched.is_none()), ("", 0, true));
         assert_eq!(store.request_text("t_old").await.unwrap(), Some((String::new(), false)));
     });
-}
-
-macro_rules! on_both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Db::sqlite(stringify!($name))) })*
-        }
-        mod postgresql {
-            $(#[test] fn $name() { super::$name(super::Db::postgres(stringify!($name))) })*
-        }
-    };
 }
 
 on_both_databases!(an_older_database_is_upgraded_and_its_tickets_read);

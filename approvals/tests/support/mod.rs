@@ -4,6 +4,19 @@
 //! `approvals` cluster sent to the service.
 #![allow(dead_code)]
 
+/// Runs each named scenario `fn(Db)` as two tests: on SQLite and on PostgreSQL.
+#[allow(unused_macros)]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Db::sqlite(stringify!($name))) })*
+        }
+        mod postgresql {
+            $(#[test] fn $name() { super::$name(super::Db::postgres(stringify!($name))) })*
+        }
+    };
+}
+
 pub mod browser;
 
 use base64::Engine;

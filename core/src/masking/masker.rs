@@ -85,7 +85,6 @@ pub struct Masker {
     follow: Option<Follow>,
     counts: Counts,
     peak_held: usize,
-    forced: u64,
 }
 
 /// What replaces text a forced decision could not decide.
@@ -118,16 +117,10 @@ impl Masker {
         let held = &self.buf[self.cursor..];
         if !held.is_empty() {
             sink.replace(held, FORCED);
-            self.forced += 1;
         }
         self.buf.clear();
         self.cursor = 0;
         self.follow = None;
-    }
-
-    /// Times a forced decision masked held text.
-    pub fn forced(&self) -> u64 {
-        self.forced
     }
 
     /// Bytes pushed but not yet released.

@@ -196,6 +196,16 @@ struct Scan<'a> {
     plain_keys_clean: bool,
 }
 
+/// A field line whose name and value are [`plain_word`]s (`event: message_delta`).
+fn plain_field(line: &[u8]) -> bool {
+    let (name, value) = match line.iter().position(|b| *b == b':') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, &[][..]),
+    };
+    let value = value.strip_prefix(b" ").unwrap_or(value);
+    plain_word(name) && plain_word(value)
+}
+
 /// Lower-case letters, `_` and `.` only (`content`, `chat.completion.chunk`): no built-in
 /// entity can be written without a digit, `@`, `:`, `-` or a capital.
 fn plain_word(b: &[u8]) -> bool {
@@ -657,8 +667,9 @@ impl SseMasker {
                 s += 1;
             }
             self.data.push((s.min(content), content));
-        } else {
-            // Comments, event:, id:, retry: and unknown fields: each line masked alone.
+        } else if !(m.custom.is_empty() && plain_field(body)) {
+            // Comments, event:, id:, retry: and unknown fields: each line masked alone (an
+            // `event: content_block_delta` line, plain words only, needs no masker).
             let (masked, counts) = mask_body(m, BodyKind::Text, body);
             if !counts.is_empty() {
                 self.other.merge(&counts);
@@ -823,25 +834,26 @@ impl SseMasker {
 
     /// The hold-back limit is reached: every channel decides now, masking what it holds.
     fn force_channels(&mut self, m: &Masking, out: &mut Vec<u8>) {
-        for Channel { masker, pieces, .. } in &mut self.channels {
-            let mut sink = PieceSink {
-                queue: &mut self.queue,
-                front_seq: self.front_seq,
-                pieces,
-            };
-            masker.force(m, &mut sink);
-        }
-        self.emit_ready(out);
+        self.settle_channels(m, out, true);
     }
 
+    /// The text ended: every channel decides and releases what it holds.
     fn flush_channels(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        self.settle_channels(m, out, false);
+    }
+
+    fn settle_channels(&mut self, m: &Masking, out: &mut Vec<u8>, force: bool) {
         for Channel { masker, pieces, .. } in &mut self.channels {
             let mut sink = PieceSink {
                 queue: &mut self.queue,
                 front_seq: self.front_seq,
                 pieces,
             };
-            masker.finish(m, &mut sink);
+            if force {
+                masker.force(m, &mut sink);
+            } else {
+                masker.finish(m, &mut sink);
+            }
         }
         self.emit_ready(out);
     }
