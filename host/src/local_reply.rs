@@ -8,6 +8,12 @@
 //!   the response;
 //! - response headers went out: nothing can replace them, the stream is reset.
 //!
+//! A local reply to a gRPC request (`content-type: application/grpc...`) is a trailers-only
+//! gRPC answer, whichever path it takes (`Utility::encodeLocalReply`, source/common/http/
+//! utility.cc): `:status` 200, `content-type: application/grpc`, `grpc-status` (the one asked
+//! for, or `Grpc::Utility::httpToGrpcStatus` of the HTTP status, source/common/grpc/status.cc:
+//! 502 is 14 UNAVAILABLE), the body percent-encoded into `grpc-message`, and no body.
+//!
 //! And the buffer limit: a body a filter buffers (StopIterationAndBuffer) past the stream's
 //! limit ends in Envoy's own reply (`ActiveStreamDecoderFilter::requestDataTooLarge`: 413
 //! "Payload Too Large", details `request_payload_too_large`;
@@ -49,6 +55,79 @@ impl LocalReply {
     }
 }
 
+/// `Grpc::Utility::httpToGrpcStatus` (source/common/grpc/status.cc), after
+/// https://github.com/grpc/grpc/blob/master/doc/http-grpc-status-mapping.md.
+fn http_to_grpc_status(status: u32) -> i32 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
+/// Envoy's `PercentEncoding::encode` for `grpc-message`: bytes outside printable ASCII, and
+/// `%`, as `%XX`.
+fn percent_encoded(body: &[u8]) -> String {
+    let mut out = String::with_capacity(body.len());
+    for &b in body {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether Envoy treats the request as gRPC (`Grpc::Common::hasGrpcContentType`).
+fn is_grpc(request: Option<&HeaderMap>) -> bool {
+    request
+        .and_then(|h| h.get("content-type"))
+        .is_some_and(|ct| {
+            ct == "application/grpc"
+                || ct.starts_with("application/grpc+")
+                || ct.starts_with("application/grpc;")
+        })
+}
+
+impl LocalReply {
+    /// The trailers-only gRPC answer Envoy sends instead of this reply to a gRPC request.
+    fn for_grpc(&self) -> LocalReply {
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(k, _)| k != "content-type" && k != "content-length")
+            .cloned()
+            .collect();
+        headers.push(("content-type".into(), "application/grpc".into()));
+        if !headers.iter().any(|(k, _)| k == "grpc-status") {
+            let code = if self.grpc_status >= 0 {
+                self.grpc_status
+            } else {
+                http_to_grpc_status(self.status)
+            };
+            headers.push(("grpc-status".into(), code.to_string()));
+        }
+        let mut body = self.body.as_slice();
+        if body.last() == Some(&b'\n') {
+            body = &body[..body.len() - 1];
+        }
+        if !body.is_empty() {
+            headers.push(("grpc-message".into(), percent_encoded(body)));
+        }
+        LocalReply {
+            status: 200,
+            details: self.details.clone(),
+            body: Vec::new(),
+            headers,
+            grpc_status: self.grpc_status,
+        }
+    }
+}
+
 impl Vm {
     /// The reply the filter asked for with `send_local_response`.
     pub(crate) fn send_filter_reply(&mut self, id: u32) -> Result<(), HostError> {
@@ -71,6 +150,11 @@ impl Vm {
         }
         // `sendLocalReply` records the details before choosing a path.
         s.code_details = Some(reply.details.clone());
+        let reply = if is_grpc(s.request.headers.as_ref()) {
+            reply.for_grpc()
+        } else {
+            reply
+        };
         if s.response.sent_headers.is_some() || s.direct_reply {
             s.reset.get_or_insert_with(|| {
                 "local reply after response headers were sent: stream reset".into()

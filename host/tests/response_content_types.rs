@@ -137,3 +137,40 @@ fn every_content_encoding_header_counts_not_only_the_first() {
         "{err}"
     );
 }
+
+#[test]
+fn a_grpc_client_gets_the_refusal_as_a_grpc_status_it_understands() {
+    // Envoy answers a gRPC request's local reply as a trailers-only gRPC response
+    // (Utility::encodeLocalReply): 502 becomes grpc-status 14 UNAVAILABLE.
+    let mut vm = gateway(json!({}));
+    let id = vm.create_stream().unwrap();
+    let request = pairs(&[
+        (":method", "POST"),
+        (":path", "/inference.GRPCInferenceService/ModelStreamInfer"),
+        (":authority", "models"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ]);
+    vm.request_headers(id, &request, false).unwrap();
+    vm.request_body(id, b"\x00\x00\x00\x00\x05hello", true)
+        .unwrap();
+    vm.response_headers(
+        id,
+        &pairs(&[(":status", "200"), ("content-type", "application/grpc")]),
+        false,
+    )
+    .unwrap();
+    let s = vm.stream(id).unwrap();
+    let sent = s.response.sent_headers.clone().unwrap();
+    let get = |k: &str| sent.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(get(":status").as_deref(), Some("200"), "{sent:?}");
+    assert_eq!(get("content-type").as_deref(), Some("application/grpc"));
+    assert_eq!(get("grpc-status").as_deref(), Some("14"));
+    assert!(
+        get("grpc-message").unwrap().contains("unmaskable_response"),
+        "{sent:?}"
+    );
+    assert!(s.response.sent_body.is_empty(), "trailers-only: no body");
+    let r = finish(&mut vm, id);
+    assert!(r.decision.reason.contains("unmaskable_response"));
+}
