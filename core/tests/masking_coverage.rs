@@ -391,3 +391,39 @@ fn a_request_body_labelled_binary_is_read_by_what_it_holds() {
         );
     }
 }
+
+fn with(masking: serde_json::Value) -> Masking {
+    vigil_core::masking::settings::read_masking(
+        "$",
+        &masking,
+        &mut vigil_core::json_reader::Errors::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn logprobs_strip_removes_them_from_answers_and_events_alike() {
+    let m = with(serde_json::json!({"logprobs": "strip"}));
+    let answer = r#"{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"logprobs":{"content":[{"token":"4111","bytes":[52,49,49,49],"logprob":-0.1,"top_logprobs":[{"token":" 1111"}]}]}}]}"#;
+    let (out, _) = mask_body(&m, BodyKind::Json, answer.as_bytes());
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["choices"][0]["logprobs"], serde_json::Value::Null);
+    assert_eq!(v["choices"][0]["message"]["content"], "ok");
+    let stream = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"logprobs\":{\"content\":[{\"token\":\"4111\",\"bytes\":[52,49,49,49]}]}}]}\n\n";
+    let (out, _) = mask_body(&m, BodyKind::EventStream, stream.as_bytes());
+    let out = String::from_utf8(out).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim().strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(
+        v["choices"][0]["logprobs"],
+        serde_json::Value::Null,
+        "{out}"
+    );
+    assert_eq!(v["choices"][0]["delta"]["content"], "ok");
+    // Field rules now apply in events too.
+    let m = with(serde_json::json!({"fields": ["/choices/*/delta/content"]}));
+    let (out, _) = mask_body(&m, BodyKind::EventStream, stream.as_bytes());
+    assert!(String::from_utf8(out)
+        .unwrap()
+        .contains("\"content\":\"[REDACTED]\""));
+}

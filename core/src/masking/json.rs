@@ -262,22 +262,31 @@ impl JsonMasker {
         self.text.peak_held()
     }
 
-    fn field_rule_applies(&self, m: &Masking) -> bool {
-        m.fields.iter().any(|rule| {
-            rule.len() == self.stack.len()
-                && rule
-                    .iter()
-                    .zip(&self.stack)
-                    .all(|(seg, frame)| match (seg, frame) {
-                        (PointerSegment::Any, _) => true,
-                        (PointerSegment::Name(n), Frame::Object { key }) => {
-                            n.as_bytes() == key.as_slice()
-                        }
-                        (PointerSegment::Name(n), Frame::Array { index }) => {
-                            n.parse() == Ok(*index)
-                        }
-                    })
-        })
+    /// Whether `rule` names the value about to start.
+    fn at(&self, rule: &[PointerSegment]) -> bool {
+        rule.len() == self.stack.len()
+            && rule
+                .iter()
+                .zip(&self.stack)
+                .all(|(seg, frame)| match (seg, frame) {
+                    (PointerSegment::Any, _) => true,
+                    (PointerSegment::Name(n), Frame::Object { key }) => {
+                        n.as_bytes() == key.as_slice()
+                    }
+                    (PointerSegment::Name(n), Frame::Array { index }) => n.parse() == Ok(*index),
+                })
+    }
+
+    /// What replaces the value about to start, if a rule names it: `null` for a stripped
+    /// value (`masking.logprobs: strip`), `"[REDACTED]"` for a field rule.
+    fn replacement(&self, m: &Masking) -> Option<&'static [u8]> {
+        if m.strip.iter().any(|r| self.at(r)) {
+            return Some(b"null");
+        }
+        m.fields
+            .iter()
+            .any(|r| self.at(r))
+            .then_some(b"\"[REDACTED]\"".as_slice())
     }
 
     /// Feeds decoded text of the current string value to the masker.
@@ -311,9 +320,16 @@ impl JsonMasker {
 
     fn start_value(&mut self, m: &Masking, b: u8, out: &mut Vec<u8>) -> bool {
         self.started = true;
-        if !m.fields.is_empty() && self.field_rule_applies(m) {
-            out.extend_from_slice(b"\"[REDACTED]\"");
-            self.fields_masked += 1;
+        let replaced = if m.fields.is_empty() && m.strip.is_empty() {
+            None
+        } else {
+            self.replacement(m)
+        };
+        if let Some(replacement) = replaced {
+            out.extend_from_slice(replacement);
+            if replacement != b"null" {
+                self.fields_masked += 1;
+            }
             self.state = State::Skip;
             self.skip_depth = 0;
             self.skip_in_string = b == b'"';

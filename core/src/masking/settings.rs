@@ -45,6 +45,9 @@ pub struct Masking {
     styles: [Style; 9],
     pub custom: Vec<CustomDetector>,
     pub fields: Vec<Vec<PointerSegment>>,
+    /// Values replaced by `null` whatever they hold (`logprobs: "strip"`:
+    /// `/choices/*/logprobs`), in JSON bodies and in events.
+    pub strip: Vec<Vec<PointerSegment>>,
     pub token_key_env: Option<String>,
     /// The key for `token`, read from `token_key_env` by the filter at start.
     pub token_key: Option<Vec<u8>>,
@@ -66,6 +69,7 @@ impl Default for Masking {
             styles: [Style::Redact; 9],
             custom: Vec::new(),
             fields: Vec::new(),
+            strip: Vec::new(),
             token_key_env: None,
             token_key: None,
             mask_request: false,
@@ -95,7 +99,10 @@ impl Masking {
     }
 
     pub fn is_off(&self) -> bool {
-        self.on == Enabled::default() && self.custom.is_empty() && self.fields.is_empty()
+        self.on == Enabled::default()
+            && self.custom.is_empty()
+            && self.fields.is_empty()
+            && self.strip.is_empty()
     }
 
     pub fn style(&self, e: Entity) -> Style {
@@ -268,6 +275,21 @@ pub fn read_masking(path: &str, value: &Value, errors: &mut Errors) -> Option<Ma
             _ => errors.push(
                 &obj.field_path("encoded_responses"),
                 format!("expected \"refuse\" or \"pass\", found {}", describe(v)),
+            ),
+        }
+    }
+    if let Some(v) = obj.get("logprobs") {
+        match v.as_str() {
+            // Each token is masked as part of its choice's text (the default).
+            Some("mask") => {}
+            Some("strip") => m.strip.push(vec![
+                PointerSegment::Name("choices".into()),
+                PointerSegment::Any,
+                PointerSegment::Name("logprobs".into()),
+            ]),
+            _ => errors.push(
+                &obj.field_path("logprobs"),
+                format!("expected \"mask\" or \"strip\", found {}", describe(v)),
             ),
         }
     }

@@ -35,7 +35,8 @@
 use super::body::{mask_body, BodyKind};
 use super::json::escape_into;
 use super::masker::{Counts, Masker, Sink};
-use super::settings::Masking;
+use super::settings::{Masking, PointerSegment};
+use super::Entity;
 use std::collections::VecDeque;
 
 pub const MAX_HELD_EVENTS: usize = 1024;
@@ -186,6 +187,9 @@ enum Seg {
 /// Collects string values (with their spans) and integer `index` fields of a JSON document.
 struct Scan<'a> {
     b: &'a [u8],
+    m: &'a Masking,
+    /// Values a field rule or `logprobs: strip` replaces: (start, end, replacement).
+    replaced: Vec<(usize, usize, &'static [u8])>,
     i: usize,
     path: Vec<Seg>,
     strings: Vec<Found>,
@@ -237,11 +241,45 @@ impl Scan<'_> {
         }
         None
     }
+    /// What replaces the value at the current path, if a rule names it.
+    fn replacement(&self) -> Option<&'static [u8]> {
+        let at = |rule: &Vec<PointerSegment>| {
+            rule.len() == self.path.len()
+                && rule.iter().zip(&self.path).all(|(r, p)| match (r, p) {
+                    (PointerSegment::Any, _) => true,
+                    (PointerSegment::Name(n), Seg::Key(k)) => n == k,
+                    (PointerSegment::Name(n), Seg::Index(i)) => n.parse() == Ok(*i),
+                })
+        };
+        if self.m.strip.iter().any(at) {
+            return Some(b"null");
+        }
+        self.m
+            .fields
+            .iter()
+            .any(at)
+            .then_some(b"\"[REDACTED]\"".as_slice())
+    }
+
     fn value(&mut self, depth: usize) -> Option<()> {
         if depth > 64 {
             return None;
         }
         self.ws();
+        let start = self.i;
+        self.one_value(depth)?;
+        if !(self.m.strip.is_empty() && self.m.fields.is_empty()) {
+            if let Some(r) = self.replacement() {
+                // An outer value replaced takes the inner ones with it.
+                let end = self.i;
+                self.replaced.retain(|&(s, e, _)| !(s >= start && e <= end));
+                self.replaced.push((start, end, r));
+            }
+        }
+        Some(())
+    }
+
+    fn one_value(&mut self, depth: usize) -> Option<()> {
         match *self.b.get(self.i)? {
             b'"' => {
                 let (start, end) = self.string()?;
@@ -714,6 +752,8 @@ impl SseMasker {
             };
             let mut scan = Scan {
                 b: value,
+                m,
+                replaced: Vec::new(),
                 i: 0,
                 path: Vec::new(),
                 strings: Vec::new(),
@@ -737,7 +777,26 @@ impl SseMasker {
                         .strings
                         .iter()
                         .any(|f| !f.key && content_channel(&f.path, &scan.indexes).is_some());
-                for f in &scan.strings {
+                // Values a rule replaces: their strings are not read.
+                for &(start, end, replacement) in &scan.replaced {
+                    if replacement != b"null" {
+                        self.other.add(Entity::Field, 1);
+                    }
+                    event.pieces.push(Piece {
+                        start,
+                        end,
+                        json: false,
+                        remaining: 0,
+                        output: replacement.to_vec(),
+                        changed: true,
+                    });
+                }
+                let replaced = |f: &Found| {
+                    scan.replaced
+                        .iter()
+                        .any(|&(s, e, _)| f.start >= s && f.end <= e)
+                };
+                for f in scan.strings.iter().filter(|f| !replaced(f)) {
                     let ch = if f.key {
                         None
                     } else {
