@@ -7,7 +7,7 @@
 mod support;
 use fantoccini::Locator;
 use std::time::Duration;
-use support::browser::{browser, text_when, Driver};
+use support::browser::{browser, click, text_when, type_into, Driver};
 use support::*;
 
 fn open_ticket(svc: &Running, who: &str, excerpt: &str) -> String {
@@ -34,18 +34,8 @@ fn an_approver_reviews_the_masked_prompt_and_decides_in_the_browser() {
         let (first, second, officer) = (first_id, second_id, officer_token);
         let c = browser(&driver).await;
         c.goto(&base).await.unwrap();
-        c.find(Locator::Id("token"))
-            .await
-            .unwrap()
-            .send_keys(&officer)
-            .await
-            .unwrap();
-        c.find(Locator::Id("signin"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&c, Locator::Id("token"), &officer).await;
+        click(&c, Locator::Id("signin")).await;
         let row = c
             .wait()
             .at_most(Duration::from_secs(10))
@@ -75,26 +65,11 @@ fn an_approver_reviews_the_masked_prompt_and_decides_in_the_browser() {
             .is_empty());
         assert_ne!(c.title().await.unwrap(), "owned");
         // No reason, no decision.
-        c.find(Locator::Id("approve"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::Id("approve")).await;
         let message = c.find(Locator::Id("message")).await.unwrap();
         assert!(message.text().await.unwrap().contains("Give a reason"));
-        c.find(Locator::Id("reason"))
-            .await
-            .unwrap()
-            .send_keys("client confirmed by call-back")
-            .await
-            .unwrap();
-        c.find(Locator::Id("approve"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&c, Locator::Id("reason"), "client confirmed by call-back").await;
+        click(&c, Locator::Id("approve")).await;
         assert_eq!(
             text_when(&message, |t| t.contains("approved")).await,
             format!("Ticket {first} approved.")
@@ -122,18 +97,8 @@ fn an_approver_reviews_the_masked_prompt_and_decides_in_the_browser() {
             .unwrap();
         let shown = c.find(Locator::Id("d-id")).await.unwrap();
         assert_eq!(text_when(&shown, |t| t == second).await, second);
-        c.find(Locator::Id("reason"))
-            .await
-            .unwrap()
-            .send_keys("beneficiary not verified")
-            .await
-            .unwrap();
-        c.find(Locator::Id("deny"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&c, Locator::Id("reason"), "beneficiary not verified").await;
+        click(&c, Locator::Id("deny")).await;
         assert_eq!(
             text_when(&message, |t| t.contains("denied")).await,
             format!("Ticket {second} denied.")

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use support::browser::{browser, text_when, Driver};
+use support::browser::{browser, click, text_when, type_into, Driver};
 use support::*;
 use vigil_approvals::signin::SignInOptions;
 use vigil_approvals::{Options, Service};
@@ -170,18 +170,13 @@ async fn sign_in(c: &Client, base: &str, who: &str) {
         .await
         .expect("the IdP's login page");
     login.send_keys(who).await.unwrap();
-    c.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("any password: a test IdP")
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(
+        c,
+        Locator::Css("input[name=password]"),
+        "any password: a test IdP",
+    )
+    .await;
+    click(c, Locator::Css("button[type=submit]")).await;
     if c.wait()
         .at_most(Duration::from_secs(10))
         .for_element(Locator::Css("input[name=prompt][value=consent]"))
@@ -194,12 +189,7 @@ async fn sign_in(c: &Client, base: &str, who: &str) {
             c.source().await.unwrap()
         );
     }
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("button[type=submit]")).await;
     // Back on the approvers' page, signed in.
     let who_el = c
         .wait()
@@ -329,22 +319,12 @@ fn an_approver_signs_in_through_the_idp_with_pkce_reads_the_ticket_and_approves(
                 .contains(" min "));
             let pager = c.find(Locator::Id("d-page")).await.unwrap();
             assert_eq!(text_when(&pager, |t| !t.is_empty()).await, "page 1 of 3");
-            c.find(Locator::Id("next"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(&c, Locator::Id("next")).await;
             assert_eq!(
                 text_when(&pager, |t| t.starts_with("page 2")).await,
                 "page 2 of 3"
             );
-            c.find(Locator::Id("next"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(&c, Locator::Id("next")).await;
             text_when(&pager, |t| t.starts_with("page 3")).await;
             assert!(text("d-request-text")
                 .await
@@ -358,18 +338,13 @@ fn an_approver_signs_in_through_the_idp_with_pkce_reads_the_ticket_and_approves(
                 .as_str()
                 .unwrap()
                 .to_string();
-            c.find(Locator::Id("reason"))
-                .await
-                .unwrap()
-                .send_keys("client called back; amount matches the mandate")
-                .await
-                .unwrap();
-            c.find(Locator::Id("approve"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            type_into(
+                &c,
+                Locator::Id("reason"),
+                "client called back; amount matches the mandate",
+            )
+            .await;
+            click(&c, Locator::Id("approve")).await;
             let message = c.find(Locator::Id("message")).await.unwrap();
             assert_eq!(
                 text_when(&message, |t| t.contains("approved")).await,

@@ -1,6 +1,6 @@
 //! Headless Chromium for the page tests, driven through chromedriver (WebDriver).
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -70,4 +70,14 @@ pub async fn text_when(e: &fantoccini::elements::Element, done: impl Fn(&str) ->
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     text
+}
+
+/// Clicks the element `at` finds.
+pub async fn click(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
+}
+
+/// Types `text` into the element `at` finds.
+pub async fn type_into(c: &Client, at: Locator<'_>, text: &str) {
+    c.find(at).await.unwrap().send_keys(text).await.unwrap();
 }
