@@ -69,14 +69,6 @@ impl Drop for Idp {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The service with sign-in through `idp`, on `listener` (bound first: the IdP must know the
 /// redirect URI, the service the IdP's issuer).
 fn start_service(

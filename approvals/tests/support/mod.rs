@@ -62,7 +62,8 @@ fn pg_bin() -> PathBuf {
         .expect("no PostgreSQL server binaries under /usr/lib/postgresql")
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on now (bound and released).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -104,22 +104,18 @@ impl Gate {
                     self.log.withhold_response_body();
                 }
                 ResponsePlan::RefuseUnreadable(ty) => {
-                    let refusal = Refusal::new(
-                        502,
-                        RefusalCode::UnmaskableResponse,
-                        format!("the model answered with content type {ty}, which Vigil cannot inspect for personal data (masking.content_types can name it to pass or to mask as text)"),
-                    );
-                    self.log.refuse(None, refusal.reason());
-                    return self.refuse_at_response(cx, refusal);
+                    return self.refuse_uninspectable(cx, RefusalCode::UnmaskableResponse, format!(
+                        "content type {ty}, which Vigil cannot inspect for personal data (masking.content_types can name it to pass or to mask as text)"
+                    ));
                 }
                 ResponsePlan::RefuseEncoded(enc) => {
-                    let refusal = Refusal::new(
-                        502,
+                    return self.refuse_uninspectable(
+                        cx,
                         RefusalCode::EncodedResponse,
-                        format!("the model answered with content-encoding {enc}, which Vigil cannot inspect for personal data"),
+                        format!(
+                            "content-encoding {enc}, which Vigil cannot inspect for personal data"
+                        ),
                     );
-                    self.log.refuse(None, refusal.reason());
-                    return self.refuse_at_response(cx, refusal);
                 }
             }
         }
@@ -127,6 +123,13 @@ impl Gate {
             self.steps.push(Step::Seal { complete: true });
         }
         self.reply(Flow::Continue)
+    }
+
+    /// 502 for an answer the maskers cannot read: `what` says what it came with.
+    fn refuse_uninspectable(&mut self, cx: &Cx<'_>, code: RefusalCode, what: String) -> Reply {
+        let refusal = Refusal::new(502, code, format!("the model answered with {what}"));
+        self.log.refuse(None, refusal.reason());
+        self.refuse_at_response(cx, refusal)
     }
 
     /// An answer while the request is undecided: Envoy's own reply passes and is recorded;
