@@ -180,4 +180,39 @@ proptest! {
         let (plain, _) = mask_body(&Masking::default(), BodyKind::Text, text.as_bytes());
         prop_assert!(!String::from_utf8_lossy(&plain).contains(VALUES[value]));
     }
+
+    #[test]
+    fn a_value_split_over_logprob_tokens_at_any_point_is_never_read_by_the_client(
+        value in 0..VALUES.len(),
+        before in "[a-z ]{0,30}",
+        after in "[a-z .]{0,30}",
+        cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        sizes in proptest::collection::vec(1usize..64, 1..6),
+    ) {
+        let text = format!("{before} {} {after}", VALUES[value]);
+        let mut at: Vec<usize> = cuts
+            .iter()
+            .map(|c| c % (text.len() + 1))
+            .chain([0, text.len()])
+            .collect();
+        at.sort_unstable();
+        at.dedup();
+        let tokens: Vec<Value> = at
+            .windows(2)
+            .map(|w| json!({"token": &text[w[0]..w[1]], "bytes": &text.as_bytes()[w[0]..w[1]], "logprob": -0.5}))
+            .collect();
+        let answer = json!({"choices": [{"index": 0, "message": {"content": "x"}, "logprobs": {"content": tokens}}]});
+        let out = in_chunks(BodyKind::Json, answer.to_string().as_bytes(), &sizes);
+        let v: Value = serde_json::from_slice(&out).unwrap_or(Value::Null);
+        let list = v["choices"][0]["logprobs"]["content"].as_array().cloned().unwrap_or_default();
+        let tokens: String = list.iter().filter_map(|t| t["token"].as_str()).collect();
+        let bytes: Vec<u8> = list
+            .iter()
+            .flat_map(|t| t["bytes"].as_array().cloned().unwrap_or_default())
+            .filter_map(|b| b.as_u64().map(|b| b as u8))
+            .collect();
+        prop_assert!(!tokens.is_empty(), "{}", String::from_utf8_lossy(&out));
+        prop_assert!(!tokens.contains(VALUES[value]), "{:?}", tokens);
+        prop_assert!(!String::from_utf8_lossy(&bytes).contains(VALUES[value]));
+    }
 }

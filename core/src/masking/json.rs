@@ -9,14 +9,39 @@
 //! turns out not to be JSON is masked as plain text from the first byte that broke it, so
 //! a wrong content type never lets a value through.
 
+use super::body::{mask_body, BodyKind};
 use super::masker::{Counts, Masker, Sink};
 use super::settings::{Masking, PointerSegment};
+use super::sse::{mask_token_lists, Seg};
 use super::Entity;
 
 /// Deepest nesting read as JSON. Deeper, the rest of the body is masked as plain text: the
 /// stack stays bounded whatever the body (a body of `[` alone once grew it by one frame per
 /// byte, to a trap), and no value escapes masking, since text masking reads every byte.
 pub const MAX_DEPTH: usize = 128;
+
+/// Largest token list read whole (see [`TOKEN_LIST_ROOTS`]); a longer one is replaced by
+/// `null`, since its tokens cannot be masked as one text without it all.
+pub const MAX_TOKEN_LIST_BYTES: usize = 4 << 20;
+
+/// Values that list the answer token by token, read whole and masked by
+/// [`mask_token_lists`], so a value split over tokens is masked in each (masked one string
+/// at a time, `"4111"`, `" 1111"`, ... each looks clean): an OpenAI-style answer's
+/// `choices[].logprobs` (chat and completions, vLLM's too), the Responses API's
+/// `output[].content[].logprobs`, TGI's `details`, and Ollama's `logprobs`. `None` is any
+/// array element.
+const TOKEN_LIST_ROOTS: [&[Option<&str>]; 4] = [
+    &[Some("choices"), None, Some("logprobs")],
+    &[
+        Some("output"),
+        None,
+        Some("content"),
+        None,
+        Some("logprobs"),
+    ],
+    &[Some("details")],
+    &[Some("logprobs")],
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -79,6 +104,11 @@ pub struct JsonMasker {
     in_key: bool,
     /// A document has started (a byte order mark is only skipped before one).
     started: bool,
+    /// The token list being read (in the `Skip` state), with whether it outgrew
+    /// [`MAX_TOKEN_LIST_BYTES`].
+    token_list: Option<(Vec<u8>, bool)>,
+    /// What the token lists masked.
+    token_list_counts: Counts,
 }
 
 impl Default for JsonMasker {
@@ -96,6 +126,8 @@ impl Default for JsonMasker {
             fields_masked: 0,
             in_key: false,
             started: false,
+            token_list: None,
+            token_list_counts: Counts::default(),
         }
     }
 }
@@ -251,11 +283,54 @@ impl JsonMasker {
         if self.fields_masked > 0 {
             c.add(Entity::Field, self.fields_masked);
         }
+        c.merge(&self.token_list_counts);
         c
     }
 
     pub fn held(&self) -> usize {
-        self.text.held() + self.pending.raw.len()
+        self.text.held()
+            + self.pending.raw.len()
+            + self.token_list.as_ref().map_or(0, |(t, _)| t.len())
+    }
+
+    /// Whether the value about to start lists the answer token by token.
+    fn at_token_list(&self) -> bool {
+        TOKEN_LIST_ROOTS.iter().any(|root| {
+            root.len() == self.stack.len()
+                && root
+                    .iter()
+                    .zip(&self.stack)
+                    .all(|(seg, frame)| match (seg, frame) {
+                        (None, Frame::Array { .. }) => true,
+                        (Some(n), Frame::Object { key }) => n.as_bytes() == key.as_slice(),
+                        _ => false,
+                    })
+        })
+    }
+
+    /// The token list was read whole: masked as a document, or `null` when it was too long
+    /// to keep.
+    fn end_token_list(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        match self.token_list.take() {
+            Some((_, true)) => {
+                out.extend_from_slice(b"null");
+                self.fields_masked += 1;
+            }
+            Some((list, false)) => {
+                let at = self
+                    .stack
+                    .iter()
+                    .map(|frame| match frame {
+                        Frame::Object { key } => Seg::Key(String::from_utf8_lossy(key).into()),
+                        Frame::Array { index } => Seg::Index(*index),
+                    })
+                    .collect();
+                let (masked, counts) = mask_token_lists(m, at, &list);
+                out.extend_from_slice(&masked);
+                self.token_list_counts.merge(&counts);
+            }
+            None => {}
+        }
     }
 
     pub fn peak_held(&self) -> usize {
@@ -340,6 +415,13 @@ impl JsonMasker {
             }
             return true;
         }
+        if matches!(b, b'{' | b'[') && self.at_token_list() {
+            self.state = State::Skip;
+            (self.skip_depth, self.skip_in_string, self.skip_escape) = (1, false, false);
+            self.skip_scalar = false;
+            self.token_list = Some((vec![b], false));
+            return true;
+        }
         match b {
             b'"' => {
                 out.push(b);
@@ -411,7 +493,18 @@ impl JsonMasker {
                     self.string_byte(m, b, out);
                 }
                 State::Skip => {
-                    if !self.skip_byte(b) {
+                    if let Some((list, too_long)) = &mut self.token_list {
+                        if list.len() < MAX_TOKEN_LIST_BYTES {
+                            list.push(b);
+                        } else {
+                            *too_long = true;
+                        }
+                    }
+                    let consumed = self.skip_byte(b);
+                    if self.state != State::Skip {
+                        self.end_token_list(m, out);
+                    }
+                    if !consumed {
                         continue;
                     }
                 }
@@ -671,6 +764,12 @@ impl JsonMasker {
 
     /// The body ended.
     pub fn finish(&mut self, m: &Masking, out: &mut Vec<u8>) {
+        if let Some((list, _)) = self.token_list.take() {
+            // The body ended inside a token list: what came of it is masked as text.
+            let (masked, counts) = mask_body(m, BodyKind::Text, &list);
+            out.extend_from_slice(&masked);
+            self.token_list_counts.merge(&counts);
+        }
         match self.state {
             State::InString => self.end_string(m, out),
             State::Broken => self.text.finish(m, out),

@@ -30,6 +30,27 @@ pub enum EncodedResponses {
     Pass,
 }
 
+/// Where answers carry log probabilities, each format's (`None`: any element):
+/// `logprobs: strip` replaces them by `null`. OpenAI chat and completions answers and
+/// chunks (vLLM's too), the Responses API's answers and its delta events (and Ollama's
+/// answers and events), TGI's details and its events' `top_tokens`.
+const LOGPROBS: [&[Option<&str>]; 8] = [
+    &[Some("choices"), None, Some("logprobs")],
+    &[
+        Some("output"),
+        None,
+        Some("content"),
+        None,
+        Some("logprobs"),
+    ],
+    &[Some("logprobs")],
+    &[Some("details"), Some("tokens")],
+    &[Some("details"), Some("prefill")],
+    &[Some("details"), Some("top_tokens")],
+    &[Some("details"), Some("best_of_sequences")],
+    &[Some("top_tokens")],
+];
+
 /// One segment of a field rule's JSON pointer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PointerSegment {
@@ -282,11 +303,14 @@ pub fn read_masking(path: &str, value: &Value, errors: &mut Errors) -> Option<Ma
         match v.as_str() {
             // Each token is masked as part of its choice's text (the default).
             Some("mask") => {}
-            Some("strip") => m.strip.push(vec![
-                PointerSegment::Name("choices".into()),
-                PointerSegment::Any,
-                PointerSegment::Name("logprobs".into()),
-            ]),
+            Some("strip") => m.strip.extend(LOGPROBS.iter().map(|path| {
+                path.iter()
+                    .map(|seg| match seg {
+                        Some(name) => PointerSegment::Name((*name).into()),
+                        None => PointerSegment::Any,
+                    })
+                    .collect()
+            })),
             _ => errors.push(
                 &obj.field_path("logprobs"),
                 format!("expected \"mask\" or \"strip\", found {}", describe(v)),

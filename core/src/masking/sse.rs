@@ -55,6 +55,10 @@ struct Piece {
     remaining: usize,
     /// A replacement touched this piece; otherwise its bytes are written back as they came.
     changed: bool,
+    /// A log probability's `bytes` array (the UTF-8 of a token): written anew from the
+    /// token piece it names when that one changed, so the bytes never spell what the token
+    /// no longer does.
+    bytes_of: Option<usize>,
 }
 
 /// An event's data: one data line's value (a span of the raw event: no copy, the common
@@ -106,6 +110,9 @@ pub struct SseMasker {
     text: Option<Masker>,
     /// JSON Lines: every line is an event, all of it data.
     json_lines: bool,
+    /// One whole document and where it sits in its body (see [`mask_token_lists`]):
+    /// strings are channelled by [`token_list_channel`].
+    document: Option<Vec<Seg>>,
     /// Strings that are not content, each masked on its own.
     alone: Alone,
     queue: VecDeque<Event>,
@@ -179,7 +186,7 @@ struct Found {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Seg {
+pub(super) enum Seg {
     Key(String),
     Index(usize),
 }
@@ -194,6 +201,8 @@ struct Scan<'a> {
     path: Vec<Seg>,
     strings: Vec<Found>,
     indexes: Vec<(Vec<Seg>, u64)>,
+    /// Arrays under a `bytes` key (a log probability's token as UTF-8): path and span.
+    byte_arrays: Vec<(Vec<Seg>, usize, usize)>,
     /// Whether a member at the top level names a recognised format.
     known: bool,
     /// No custom detectors: a key that is a plain lower-case word needs no masking.
@@ -218,6 +227,31 @@ fn plain_word(b: &[u8]) -> bool {
 }
 
 impl Scan<'_> {
+    fn array(&mut self, depth: usize) -> Option<()> {
+        self.i += 1;
+        self.ws();
+        if self.b.get(self.i) == Some(&b']') {
+            self.i += 1;
+            return Some(());
+        }
+        let mut k = 0;
+        loop {
+            self.path.push(Seg::Index(k));
+            self.value(depth + 1)?;
+            self.path.pop();
+            self.ws();
+            match *self.b.get(self.i)? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+            k += 1;
+        }
+    }
+
     fn ws(&mut self) {
         while self.i < self.b.len() && self.b[self.i].is_ascii_whitespace() {
             self.i += 1;
@@ -297,14 +331,17 @@ impl Scan<'_> {
                     self.i += 1;
                     return Some(());
                 }
-                loop {
+                for ordinal in 0.. {
                     self.ws();
                     let (ks, ke) = self.string()?;
                     let key = String::from_utf8_lossy(&self.b[ks..ke]).into_owned();
                     // Keys are masked too, but a plain lower-case word cannot hold a value.
                     if !(self.plain_keys_clean && plain_word(&self.b[ks..ke])) {
+                        // A key's path is its object's and its place among the keys.
+                        let mut path = self.path.clone();
+                        path.push(Seg::Index(ordinal));
                         self.strings.push(Found {
-                            path: Vec::new(),
+                            path,
                             start: ks,
                             end: ke,
                             key: true,
@@ -333,27 +370,10 @@ impl Scan<'_> {
                 }
             }
             b'[' => {
-                self.i += 1;
-                self.ws();
-                if self.b.get(self.i) == Some(&b']') {
-                    self.i += 1;
-                    return Some(());
-                }
-                let mut k = 0;
-                loop {
-                    self.path.push(Seg::Index(k));
-                    self.value(depth + 1)?;
-                    self.path.pop();
-                    self.ws();
-                    match *self.b.get(self.i)? {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                    k += 1;
+                let start = self.i;
+                self.array(depth)?;
+                if matches!(self.path.last(), Some(Seg::Key(k)) if k == "bytes") {
+                    self.byte_arrays.push((self.path.clone(), start, self.i));
                 }
             }
             _ => {
@@ -460,6 +480,98 @@ fn path_channel(path: &[Seg]) -> String {
     key
 }
 
+/// Where a string sits among a document's token lists: its path with the position in a
+/// token list written `*`, so a list's tokens (`content[*].token`, `tokens[*].text`) are
+/// one channel and each rank of the alternatives (`content[*].top_logprobs[k].token`,
+/// `top_tokens[*][k].text`) one more, while every other string is a channel of its own.
+fn token_list_channel(path: &[Seg]) -> String {
+    let mut key = String::from("doc");
+    let mut after_list = false;
+    for s in path {
+        match s {
+            Seg::Key(k) => {
+                key.push('/');
+                key.push_str(k);
+                after_list = TOKEN_LISTS.contains(&k.as_str());
+            }
+            Seg::Index(i) => {
+                key.push('/');
+                if after_list {
+                    key.push('*');
+                } else {
+                    key.push_str(&i.to_string());
+                }
+                after_list = false;
+            }
+        }
+    }
+    key
+}
+
+/// The channel of a key that is a token (the completions API lists each position's
+/// alternatives as `{"token": logprob}` in `top_logprobs`): one per rank.
+fn alternatives_channel(path: &[Seg]) -> Option<String> {
+    match path {
+        [list @ .., tl, Seg::Index(_), Seg::Index(rank)] if key(tl, "top_logprobs") => Some(
+            format!("{}/top_logprobs/*/{rank}", token_list_channel(list)),
+        ),
+        _ => None,
+    }
+}
+
+/// Keys whose array lists an answer token by token: OpenAI's `logprobs.content` and
+/// `.refusal`, the completions API's `logprobs.tokens`, the Responses API's and Ollama's
+/// `logprobs`, TGI's `details.tokens`, `.prefill` and `.top_tokens`.
+const TOKEN_LISTS: [&str; 6] = [
+    "content",
+    "refusal",
+    "tokens",
+    "prefill",
+    "top_tokens",
+    "logprobs",
+];
+
+/// The `bytes` array beside the token at `path` (`{"token": "41", "bytes": [52, 49]}`).
+fn byte_arrays_beside<'a>(
+    arrays: &'a [(Vec<Seg>, usize, usize)],
+    path: &[Seg],
+) -> Option<&'a (Vec<Seg>, usize, usize)> {
+    let (last, parent) = path.split_last()?;
+    if !key(last, "token") {
+        return None;
+    }
+    arrays.iter().find(|(p, _, _)| {
+        p.len() == path.len() && p.starts_with(parent) && p.last().is_some_and(|s| key(s, "bytes"))
+    })
+}
+
+/// Masks a document that lists an answer token by token (an answer's log probabilities,
+/// TGI's details), whole: the tokens of a list are one text, so a value the model wrote
+/// over several tokens is masked in every token that carries part of it, and the `bytes`
+/// beside a changed token are written anew. `at` is where the document sits in the body
+/// (field rules and `logprobs: strip` name paths from the body's root). The caller bounds
+/// the document's size.
+pub(super) fn mask_token_lists(m: &Masking, at: Vec<Seg>, doc: &[u8]) -> (Vec<u8>, Counts) {
+    let mut s = SseMasker {
+        document: Some(at),
+        json_lines: true,
+        ..SseMasker::default()
+    };
+    let mut out = Vec::with_capacity(doc.len());
+    s.event = doc.to_vec();
+    s.data.push((0, doc.len()));
+    s.end_event(m, &mut out);
+    s.flush_channels(m, &mut out);
+    (out, s.counts())
+}
+
+fn seg_name(s: &Seg) -> &str {
+    match s {
+        Seg::Key(k) => k,
+        Seg::Index(_) => "",
+    }
+}
+
 fn key(s: &Seg, name: &str) -> bool {
     matches!(s, Seg::Key(k) if k == name)
 }
@@ -502,17 +614,23 @@ fn content_channel(path: &[Seg], indexes: &[(Vec<Seg>, u64)]) -> Option<String> 
                     Some(format!("choice{choice}.tool{tool}"))
                 }
                 [l, c, Seg::Index(_), t]
-                    if key(l, "logprobs") && key(c, "content") && key(t, "token") =>
+                    if key(l, "logprobs")
+                        && (key(c, "content") || key(c, "refusal"))
+                        && key(t, "token") =>
                 {
-                    Some(format!("choice{choice}.logprobs"))
+                    Some(format!("choice{choice}.logprobs.{}", seg_name(c)))
                 }
                 [l, c, Seg::Index(_), tl, Seg::Index(k), t]
                     if key(l, "logprobs")
-                        && key(c, "content")
+                        && (key(c, "content") || key(c, "refusal"))
                         && key(tl, "top_logprobs")
                         && key(t, "token") =>
                 {
-                    Some(format!("choice{choice}.top{k}"))
+                    Some(format!("choice{choice}.logprobs.{}.top{k}", seg_name(c)))
+                }
+                // The completions API lists its tokens as strings.
+                [l, t, Seg::Index(_)] if key(l, "logprobs") && key(t, "tokens") => {
+                    Some(format!("choice{choice}.logprobs.tokens"))
                 }
                 _ => None,
             }
@@ -532,8 +650,26 @@ fn content_channel(path: &[Seg], indexes: &[(Vec<Seg>, u64)]) -> Option<String> 
         [c, t] if key(c, "content_block") && key(t, "text") => {
             Some(format!("block{}", index_at(&[], 0)))
         }
+        // The log probabilities of a Responses API delta (and of Ollama's events).
+        [l, Seg::Index(_), t] if key(l, "logprobs") && key(t, "token") => Some(format!(
+            "output{}.{}.logprobs",
+            field_at(&[], "output_index", 0),
+            field_at(&[], "content_index", 0)
+        )),
+        [l, Seg::Index(_), tl, Seg::Index(k), t]
+            if key(l, "logprobs") && key(tl, "top_logprobs") && key(t, "token") =>
+        {
+            Some(format!(
+                "output{}.{}.logprobs.top{k}",
+                field_at(&[], "output_index", 0),
+                field_at(&[], "content_index", 0)
+            ))
+        }
         // Hugging Face TGI: the token's text; the final event's whole text apart.
         [t, x] if key(t, "token") && key(x, "text") => Some("tgi".into()),
+        [tt, Seg::Index(k), x] if key(tt, "top_tokens") && key(x, "text") => {
+            Some(format!("tgi.top{k}"))
+        }
         [g] if key(g, "generated_text") => Some("tgi.generated".into()),
         // Ollama chat and generate.
         [msg, f] if key(msg, "message") && (key(f, "content") || key(f, "thinking")) => {
@@ -755,14 +891,17 @@ impl SseMasker {
                 m,
                 replaced: Vec::new(),
                 i: 0,
-                path: Vec::new(),
+                path: self.document.clone().unwrap_or_default(),
                 strings: Vec::new(),
                 indexes: Vec::new(),
+                byte_arrays: Vec::new(),
                 known: false,
                 plain_keys_clean: m.custom.is_empty(),
             };
             let first = value.iter().position(|b| !b.is_ascii_whitespace());
-            let is_json = first.is_some_and(|i| value[i] == b'{') && scan.value(0).is_some() && {
+            // An event is an object; a document may be a list (`logprobs: [...]`).
+            let opens = |b: u8| b == b'{' || (b == b'[' && self.document.is_some());
+            let is_json = first.is_some_and(|i| opens(value[i])) && scan.value(0).is_some() && {
                 scan.ws();
                 scan.i == value.len()
             };
@@ -789,6 +928,7 @@ impl SseMasker {
                         remaining: 0,
                         output: replacement.to_vec(),
                         changed: true,
+                        bytes_of: None,
                     });
                 }
                 let replaced = |f: &Found| {
@@ -798,7 +938,11 @@ impl SseMasker {
                 };
                 for f in scan.strings.iter().filter(|f| !replaced(f)) {
                     let ch = if f.key {
-                        None
+                        self.document
+                            .as_ref()
+                            .and_then(|_| alternatives_channel(&f.path))
+                    } else if self.document.is_some() {
+                        Some(token_list_channel(&f.path))
                     } else {
                         content_channel(&f.path, &scan.indexes)
                     };
@@ -826,6 +970,7 @@ impl SseMasker {
                                     remaining: 0,
                                     output: masked,
                                     changed: true,
+                                    bytes_of: None,
                                 });
                             }
                             continue;
@@ -839,8 +984,21 @@ impl SseMasker {
                         remaining: decoded.len(),
                         output: Vec::new(),
                         changed: false,
+                        bytes_of: None,
                     });
-                    feeds.push((ch, event.pieces.len() - 1, decoded.into_bytes()));
+                    let token = event.pieces.len() - 1;
+                    feeds.push((ch, token, decoded.into_bytes()));
+                    if let Some(&(_, start, end)) = byte_arrays_beside(&scan.byte_arrays, &f.path) {
+                        event.pieces.push(Piece {
+                            start,
+                            end,
+                            json: false,
+                            remaining: 0,
+                            output: Vec::new(),
+                            changed: false,
+                            bytes_of: Some(token),
+                        });
+                    }
                 }
             }
             if json {
@@ -853,6 +1011,7 @@ impl SseMasker {
                     remaining: value.len(),
                     output: Vec::new(),
                     changed: false,
+                    bytes_of: None,
                 });
             }
         }
@@ -884,7 +1043,9 @@ impl SseMasker {
             masker.push(m, &text, &mut sink);
         }
         self.note_held();
-        if self.queue.len() > MAX_HELD_EVENTS || self.held_bytes() > MAX_HELD_BYTES {
+        if self.document.is_none()
+            && (self.queue.len() > MAX_HELD_EVENTS || self.held_bytes() > MAX_HELD_BYTES)
+        {
             self.forced += 1;
             self.force_channels(m, out);
         }
@@ -1012,7 +1173,21 @@ fn write_value(event: &Event, out: &mut Vec<u8>) {
     pieces.sort_by_key(|p| p.start);
     for p in pieces {
         out.extend_from_slice(&old[last..p.start]);
-        if !p.changed {
+        if let Some(token) = p.bytes_of {
+            match event.pieces.get(token) {
+                Some(t) if t.changed => {
+                    out.push(b'[');
+                    for (k, b) in t.output.iter().enumerate() {
+                        if k > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(b.to_string().as_bytes());
+                    }
+                    out.push(b']');
+                }
+                _ => out.extend_from_slice(&old[p.start..p.end]),
+            }
+        } else if !p.changed {
             out.extend_from_slice(&old[p.start..p.end]);
         } else if p.json {
             escape_into(&p.output, out);
