@@ -10,6 +10,7 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use vigil_core::masking::body::{mask_body, BodyKind, BodyMasker};
+use vigil_core::masking::wide::{Wide, WideCharset, WideMasker};
 use vigil_core::masking::Masking;
 
 fn cases(default: u32) -> u32 {
@@ -157,6 +158,48 @@ proptest! {
             prop_assert_eq!(&in_chunks(kind, &body, &sizes), &whole, "{:?}", kind);
             prop_assert_eq!(&in_chunks(kind, &body, &[1]), &whole, "{:?} bytewise", kind);
         }
+    }
+
+    #[test]
+    fn any_wide_body_masks_the_same_however_it_is_cut(
+        parts in proptest::collection::vec(0..FRAGMENTS.len() + 1, 0..40),
+        noise in proptest::collection::vec(any::<u8>(), 0..16),
+        sizes in proptest::collection::vec(1usize..9, 1..8),
+        wide in 0usize..4,
+        kind in 0..KINDS.len(),
+    ) {
+        let wide = [Wide::Utf16Le, Wide::Utf16Be, Wide::Utf32Le, Wide::Utf32Be][wide];
+        let mut body = Vec::new();
+        for p in parts {
+            match FRAGMENTS.get(p) {
+                Some(f) => for c in f.chars() {
+                    let mut units = [0u16; 2];
+                    match wide {
+                        Wide::Utf16Le => c.encode_utf16(&mut units).iter().for_each(|u| body.extend(u.to_le_bytes())),
+                        Wide::Utf16Be => c.encode_utf16(&mut units).iter().for_each(|u| body.extend(u.to_be_bytes())),
+                        Wide::Utf32Le => body.extend((c as u32).to_le_bytes()),
+                        Wide::Utf32Be => body.extend((c as u32).to_be_bytes()),
+                    }
+                },
+                None => body.extend_from_slice(&noise),
+            }
+        }
+        let run = |sizes: &[usize]| {
+            let m = Masking::default();
+            let mut b = BodyMasker::Wide(Box::new(WideMasker::new(WideCharset::Fixed(wide), BodyMasker::new(KINDS[kind]))));
+            let mut out = Vec::new();
+            let mut rest = body.as_slice();
+            let mut k = 0;
+            while !rest.is_empty() {
+                let n = sizes[k % sizes.len()].clamp(1, rest.len());
+                b.push(&m, &rest[..n], &mut out);
+                rest = &rest[n..];
+                k += 1;
+            }
+            b.finish(&m, &mut out);
+            out
+        };
+        prop_assert_eq!(run(&sizes), run(&[body.len().max(1)]));
     }
 
     #[test]

@@ -427,3 +427,18 @@ fn logprobs_strip_removes_them_from_answers_and_events_alike() {
         .unwrap()
         .contains("\"content\":\"[REDACTED]\""));
 }
+
+#[test]
+fn an_empty_chunk_after_a_cr_does_not_end_the_line() {
+    // Envoy may deliver an empty body chunk (an end of stream with no data, a trailer).
+    let body = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"SSN 078-05-\"}}]}\r\n\r\ndata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"1123\"}}]}\r\n\r\n";
+    let m = Masking::default();
+    let mut b = BodyMasker::new(BodyKind::EventStream);
+    let mut out = Vec::new();
+    for piece in body.split_inclusive('\r') {
+        b.push(&m, piece.as_bytes(), &mut out);
+        b.push(&m, b"", &mut out);
+    }
+    b.finish(&m, &mut out);
+    assert_eq!(out, mask_body(&m, BodyKind::EventStream, body.as_bytes()).0);
+}

@@ -1,5 +1,5 @@
-//! Response types the maskers cannot read, through vigil.wasm: binary, unknown, other
-//! charsets and gRPC are refused by default (502 `unmaskable_response`, recorded); the
+//! Response types the maskers cannot read, through vigil.wasm: binary, unknown, charsets
+//! other than UTF-8, Latin-1, UTF-16 and UTF-32, and gRPC are refused by default (502 `unmaskable_response`, recorded); the
 //! policy can name a type (or `type/*`) to pass, logged and counted, with the record keeping
 //! no copy of the body, or to mask as text; every `content-encoding` header counts, not
 //! only the first.
@@ -59,8 +59,8 @@ fn unreadable_types_are_refused_by_default_and_recorded() {
         "video/mp4",
         "application/zip",
         "application/vnd.bank.blob",
-        "text/plain; charset=utf-16",
-        "application/json; charset=UTF-32",
+        "text/plain; charset=shift_jis",
+        "application/json; charset=EBCDIC-US",
         "application/grpc",
         "application/grpc+proto",
     ] {
@@ -173,4 +173,29 @@ fn a_grpc_client_gets_the_refusal_as_a_grpc_status_it_understands() {
     assert!(s.response.sent_body.is_empty(), "trailers-only: no body");
     let r = finish(&mut vm, id);
     assert!(r.decision.reason.contains("unmaskable_response"));
+}
+
+#[test]
+fn a_utf16_answer_is_masked_and_reaches_the_client_in_utf16() {
+    let mut vm = gateway(json!({}));
+    let text = "\u{feff}{\"choices\":[{\"message\":{\"content\":\"card 4111 1111 1111 1111\"}}]}";
+    let utf16le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let (status, body, r) = answered(
+        &mut vm,
+        &[("content-type", "application/json; charset=utf-16")],
+        &utf16le,
+    );
+    assert_eq!(status, "200");
+    let units: Vec<u16> = body
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    let got = String::from_utf16(&units).unwrap();
+    assert!(
+        got.starts_with('\u{feff}'),
+        "the byte order mark is kept: {got:?}"
+    );
+    assert!(got.contains("card [CREDIT_CARD]"), "{got}");
+    assert!(!got.contains("4111"), "{got}");
+    assert_eq!(r.masked.get("credit_card"), Some(&1), "{:?}", r.masked);
 }

@@ -4,6 +4,7 @@ use super::json::JsonMasker;
 use super::masker::{Counts, Masker};
 use super::settings::Masking;
 use super::sse::SseMasker;
+use super::wide::{Wide, WideCharset, WideMasker};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyKind {
@@ -67,26 +68,45 @@ pub enum BodyMasker {
     Json(JsonMasker),
     EventStream(Box<SseMasker>),
     Binary,
-    /// The format is read from the body's first bytes (a body whose label says nothing
-    /// useful): JSON when it starts with `{` or `[` (after whitespace and a byte order mark),
-    /// text otherwise. Holds at most [`SNIFF_BYTES`] until it knows.
-    Sniff(Vec<u8>),
+    /// UTF-16 or UTF-32, decoded for the masker of its format and encoded back.
+    Wide(Box<WideMasker>),
+    /// The format is read from the body's first bytes: UTF-16 or UTF-32 whatever the
+    /// label says (a label names a charset only when its sender thinks of it); then, for a
+    /// body whose label says nothing useful (`None`), JSON when it starts with `{` or `[`
+    /// (after whitespace and a byte order mark), text otherwise. Holds at most
+    /// [`SNIFF_BYTES`] until it knows.
+    Sniff(Vec<u8>, Option<BodyKind>),
 }
 
 /// Most bytes held while the format of a body is sniffed.
 pub const SNIFF_BYTES: usize = 64;
 
-/// The format of a body from its first bytes, once they tell.
-fn sniffed(head: &[u8], ended: bool) -> Option<BodyKind> {
+/// The masker for a body from its first bytes, once they tell: UTF-16 or UTF-32 (by a
+/// byte order mark or where the zero bytes fall; four bytes tell), then JSON or text.
+fn sniffed(head: &[u8], ended: bool, label: Option<BodyKind>) -> Option<BodyMasker> {
+    if head.len() < 4 && !ended {
+        return None;
+    }
+    if let Some(wide) = Wide::sniff(head) {
+        let inner = label.map_or_else(BodyMasker::sniffing, BodyMasker::new);
+        return Some(BodyMasker::Wide(Box::new(WideMasker::new(
+            WideCharset::Fixed(wide),
+            inner,
+        ))));
+    }
+    if let Some(kind) = label {
+        return Some(BodyMasker::new(kind));
+    }
     let first = head
         .iter()
         .find(|b| !(b.is_ascii_whitespace() || matches!(**b, 0xEF | 0xBB | 0xBF)));
-    match first {
-        Some(b'{' | b'[') => Some(BodyKind::Json),
-        Some(_) => Some(BodyKind::Text),
-        None if ended || head.len() >= SNIFF_BYTES => Some(BodyKind::Text),
-        None => None,
-    }
+    let kind = match first {
+        Some(b'{' | b'[') => BodyKind::Json,
+        Some(_) => BodyKind::Text,
+        None if ended || head.len() >= SNIFF_BYTES => BodyKind::Text,
+        None => return None,
+    };
+    Some(BodyMasker::new(kind))
 }
 
 impl BodyMasker {
@@ -104,19 +124,29 @@ impl BodyMasker {
     /// label a caller chooses: an octet stream carrying JSON is still read as JSON, and no
     /// request body is ever copied unmasked as "binary").
     pub fn sniffing() -> Self {
-        BodyMasker::Sniff(Vec::new())
+        BodyMasker::Sniff(Vec::new(), None)
+    }
+
+    /// A masker for a body labelled `kind` that still reads its first bytes: a UTF-16 or
+    /// UTF-32 body labelled JSON (or text) without a charset is decoded, not read byte by
+    /// byte with a zero beside every digit.
+    pub fn labelled(kind: BodyKind) -> Self {
+        match kind {
+            BodyKind::Binary => BodyMasker::Binary,
+            kind => BodyMasker::Sniff(Vec::new(), Some(kind)),
+        }
     }
 
     /// Masks the next chunk into `out` (which may get less than the chunk: text that could
     /// still be part of a value is held back).
     pub fn push(&mut self, m: &Masking, chunk: &[u8], out: &mut Vec<u8>) {
-        if let BodyMasker::Sniff(head) = self {
+        if let BodyMasker::Sniff(head, label) = self {
             head.extend_from_slice(chunk);
-            let Some(kind) = sniffed(head, false) else {
+            let Some(masker) = sniffed(head, false, *label) else {
                 return;
             };
             let head = std::mem::take(head);
-            *self = BodyMasker::new(kind);
+            *self = masker;
             return self.push(m, &head, out);
         }
         match self {
@@ -124,22 +154,24 @@ impl BodyMasker {
             BodyMasker::Json(j) => j.push(m, chunk, out),
             BodyMasker::EventStream(s) => s.push(m, chunk, out),
             BodyMasker::Binary => out.extend_from_slice(chunk),
-            BodyMasker::Sniff(_) => {}
+            BodyMasker::Wide(w) => w.push(m, chunk, out),
+            BodyMasker::Sniff(..) => {}
         }
     }
 
     /// The body ended: releases everything held.
     pub fn finish(&mut self, m: &Masking, out: &mut Vec<u8>) {
-        if let BodyMasker::Sniff(head) = self {
+        if let BodyMasker::Sniff(head, label) = self {
             let head = std::mem::take(head);
-            *self = BodyMasker::new(sniffed(&head, true).unwrap_or(BodyKind::Text));
+            *self = sniffed(&head, true, *label).unwrap_or(BodyMasker::new(BodyKind::Text));
             self.push(m, &head, out);
         }
         match self {
             BodyMasker::Text(t) => t.finish(m, out),
             BodyMasker::Json(j) => j.finish(m, out),
             BodyMasker::EventStream(s) => s.finish(m, out),
-            BodyMasker::Binary | BodyMasker::Sniff(_) => {}
+            BodyMasker::Wide(w) => w.finish(m, out),
+            BodyMasker::Binary | BodyMasker::Sniff(..) => {}
         }
     }
 
@@ -148,7 +180,8 @@ impl BodyMasker {
             BodyMasker::Text(t) => t.counts().clone(),
             BodyMasker::Json(j) => j.counts(),
             BodyMasker::EventStream(s) => s.counts(),
-            BodyMasker::Binary | BodyMasker::Sniff(_) => Counts::default(),
+            BodyMasker::Wide(w) => w.counts(),
+            BodyMasker::Binary | BodyMasker::Sniff(..) => Counts::default(),
         }
     }
 
@@ -161,8 +194,9 @@ impl BodyMasker {
                 let (events, bytes) = s.peak_held();
                 (bytes, events)
             }
+            BodyMasker::Wide(w) => w.peak_held(),
             BodyMasker::Binary => (0, 0),
-            BodyMasker::Sniff(head) => (head.len(), 0),
+            BodyMasker::Sniff(head, _) => (head.len(), 0),
         }
     }
 }

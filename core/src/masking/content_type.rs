@@ -8,6 +8,7 @@
 //! `pass` (logged and counted; the record keeps no copy of the body) or to mask as `text`
 //! (never gRPC).
 
+use super::wide::WideCharset;
 use super::BodyKind;
 
 /// What a response's content type lets the maskers do.
@@ -19,6 +20,8 @@ pub enum Readable {
     Not(String),
     /// gRPC: never rewritten as text.
     Grpc(String),
+    /// UTF-16 or UTF-32 (`charset=`): decoded, read as this kind, encoded back.
+    Wide(BodyKind, WideCharset),
 }
 
 /// What the policy does with a content type the maskers cannot read.
@@ -72,10 +75,14 @@ pub fn readable(content_type: Option<&str>) -> Readable {
     {
         return Readable::Grpc(essence);
     }
-    if let Some(cs) = charset.filter(|c| !READABLE_CHARSETS.contains(&c.as_str())) {
-        return Readable::Not(format!("{essence}; charset={cs}"));
-    }
-    match BodyKind::of(Some(ct)) {
+    let wide = match charset.filter(|c| !READABLE_CHARSETS.contains(&c.as_str())) {
+        Some(cs) => match WideCharset::named(&cs) {
+            Some(wide) => Some(wide),
+            None => return Readable::Not(format!("{essence}; charset={cs}")),
+        },
+        None => None,
+    };
+    let readable = match BodyKind::of(Some(ct)) {
         BodyKind::Binary => Readable::Not(essence),
         BodyKind::Text
             if !(essence.is_empty()
@@ -86,6 +93,10 @@ pub fn readable(content_type: Option<&str>) -> Readable {
             Readable::Not(essence)
         }
         kind => Readable::Kind(kind),
+    };
+    match (readable, wide) {
+        (Readable::Kind(kind), Some(wide)) => Readable::Wide(kind, wide),
+        (readable, _) => readable,
     }
 }
 
@@ -142,10 +153,18 @@ mod tests {
         ));
         assert!(matches!(
             kind("text/plain; charset=utf-16"),
+            Readable::Wide(BodyKind::Text, WideCharset::ByMark { utf32: false })
+        ));
+        assert!(matches!(
+            kind("application/json; charset=\"UTF-32BE\""),
+            Readable::Wide(BodyKind::Json, _)
+        ));
+        assert!(matches!(
+            kind("text/plain; charset=shift_jis"),
             Readable::Not(_)
         ));
         assert!(matches!(
-            kind("application/json; charset=\"UTF-32\""),
+            kind("image/png; charset=utf-16"),
             Readable::Not(_)
         ));
         assert!(matches!(kind("application/grpc"), Readable::Grpc(_)));

@@ -3,6 +3,7 @@
 
 use super::content_type::{essence, readable, rule_for, Readable, Unreadable};
 use super::settings::EncodedResponses;
+use super::wide::{WideCharset, WideMasker};
 use super::{BodyKind, BodyMasker, Counts, Masking};
 use std::collections::BTreeMap;
 
@@ -35,7 +36,8 @@ impl ExchangeMasking {
             // The caller chooses the label: one that says binary (or nothing readable) does
             // not get a body copied unmasked; its format is read from its first bytes.
             let masker = match readable(content_type) {
-                Readable::Kind(kind) => BodyMasker::new(kind),
+                Readable::Kind(kind) => BodyMasker::labelled(kind),
+                Readable::Wide(kind, wide) => wide_masker(kind, wide),
                 Readable::Not(_) | Readable::Grpc(_) => BodyMasker::sniffing(),
             };
             self.request = Some(masker);
@@ -57,8 +59,9 @@ impl ExchangeMasking {
         if m.is_off() {
             return ResponsePlan::Pass;
         }
-        let kind = match readable(content_type) {
-            Readable::Kind(kind) => kind,
+        let masker = match readable(content_type) {
+            Readable::Kind(kind) => BodyMasker::labelled(kind),
+            Readable::Wide(kind, wide) => wide_masker(kind, wide),
             Readable::Grpc(ty) => {
                 // Never rewritten as text: protobuf frames carry their own lengths.
                 return match rule_for(&m.content_types, &ty) {
@@ -71,7 +74,7 @@ impl ExchangeMasking {
                 match rule_for(&m.content_types, &essence) {
                     Unreadable::Pass => return ResponsePlan::PassUnreadable(ty),
                     Unreadable::Refuse => return ResponsePlan::RefuseUnreadable(ty),
-                    Unreadable::Text => BodyKind::Text,
+                    Unreadable::Text => BodyMasker::labelled(BodyKind::Text),
                 }
             }
         };
@@ -89,7 +92,7 @@ impl ExchangeMasking {
                 EncodedResponses::Pass => ResponsePlan::PassEncoded(enc),
             };
         }
-        self.response = Some(BodyMasker::new(kind));
+        self.response = Some(masker);
         ResponsePlan::Mask
     }
 
@@ -110,6 +113,10 @@ impl ExchangeMasking {
         }
         total.named(m)
     }
+}
+
+fn wide_masker(kind: BodyKind, wide: WideCharset) -> BodyMasker {
+    BodyMasker::Wide(Box::new(WideMasker::new(wide, BodyMasker::new(kind))))
 }
 
 /// Masks a piece of a body (and, at its end, releases what was held back).

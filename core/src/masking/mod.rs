@@ -3,7 +3,8 @@
 //! - [`detect`]: the built-in detectors, each with a validator (Luhn, SSA rules, mod 97, ...).
 //! - [`custom`]: detectors a policy adds (a regex, context words, a built-in validator).
 //! - [`masker`]: the streaming engine over one logical text, with a bounded hold-back.
-//! - [`json`], [`sse`], [`body`]: the formats, chosen by content type.
+//! - [`json`], [`sse`], [`body`]: the formats, chosen by content type; [`wide`]: UTF-16
+//!   and UTF-32 bodies, masked through UTF-8.
 //! - [`style`]: what a value is replaced with (`redact`, `partial`, keyed `token`).
 //! - [`settings`]: the `masking` block of a policy.
 
@@ -19,6 +20,7 @@ pub mod settings;
 pub mod sse;
 pub mod style;
 pub mod validate;
+pub mod wide;
 
 pub use body::{BodyKind, BodyMasker};
 pub use masker::{Counts, Masker, Sink};

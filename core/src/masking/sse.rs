@@ -736,7 +736,8 @@ impl SseMasker {
             return;
         }
         let mut rest = chunk;
-        if self.after_cr {
+        // An empty chunk tells nothing, not even that no LF follows a CR.
+        if self.after_cr && !rest.is_empty() {
             self.after_cr = false;
             if rest.first() == Some(&b'\n') {
                 self.line.push(b'\n');
