@@ -47,8 +47,11 @@ impl BodyCopy {
         self.truncated |= chunk.len() > room;
     }
 
-    /// The copy as text, cut back to a whole character.
+    /// The copy as text, cut back to a whole character; a UTF-16 or UTF-32 body decoded.
     fn text(&self) -> String {
+        if let Some(text) = crate::masking::wide::decode_copy(&self.copy) {
+            return text;
+        }
         match std::str::from_utf8(&self.copy) {
             Ok(s) => s.to_string(),
             Err(e) if e.error_len().is_none() => {

@@ -198,4 +198,11 @@ fn a_utf16_answer_is_masked_and_reaches_the_client_in_utf16() {
     assert!(got.contains("card [CREDIT_CARD]"), "{got}");
     assert!(!got.contains("4111"), "{got}");
     assert_eq!(r.masked.get("credit_card"), Some(&1), "{:?}", r.masked);
+    // The record shows the masked body as text, not with a zero beside every character.
+    assert!(
+        r.response.body.starts_with("{\"choices\"")
+            && r.response.body.contains("card [CREDIT_CARD]"),
+        "{}",
+        r.response.body
+    );
 }

@@ -163,6 +163,19 @@ impl WideMasker {
     }
 }
 
+/// A whole body (or the start of one) in UTF-16 or UTF-32, as its first bytes show, as
+/// text: records show such a body as text, not as characters with zeros between them.
+pub fn decode_copy(body: &[u8]) -> Option<String> {
+    let wide = Wide::sniff(body)?;
+    let mut encoded = body.to_vec();
+    // A cut last unit is left out (a copy may stop anywhere).
+    let mut text = decode(wide, &mut encoded, false);
+    if let Some(rest) = text.strip_prefix('\u{feff}') {
+        text = rest.to_string();
+    }
+    Some(text)
+}
+
 /// Decodes the complete units of `encoded` (all of it when the body `ended`), leaving a cut
 /// unit or a high surrogate that may be completed.
 fn decode(wide: Wide, encoded: &mut Vec<u8>, ended: bool) -> String {
