@@ -9,7 +9,9 @@
 //!
 //! Bodies arrive in 16 KiB transport chunks (Envoy's default read size). The peak memory a
 //! stream holds back is measured with vigil-core on the same chunks (the engine is the same
-//! code) and checked against the stated bound.
+//! code) and checked against the stated bound; the memory a stream costs the VM is the
+//! growth of vigil.wasm's linear memory over one stream of each body on a fresh VM (memory
+//! only grows, so that is the stream's peak, allocator slack included).
 //! Usage: scripts/bench (runs this after the per-request bench) or
 //! `cargo run -p vigil-host --example bench_masking -- [ROUNDS]`.
 
@@ -196,6 +198,21 @@ fn main() {
             bytes: ndjson_stream(MIB).into_bytes(),
         },
     ];
+    // The VM memory one stream of each body needs: a fresh VM per body, warmed by one small
+    // answer of the same type so that start-up allocations are not counted.
+    let grown_by = |b: &Body| {
+        let mut vm = start(json!({}));
+        let small = Body {
+            name: b.name,
+            content_type: b.content_type,
+            bytes: b.bytes[..4096].to_vec(),
+        };
+        stream(&mut vm, &small);
+        let before = vm.memory_bytes();
+        stream(&mut vm, b);
+        vm.memory_bytes() - before
+    };
+    let grown: Vec<usize> = bodies.iter().map(grown_by).collect();
     let mut masking_vm = start(json!({}));
     let mut pass_vm = start(json!({"entities": {}}));
     let mut masked: Vec<Vec<Duration>> = vec![Vec::new(); bodies.len()];
@@ -217,8 +234,8 @@ fn main() {
     let bound = m.hold_back_bound();
     println!("masking throughput in vigil.wasm ({CHUNK}-byte chunks, median of {rounds} rounds; pass-through = vigil.wasm with masking off):");
     println!(
-        "  {:<27} {:>9} {:>11} {:>11} {:>8} {:>10} {:>16}",
-        "body", "bytes", "masked", "pass", "ratio", "out bytes", "peak held"
+        "  {:<27} {:>9} {:>11} {:>11} {:>8} {:>10} {:>16} {:>10}",
+        "body", "bytes", "masked", "pass", "ratio", "out bytes", "peak held", "VM memory"
     );
     for (i, b) in bodies.iter().enumerate() {
         let (tm, tp) = (median(masked[i].clone()), median(passed[i].clone()));
@@ -238,15 +255,48 @@ fn main() {
             format!("{held_bytes} B")
         };
         println!(
-            "  {:<27} {:>9} {:>6.1} MB/s {:>6.1} MB/s {:>7.2}x {:>10} {:>16}",
+            "  {:<27} {:>9} {:>6.1} MB/s {:>6.1} MB/s {:>7.2}x {:>10} {:>16} {:>6} KiB",
             b.name,
             b.bytes.len(),
             mbs(tm),
             mbs(tp),
             tm.as_secs_f64() / tp.as_secs_f64(),
             out_len[i],
-            held
+            held,
+            grown[i] / 1024
         );
     }
+    // Bodies made to grow memory: each stays bounded.
+    let logprob = json!({"token": " 4111", "logprob": -0.1, "bytes": [32, 52, 49, 49, 49]}).to_string();
+    let hostile = [
+        Body {
+            name: "JSON, 16 MiB of [",
+            content_type: "application/json",
+            bytes: vec![b'['; 16 * MIB],
+        },
+        Body {
+            name: "SSE, one 16 MiB line",
+            content_type: "text/event-stream",
+            bytes: [b"data: ".as_slice(), &vec![b'x'; 16 * MIB]].concat(),
+        },
+        Body {
+            name: "JSON, 8 MiB of logprobs",
+            content_type: "application/json",
+            bytes: format!(
+                "{{\"choices\":[{{\"index\":0,\"logprobs\":{{\"content\":[{}]}}}}]}}",
+                vec![logprob.as_str(); 8 * MIB / logprob.len()].join(",")
+            )
+            .into_bytes(),
+        },
+    ];
+    for b in &hostile {
+        println!(
+            "  {:<27} {:>9} {:>83} KiB",
+            b.name,
+            b.bytes.len(),
+            grown_by(b) / 1024
+        );
+    }
+    println!("  VM memory: how much vigil.wasm's linear memory grew over one stream of the body on a fresh VM (in 64 KiB pages; the chunks the host hands in are part of it)");
     println!("  hold-back bound: {bound} bytes of text per stream (SSE and JSON Lines: events carrying at most that much text, plus the events queued behind them); peak held is the most a stream kept at once");
 }

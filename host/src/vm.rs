@@ -300,6 +300,15 @@ impl Vm {
         Ok(vm)
     }
 
+    /// The size of the module's linear memory. It only grows (a module never gives pages
+    /// back), so the growth over a stream on a fresh VM is the most that stream needed.
+    pub fn memory_bytes(&mut self) -> usize {
+        match self.instance.get_memory(&mut self.store, "memory") {
+            Some(m) => m.data_size(&self.store),
+            None => 0,
+        }
+    }
+
     /// Calls an export for `context_id`. A missing export is skipped, as Envoy skips callbacks
     /// a module does not define; the result is the export's i32 result, if it has one.
     pub(crate) fn call(
