@@ -21,8 +21,12 @@ fn cases(default: u32) -> u32 {
 }
 
 /// Values every built-in detector validates, as the client would read them.
-const VALUES: [&str; 5] = [
+const VALUES: [&str; 8] = [
     "4111 1111 1111 1111",
+    // Disguised: fullwidth digits, an en dash, a zero-width space inside.
+    "４１１１ １１１１ １１１１ １１１１",
+    "078\u{2013}05\u{2013}1123",
+    "4111\u{200B}1111 1111 1111",
     "078-05-1123",
     "jane.roe@example.com",
     "GB82 WEST 1234 5698 7654 32",
@@ -30,7 +34,7 @@ const VALUES: [&str; 5] = [
 ];
 
 /// Pieces of every format's syntax and of values, for byte soups.
-const FRAGMENTS: [&str; 24] = [
+const FRAGMENTS: [&str; 29] = [
     "data: ",
     "data:",
     "event: x",
@@ -54,6 +58,11 @@ const FRAGMENTS: [&str; 24] = [
     "1123",
     "é",
     "\u{200B}",
+    "４",
+    "\u{00A0}",
+    "\u{2013}",
+    "٣",
+    "＠",
     "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"",
 ];
 
@@ -236,6 +245,7 @@ proptest! {
         let mut at: Vec<usize> = cuts
             .iter()
             .map(|c| c % (text.len() + 1))
+            .filter(|c| text.is_char_boundary(*c))
             .chain([0, text.len()])
             .collect();
         at.sort_unstable();

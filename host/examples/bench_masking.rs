@@ -267,7 +267,8 @@ fn main() {
         );
     }
     // Bodies made to grow memory: each stays bounded.
-    let logprob = json!({"token": " 4111", "logprob": -0.1, "bytes": [32, 52, 49, 49, 49]}).to_string();
+    let logprob =
+        json!({"token": " 4111", "logprob": -0.1, "bytes": [32, 52, 49, 49, 49]}).to_string();
     let hostile = [
         Body {
             name: "JSON, 16 MiB of [",

@@ -113,6 +113,18 @@ pub fn detect(v: &View, on: Enabled) -> Option<Hit> {
                 offer(plain(email(v), Entity::Email));
             }
         }
+        // Letters glued to a number (`SSN078-05-1123`, `acct4111111111111111`): only the
+        // shapes a validator makes unmistakable.
+        b'0'..=b'9' if glued_to_a_word(v) => {
+            if on.has(Entity::CreditCard) {
+                offer(plain(card(v), Entity::CreditCard));
+            }
+            if let Some(hit) = nine_digit(v, on)
+                .filter(|_| nine_shape(v).is_some_and(|(_, _, shape)| shape == NineShape::Grouped))
+            {
+                offer(Some(hit));
+            }
+        }
         b'a'..=b'z' | b'A'..=b'Z' if word_start => {
             if on.has(Entity::Secret) {
                 offer(secret(v));
@@ -139,6 +151,12 @@ pub fn detect(v: &View, on: Enabled) -> Option<Hit> {
     best
 }
 
+/// Whether the digit at the cursor follows a word of at least three letters (`SSN078...`,
+/// `acct4111...`); a letter or two before digits is a code (`A305`, an IBAN's `GB82`).
+fn glued_to_a_word(v: &View) -> bool {
+    (1..=3).all(|k| matches!(v.before(k), Some(b) if b.is_ascii_alphabetic()))
+}
+
 /// A cheap test, before any detector runs, of whether a built-in value can start at the
 /// letter `buf[i]` (the start of a word): an email needs an `@` within 65 bytes (`next_at`
 /// is the next one in `buf`, `usize::MAX` for none), an IBAN two letters and two digits, an
@@ -161,6 +179,15 @@ pub fn letter_may_start(buf: &[u8], i: usize, ended: bool, next_at: usize, on: E
         return true;
     }
     if on.has(Entity::IpAddress) && buf[i].is_ascii_hexdigit() && (1..5).any(|k| at(k) == b':') {
+        return true;
+    }
+    let b64 = |k: usize| {
+        let b = at(k);
+        b.is_ascii_alphanumeric() || b == b'/' || b == b'+'
+    };
+    if on.has(Entity::Secret) && b64(10) && b64(20) && (b64(39) && !b64(40) || b64(38) && !b64(39))
+    {
+        // Perhaps an AWS secret access key (40 characters, maybe after a `/`).
         return true;
     }
     on.has(Entity::Secret)
@@ -206,8 +233,21 @@ fn number_ends_at(v: &View, i: usize) -> bool {
     ends_at(v, i) && !(matches!(v.at(i), Some(b'-' | b'.')) && is_digit(v.at(i + 1)))
 }
 
-/// Payment card numbers: 12-19 digits, either unbroken or in groups of 3-6 split by one kind
-/// of separator (space or dash); Luhn and issuer rules decide.
+/// The separator between two groups of a number at `i`: one to three of space, `-`, `.`,
+/// `/` (`4111 1111`, `4111.1111`, `4111 - 1111`, `4111--1111`), followed by a digit.
+/// Unicode spaces and dashes arrive folded to these.
+fn gap(v: &View, i: usize) -> Option<usize> {
+    let mut n = 0;
+    while n < 3 && matches!(v.at(i + n), Some(b' ' | b'-' | b'.' | b'/')) {
+        n += 1;
+    }
+    (n > 0 && is_digit(v.at(i + n))).then_some(n)
+}
+
+/// Payment card numbers: 12-19 digits, unbroken or in groups of 2-8 (an invisible
+/// character joining two groups of four makes one of eight) split by [`gap`]s; Luhn and
+/// issuer rules decide. Letters may touch it (`card#4111...`, `acct4111...`): no word
+/// of letters ends in a Luhn-valid issued number by chance.
 fn card(v: &View) -> Option<usize> {
     let mut digits = [0u8; 19];
     let first = digit_run(v, 0, 19);
@@ -218,28 +258,25 @@ fn card(v: &View) -> Option<usize> {
         *d = v.at(k).unwrap_or(b'0');
     }
     // (end offset, digit count) of every place the number could end.
-    let mut ends: [(usize, usize); 8] = [(0, 0); 8];
+    let mut ends: [(usize, usize); 10] = [(0, 0); 10];
     let mut n_ends = 0;
     ends[n_ends] = (first, first);
     n_ends += 1;
-    if (3..=6).contains(&first) {
-        let mut sep = None;
+    if (2..=8).contains(&first) {
         let (mut i, mut n) = (first, first);
         while n_ends < ends.len() {
-            let s = match v.at(i) {
-                Some(s @ (b' ' | b'-')) if sep.is_none_or(|x| x == s) => s,
-                _ => break,
+            let Some(s) = gap(v, i) else {
+                break;
             };
-            let g = digit_run(v, i + 1, 6);
-            if !(3..=6).contains(&g) || n + g > 19 {
+            let g = digit_run(v, i + s, 8);
+            if !(2..=8).contains(&g) || n + g > 19 {
                 break;
             }
             for k in 0..g {
-                digits[n + k] = v.at(i + 1 + k).unwrap_or(b'0');
+                digits[n + k] = v.at(i + s + k).unwrap_or(b'0');
             }
-            sep = Some(s);
             n += g;
-            i += 1 + g;
+            i += s + g;
             ends[n_ends] = (i, n);
             n_ends += 1;
         }
@@ -249,7 +286,7 @@ fn card(v: &View) -> Option<usize> {
         .rev()
         .find(|(end, n)| {
             (12..=19).contains(n)
-                && ends_at(v, *end)
+                && !is_digit(v.at(*end))
                 && validate::luhn(&digits[..*n])
                 && validate::card_issued(&digits[..*n])
         })
@@ -259,12 +296,15 @@ fn card(v: &View) -> Option<usize> {
 /// The shapes a nine-digit identifier (SSN, ITIN, routing number) is written in.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum NineShape {
-    /// `123-45-6789`, `123.45.6789`, `123 45 6789`.
+    /// `123-45-6789`, `123.45.6789`, `123 45 6789`, `123/45/6789`, `123 - 45 - 6789` (the
+    /// same separator twice: `693-09.4444` is not an SSN).
     Grouped,
     /// `123456789`.
     Bare,
-    /// `123-456789` and `12345-6789`, half-grouped forms people type.
+    /// `123-456789`, a half-grouped form people type.
     HalfGrouped,
+    /// `12345-6789`: half-grouped too, and the shape of a ZIP+4 code.
+    FiveFour,
     /// `1234-5678-9`, how routing numbers are printed on some forms.
     Routing,
 }
@@ -283,17 +323,20 @@ fn nine_shape(v: &View) -> Option<(usize, [u8; 9], NineShape)> {
             (9, NineShape::Bare)
         }
         3 => {
-            let s = v.at(3)?;
-            if !matches!(s, b'-' | b'.' | b' ') {
-                return None;
-            }
-            let r2 = digit_run(v, 4, 6);
-            if r2 == 2 && v.at(6) == Some(s) && digit_run(v, 7, 4) == 4 {
+            let g1 = gap(v, 3)?;
+            let r2 = digit_run(v, 3 + g1, 6);
+            let g2 = gap(v, 3 + g1 + 2);
+            if let (2, Some(g2)) = (r2, g2) {
+                let last = 3 + g1 + 2 + g2;
+                let same = g1 == g2 && (0..g1).all(|k| v.at(3 + k) == v.at(3 + g1 + 2 + k));
+                if digit_run(v, last, 4) != 4 || !same {
+                    return None;
+                }
                 fill(0, 0, 3);
-                fill(3, 4, 2);
-                fill(5, 7, 4);
-                (11, NineShape::Grouped)
-            } else if r2 == 6 && s == b'-' {
+                fill(3, 3 + g1, 2);
+                fill(5, last, 4);
+                (last + 4, NineShape::Grouped)
+            } else if r2 == 6 && g1 == 1 && v.at(3) == Some(b'-') {
                 fill(0, 0, 3);
                 fill(3, 4, 6);
                 (10, NineShape::HalfGrouped)
@@ -304,7 +347,7 @@ fn nine_shape(v: &View) -> Option<(usize, [u8; 9], NineShape)> {
         5 if v.at(5) == Some(b'-') && digit_run(v, 6, 4) == 4 => {
             fill(0, 0, 5);
             fill(5, 6, 4);
-            (10, NineShape::HalfGrouped)
+            (10, NineShape::FiveFour)
         }
         4 if v.at(4) == Some(b'-')
             && digit_run(v, 5, 4) == 4
@@ -340,7 +383,15 @@ fn nine_digit(v: &View, on: Enabled) -> Option<Hit> {
     {
         return hit(Entity::AbaRouting);
     }
-    if shape == NineShape::Routing {
+    if shape == NineShape::Routing || (shape == NineShape::FiveFour && after_a_state(v)) {
+        return None;
+    }
+    // A bare number that passes the routing checksum, with no word saying it is a
+    // taxpayer's, is more likely the bank's routing number than someone's SSN.
+    if shape == NineShape::Bare
+        && validate::aba_valid(&d)
+        && !context_before(v, 48, TAXPAYER_CONTEXT)
+    {
         return None;
     }
     if on.has(Entity::UsItin) && validate::itin_valid(&d) {
@@ -350,6 +401,28 @@ fn nine_digit(v: &View, on: Enabled) -> Option<Hit> {
         return hit(Entity::UsSsn);
     }
     None
+}
+
+/// The two-letter codes of US states, territories and military addresses (USPS).
+const STATES: [&[u8; 2]; 62] = [
+    b"AL", b"AK", b"AZ", b"AR", b"CA", b"CO", b"CT", b"DE", b"FL", b"GA", b"HI", b"ID", b"IL",
+    b"IN", b"IA", b"KS", b"KY", b"LA", b"ME", b"MD", b"MA", b"MI", b"MN", b"MS", b"MO", b"MT",
+    b"NE", b"NV", b"NH", b"NJ", b"NM", b"NY", b"NC", b"ND", b"OH", b"OK", b"OR", b"PA", b"RI",
+    b"SC", b"SD", b"TN", b"TX", b"UT", b"VT", b"VA", b"WA", b"WV", b"WI", b"WY", b"DC", b"AS",
+    b"GU", b"MP", b"PR", b"VI", b"UM", b"FM", b"MH", b"PW", b"AA", b"AE",
+];
+
+/// Whether the number at the cursor follows a state code (`WI 53703-6452`, `Madison, WI,
+/// 53703-6452`) or a word such as "zip": then `12345-6789` is a ZIP+4 code.
+fn after_a_state(v: &View) -> bool {
+    let before = v.behind(16);
+    let words: Vec<&[u8]> = before
+        .split(|b| !b.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let last = words.last().copied().unwrap_or_default();
+    STATES.iter().any(|s| last == s.as_slice())
+        || context_before(v, 24, &["zip", "postal", "zipcode", "zip+4"])
 }
 
 /// Words that make a loosely written number a phone number.
@@ -364,8 +437,83 @@ const PHONE_CONTEXT: &[&str] = &[
     "contact",
     "whatsapp",
     "sms",
-    "number",
 ];
+
+/// "number" makes a phone number too, unless a word says what other number it is.
+const NOT_PHONE: &[&str] = &[
+    "order",
+    "tracking",
+    "reference",
+    "ref",
+    "invoice",
+    "case",
+    "ticket",
+    "confirmation",
+    "account",
+    "acct",
+    "serial",
+    "policy",
+    "claim",
+    "card",
+    "routing",
+    "member",
+    "transaction",
+    "loan",
+    "check",
+    "cheque",
+    "model",
+    "part",
+    "version",
+    "build",
+    "app",
+    "customer",
+    "payment",
+    "batch",
+    "receipt",
+    "shipment",
+    "parcel",
+    "item",
+    "sku",
+];
+
+/// Whether a word before the cursor makes a loosely written number a phone number.
+fn phone_context(v: &View) -> bool {
+    context_before(v, 32, PHONE_CONTEXT)
+        || (context_before(v, 32, &["number"]) && !context_before(v, 32, NOT_PHONE))
+}
+
+/// Words that make a bare nine-digit number an SSN or ITIN even when it passes the routing
+/// checksum (one number in ten does).
+const TAXPAYER_CONTEXT: &[&str] = &["ssn", "social", "security", "taxpayer", "itin", "tin", "ss"];
+
+/// A number written like a version (`10.4.2.1234`: a dotted group of one digit) or a date
+/// (`1997-09-05`, `1997/09/05`, `05.09.1997`): never a phone number, whatever word is near.
+fn version_or_date(v: &View, end: usize) -> bool {
+    let mut groups: [usize; 8] = [0; 8];
+    let (mut k, mut dots, mut len) = (0, false, 0);
+    for i in 0..end {
+        match v.at(i) {
+            Some(b) if b.is_ascii_digit() => len += 1,
+            Some(b) => {
+                dots |= b == b'.';
+                if len > 0 && k < groups.len() {
+                    groups[k] = len;
+                    k += 1;
+                }
+                len = 0;
+            }
+            None => return false,
+        }
+    }
+    if len > 0 && k < groups.len() {
+        groups[k] = len;
+        k += 1;
+    }
+    let groups = &groups[..k];
+    let version = dots && groups.iter().any(|g| *g == 1);
+    let date = matches!(groups, [4, 2, 2] | [2, 2, 4]);
+    version || date
+}
 
 fn phone(v: &View) -> Option<usize> {
     // A phone number does not start in the middle of a run of code groups
@@ -544,7 +692,7 @@ fn phone_in_context(v: &View) -> Option<usize> {
         (10..=11).contains(&n)
     };
     let ssn_shaped = nine_shape(v).is_some_and(|(_, _, shape)| shape != NineShape::Bare);
-    (fits && !ssn_shaped && number_ends_at(v, end) && context_before(v, 32, PHONE_CONTEXT))
+    (fits && !ssn_shaped && number_ends_at(v, end) && !version_or_date(v, end) && phone_context(v))
         .then_some(end)
 }
 
@@ -891,7 +1039,53 @@ fn secret(v: &View) -> Option<Hit> {
             return hit(prefix.len() + n, Follow::Token(*class));
         }
     }
-    None
+    aws_secret_key(v).and_then(|len| hit(len, Follow::None))
+}
+
+/// Labels an AWS secret access key follows (`aws_secret_access_key = ...`,
+/// `SecretAccessKey: ...`, "secret access key").
+const AWS_SECRET_CONTEXT: &[&str] = &[
+    "secret_access_key",
+    "secretaccesskey",
+    "secret access key",
+    "aws_secret",
+    "aws secret",
+    "secret_key",
+    "secret key",
+];
+
+fn is_b64(b: Option<u8>) -> bool {
+    matches!(b, Some(b) if b.is_ascii_alphanumeric() || b == b'/' || b == b'+')
+}
+
+/// An AWS secret access key: 40 characters of base64 (letters of both cases and digits),
+/// after one of [`AWS_SECRET_CONTEXT`]. A key that starts with `/` or `+` is found from
+/// its first letter or digit, the one or two characters before it counting to its length.
+fn aws_secret_key(v: &View) -> Option<usize> {
+    let lead = (1..=2)
+        .take_while(|k| matches!(v.before(*k), Some(b'/' | b'+')))
+        .count();
+    if is_b64(v.before(lead + 1)) {
+        return None;
+    }
+    let len = 40 - lead;
+    let (mut upper, mut lower, mut digit) = (false, false, false);
+    for k in 0..len {
+        let b = v.at(k)?;
+        if !is_b64(Some(b)) {
+            return None;
+        }
+        upper |= b.is_ascii_uppercase();
+        lower |= b.is_ascii_lowercase();
+        digit |= b.is_ascii_digit();
+    }
+    (upper
+        && lower
+        && digit
+        && !is_b64(v.at(len))
+        && v.at(len) != Some(b'=')
+        && context_before(v, 48, AWS_SECRET_CONTEXT))
+    .then_some(len)
 }
 
 const PEM_BEGIN: &[u8] = b"-----BEGIN ";

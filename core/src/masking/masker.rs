@@ -11,6 +11,7 @@
 //! entities: the longest email), and in clean prose it is the unfinished last word.
 
 use super::detect::{self, can_start, pem_footer, Follow, Hit};
+use super::fold::{complete_prefix, folds_any, Original};
 use super::scan::View;
 use super::settings::Masking;
 use super::style::replacement;
@@ -78,8 +79,13 @@ static STARTS_CUSTOM: [bool; 256] = table(true);
 
 #[derive(Debug, Default)]
 pub struct Masker {
-    /// History (at most the lookbehind) followed by the undecided text.
+    /// History (at most the lookbehind) followed by the undecided text, as the detectors
+    /// read it: folded (see [`super::fold`]) when `original` is kept, else as it came.
     buf: Vec<u8>,
+    /// The text as it came, while `buf` holds a folded form that differs from it.
+    original: Option<Original>,
+    /// The start of a character cut by the end of the last chunk.
+    partial: Vec<u8>,
     /// First undecided byte of `buf`.
     cursor: usize,
     follow: Option<Follow>,
@@ -97,16 +103,54 @@ impl Masker {
 
     /// Adds text and releases what can be decided.
     pub fn push(&mut self, m: &Masking, text: &[u8], sink: &mut impl Sink) {
-        self.buf.extend_from_slice(text);
+        if self.partial.is_empty() {
+            let whole = complete_prefix(text);
+            self.append(&text[..whole]);
+            self.partial.extend_from_slice(&text[whole..]);
+        } else {
+            let mut joined = std::mem::take(&mut self.partial);
+            joined.extend_from_slice(text);
+            let whole = complete_prefix(&joined);
+            self.append(&joined[..whole]);
+            self.partial.extend_from_slice(&joined[whole..]);
+        }
         self.run(m, false, sink);
+    }
+
+    /// Adds whole characters to the buffer, folded when any of them folds.
+    fn append(&mut self, text: &[u8]) {
+        match &mut self.original {
+            None if !folds_any(text) => self.buf.extend_from_slice(text),
+            Some(original) => original.append(text, &mut self.buf),
+            None => {
+                let mut original = Original::identical(&self.buf);
+                original.append(text, &mut self.buf);
+                self.original = Some(original);
+            }
+        }
+    }
+
+    /// The original bytes of folded positions `from..to`.
+    fn original(&self, from: usize, to: usize) -> &[u8] {
+        match &self.original {
+            None => &self.buf[from..to],
+            Some(o) => &o.bytes[o.at(from)..o.at(to)],
+        }
+    }
+
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.original = None;
+        self.cursor = 0;
+        self.follow = None;
     }
 
     /// The text ended: decide and release the rest. The masker can then take a new text.
     pub fn finish(&mut self, m: &Masking, sink: &mut impl Sink) {
+        let partial = std::mem::take(&mut self.partial);
+        self.append(&partial);
         self.run(m, true, sink);
-        self.buf.clear();
-        self.cursor = 0;
-        self.follow = None;
+        self.reset();
     }
 
     /// Decides now, before the text ends (a stream's hold-back limit was reached): what
@@ -114,18 +158,16 @@ impl Masker {
     /// masked as [`FORCED`], never released. The masker can then go on with more text.
     pub fn force(&mut self, m: &Masking, sink: &mut impl Sink) {
         self.run(m, false, sink);
-        let held = &self.buf[self.cursor..];
+        let held = self.original(self.cursor, self.buf.len());
         if !held.is_empty() {
             sink.replace(held, FORCED);
         }
-        self.buf.clear();
-        self.cursor = 0;
-        self.follow = None;
+        self.reset();
     }
 
     /// Bytes pushed but not yet released.
     pub fn held(&self) -> usize {
-        self.buf.len() - self.cursor
+        self.buf.len() - self.cursor + self.partial.len()
     }
 
     pub fn peak_held(&self) -> usize {
@@ -157,7 +199,7 @@ impl Masker {
                         i += 1;
                     }
                     if i > start {
-                        sink.replace(&self.buf[start..i], "");
+                        sink.replace(self.original(start, i), "");
                         copy_from = i;
                     }
                     if i < len {
@@ -185,7 +227,7 @@ impl Masker {
                         i += 1;
                     }
                     if i > start {
-                        sink.replace(&self.buf[start..i], "");
+                        sink.replace(self.original(start, i), "");
                         copy_from = i;
                     }
                     if starved {
@@ -198,11 +240,17 @@ impl Masker {
             // Fast path: skip bytes where no value can start (inside words, spaces, ...), and
             // word starts that a few byte tests rule out, before building a view for the
             // detectors.
-            let mut prev_alnum = i > 0 && self.buf[i - 1].is_ascii_alphanumeric();
+            // Inside a word nothing starts, except at a digit right after a letter
+            // (`SSN078-05-1123`).
+            let mut prev = if i > 0 { self.buf[i - 1] } else { b' ' };
             while i < len {
                 let b = self.buf[i];
-                let alnum = b.is_ascii_alphanumeric();
-                if starts[b as usize] && !(alnum && prev_alnum) {
+                let inside = if b.is_ascii_digit() {
+                    prev.is_ascii_digit()
+                } else {
+                    b.is_ascii_alphabetic() && prev.is_ascii_alphanumeric()
+                };
+                if starts[b as usize] && !inside {
                     if !(letters_cheap && b.is_ascii_alphabetic()) {
                         break;
                     }
@@ -216,7 +264,7 @@ impl Masker {
                         break;
                     }
                 }
-                prev_alnum = alnum;
+                prev = b;
                 i += 1;
             }
             if i >= len {
@@ -229,16 +277,17 @@ impl Masker {
             }
             match hit {
                 Some(hit) => {
-                    sink.copy(&self.buf[copy_from..i]);
-                    let original = &self.buf[i..i + hit.len];
+                    sink.copy(self.original(copy_from, i));
+                    // The style reads the value as the detector did (`partial` keeps its
+                    // last digits as ASCII); the original bytes are what is replaced.
                     let text = replacement(
                         m.style(hit.entity),
                         m.label(hit.entity),
                         m.entity_name(hit.entity),
-                        original,
+                        &self.buf[i..i + hit.len],
                         m.token_key.as_deref(),
                     );
-                    sink.replace(original, &text);
+                    sink.replace(self.original(i, i + hit.len), &text);
                     self.counts.add(hit.entity, 1);
                     i += hit.len;
                     copy_from = i;
@@ -247,12 +296,17 @@ impl Masker {
                 None => i += 1,
             }
         }
-        sink.copy(&self.buf[copy_from..i]);
+        sink.copy(self.original(copy_from, i));
         self.cursor = i;
         self.peak_held = self.peak_held.max(len - i);
         // Keep only the lookbehind of released text.
         let keep_from = self.cursor.saturating_sub(super::scan::LOOKBEHIND);
         if keep_from > 0 {
+            if let Some(original) = &mut self.original {
+                if original.drain(keep_from) {
+                    self.original = None;
+                }
+            }
             self.buf.drain(..keep_from);
             self.cursor -= keep_from;
         }

@@ -13,6 +13,7 @@ pub mod content_type;
 pub mod custom;
 pub mod detect;
 pub mod exchange;
+pub mod fold;
 pub mod json;
 pub mod masker;
 pub mod scan;

@@ -19,6 +19,7 @@
 //! soft hyphens, bidirectional controls, tag characters), so a pattern cannot be dodged by
 //! writing its text differently.
 
+use crate::masking::fold::invisible;
 use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
@@ -97,17 +98,6 @@ pub fn token_ids(body: Option<&Value>) -> bool {
             .iter()
             .any(|k| b.get(k).is_some_and(ints))
     })
-}
-
-/// Characters that render as nothing (Unicode Default_Ignorable_Code_Point and format
-/// controls): removed from the normalized view.
-fn invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
-        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
-        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
-        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// The text as a pattern should see it: NFKC, invisible characters removed. `None` when that
