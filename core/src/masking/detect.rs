@@ -510,7 +510,7 @@ fn version_or_date(v: &View, end: usize) -> bool {
         k += 1;
     }
     let groups = &groups[..k];
-    let version = dots && groups.iter().any(|g| *g == 1);
+    let version = dots && groups.contains(&1);
     let date = matches!(groups, [4, 2, 2] | [2, 2, 4]);
     version || date
 }
