@@ -4,6 +4,8 @@
 //! types, and the CLI validates and reads the very same types, so the two never disagree.
 
 pub mod access;
+#[doc(hidden)]
+pub mod accuracy;
 pub mod approval;
 pub mod canonical;
 pub mod config;

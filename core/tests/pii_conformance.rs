@@ -65,8 +65,7 @@ fn only(e: Entity) -> Masking {
 const DEVIATIONS: &[(&str, &str)] = &[
     ("pii-0290", "not an IBAN (wrong check digits), but 2600 0560 1001 6113 inside it is a Luhn-valid Mastercard-range number, masked as a card when credit_card is on"),
     ("pii-0365", "no IBAN, but 440-600-5124 is a valid North American phone number, masked when phone is on"),
-    ("pii-0368", "a bare nine-digit routing number is only masked next to a word such as \"routing\" or \"bank\": the checksum alone passes one number in ten"),
-    ("pii-0370", "masked, but as us_ssn: without routing context, 121042882 is a valid SSN"),
+    ("pii-0025", "078051120 passes the routing checksum with a Federal Reserve prefix: a bare nine-digit number that does is masked as a routing number unless a word such as \"SSN\" is near"),
     ("pii-0372", "not a routing number, but 421-04-2111 is a valid SSN and is masked as one when us_ssn is on"),
     ("pii-0514", "(37) 788-063 follows no phone word and has no +country code or trunk 0: too loose to tell from other numbers (the row's 07700 063 966 is masked)"),
     ("pii-0536", "699 956 915 follows \"messages to\": no phone word, no +country code, no trunk 0"),

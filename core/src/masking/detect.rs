@@ -6,7 +6,7 @@
 //! email: 64-byte local part, `@`, 253-byte domain, one byte of boundary), which is the
 //! hold-back bound of the streaming engine for the built-in entities.
 
-use super::scan::{context_before, is_alnum, is_digit, View};
+use super::scan::{contains_word, context_before, is_alnum, is_digit, View};
 use super::validate;
 use super::Entity;
 
@@ -257,10 +257,12 @@ fn card(v: &View) -> Option<usize> {
     for (k, d) in digits.iter_mut().enumerate().take(first) {
         *d = v.at(k).unwrap_or(b'0');
     }
-    // (end offset, digit count) of every place the number could end.
+    // (end offset, digit count) of every place the number could end, and group sizes.
     let mut ends: [(usize, usize); 10] = [(0, 0); 10];
+    let mut groups = [0usize; 10];
     let mut n_ends = 0;
     ends[n_ends] = (first, first);
+    groups[n_ends] = first;
     n_ends += 1;
     if (2..=8).contains(&first) {
         let (mut i, mut n) = (first, first);
@@ -278,12 +280,29 @@ fn card(v: &View) -> Option<usize> {
             n += g;
             i += s + g;
             ends[n_ends] = (i, n);
+            groups[n_ends] = g;
             n_ends += 1;
         }
     }
+    // A number that goes on from digits before it (`920-3937130-0093457`, an order
+    // number's tail) is a card only in a card's own grouping, so digits put in front of a
+    // card do not hide it.
+    let continues = matches!(v.before(1), Some(b' ' | b'-' | b'.' | b'/')) && is_digit(v.before(2));
+    let card_grouping = |k: usize| {
+        let g = &groups[..=k];
+        match g {
+            [_] => true,
+            [4, 6, 5] | [4, 6, 4] => true,
+            [head @ .., last] => head.iter().all(|x| *x == 4) && (3..=4).contains(last),
+            [] => false,
+        }
+    };
     ends[..n_ends]
         .iter()
+        .enumerate()
         .rev()
+        .filter(|(k, _)| !continues || card_grouping(*k))
+        .map(|(_, e)| e)
         .find(|(end, n)| {
             (12..=19).contains(n)
                 && !is_digit(v.at(*end))
@@ -376,21 +395,27 @@ fn nine_digit(v: &View, on: Enabled) -> Option<Hit> {
             follow: Follow::None,
         })
     };
+    let bare = shape == NineShape::Bare;
+    let routing = bare
+        && (context_before(v, 48, ROUTING_CONTEXT) || context_after(v, len, 32, ROUTING_CONTEXT));
+    // A routing word wins over a taxpayer word further away ("ITIN ...; routing number").
+    let taxpayer = bare && !routing && context_before(v, 48, TAXPAYER_CONTEXT);
+    // A bare number a word names as something else (`claim 340220201`, `application ID is
+    // 517760051`) is that.
+    if bare && !routing && !taxpayer && context_before(v, 24, OTHER_NUMBERS) {
+        return None;
+    }
+    // A bare number that passes the routing checksum is the bank's routing number unless a
+    // word says it is a taxpayer's (one number in ten passes it by chance).
     if on.has(Entity::AbaRouting)
         && validate::aba_valid(&d)
-        && (shape == NineShape::Routing
-            || (shape == NineShape::Bare && context_before(v, 48, ROUTING_CONTEXT)))
+        && (shape == NineShape::Routing || (bare && !taxpayer))
     {
         return hit(Entity::AbaRouting);
     }
-    if shape == NineShape::Routing || (shape == NineShape::FiveFour && after_a_state(v)) {
-        return None;
-    }
-    // A bare number that passes the routing checksum, with no word saying it is a
-    // taxpayer's, is more likely the bank's routing number than someone's SSN.
-    if shape == NineShape::Bare
-        && validate::aba_valid(&d)
-        && !context_before(v, 48, TAXPAYER_CONTEXT)
+    if shape == NineShape::Routing
+        || (shape == NineShape::FiveFour && after_a_state(v))
+        || (bare && validate::aba_valid(&d) && !taxpayer)
     {
         return None;
     }
@@ -401,6 +426,15 @@ fn nine_digit(v: &View, on: Enabled) -> Option<Hit> {
         return hit(Entity::UsSsn);
     }
     None
+}
+
+/// Whether one of `words` appears within `window` bytes after the value ending at `end`
+/// (`253325228 is the correct routing number`).
+fn context_after(v: &View, end: usize, window: usize, words: &[&str]) -> bool {
+    let ahead = v.ahead(end + window);
+    ahead
+        .get(end..)
+        .is_some_and(|after| words.iter().any(|w| contains_word(after, w.as_bytes())))
 }
 
 /// The two-letter codes of US states, territories and military addresses (USPS).
@@ -481,6 +515,40 @@ fn phone_context(v: &View) -> bool {
     context_before(v, 32, PHONE_CONTEXT)
         || (context_before(v, 32, &["number"]) && !context_before(v, 32, NOT_PHONE))
 }
+
+/// Words that name a number as something other than a person's identifier or phone.
+const OTHER_NUMBERS: &[&str] = &[
+    "claim",
+    "id",
+    "order",
+    "reference",
+    "ref",
+    "tracking",
+    "invoice",
+    "case",
+    "ticket",
+    "confirmation",
+    "application",
+    "account",
+    "acct",
+    "member",
+    "policy",
+    "loan",
+    "transaction",
+    "serial",
+    "customer",
+    "employee",
+    "sku",
+    "part",
+    "model",
+    "batch",
+    "receipt",
+    "shipment",
+    "parcel",
+    "item",
+    "build",
+    "version",
+];
 
 /// Words that make a bare nine-digit number an SSN or ITIN even when it passes the routing
 /// checksum (one number in ten does).
@@ -604,7 +672,9 @@ fn nanp(v: &View) -> Option<usize> {
     }
     let n11 = |a: &[u8]| a[1] == b'1' && a[2] == b'1';
     let valid = d[0] >= b'2' && d[3] >= b'2' && !n11(&d[0..3]) && !n11(&d[3..6]);
-    (valid && number_ends_at(v, i)).then_some(i)
+    // `serial 712-669-6557`: a word right before names another kind of number.
+    let other = !context_before(v, 32, PHONE_CONTEXT) && context_before(v, 16, OTHER_NUMBERS);
+    (valid && !other && number_ends_at(v, i)).then_some(i)
 }
 
 /// Reads digits with single separators (space, dash, dot, parentheses) from `i`; returns
@@ -755,11 +825,18 @@ fn ipv4(v: &View) -> Option<usize> {
         return None;
     }
     let end = dotted_quad(v, 0)?;
-    if is_alnum(v.at(end)) {
+    // `app version 8.19.5.176` is a version, not an address.
+    if is_alnum(v.at(end)) || context_before(v, 24, VERSION_WORDS) {
         return None;
     }
     Some(cidr(v, end, 32))
 }
+
+/// Words after which four dotted numbers are a version.
+const VERSION_WORDS: &[&str] = &[
+    "version", "app", "release", "build", "firmware", "update", "ios", "android", "sdk", "patch",
+    "v",
+];
 
 fn hex_run(v: &View, i: usize) -> usize {
     let mut n = 0;
