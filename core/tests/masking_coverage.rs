@@ -442,3 +442,14 @@ fn an_empty_chunk_after_a_cr_does_not_end_the_line() {
     b.finish(&m, &mut out);
     assert_eq!(out, mask_body(&m, BodyKind::EventStream, body.as_bytes()).0);
 }
+
+#[test]
+fn a_json_key_is_the_context_of_its_value() {
+    let body = r#"{"routing_number": "253325228", "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "phone": "4155550132", "claim_id": "340220201"}"#;
+    let out = masked(BodyKind::Json, body.as_bytes());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["routing_number"], "[ABA_ROUTING]", "{out}");
+    assert_eq!(v["aws_secret_access_key"], "[SECRET]", "{out}");
+    assert_eq!(v["phone"], "[PHONE]", "{out}");
+    assert_eq!(v["claim_id"], "340220201", "another kind of number: {out}");
+}

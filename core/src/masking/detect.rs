@@ -157,12 +157,23 @@ fn glued_to_a_word(v: &View) -> bool {
     (1..=3).all(|k| matches!(v.before(k), Some(b) if b.is_ascii_alphabetic()))
 }
 
+/// How far after the word "secret" an AWS secret access key may start (its labels are
+/// [`AWS_SECRET_CONTEXT`], read within 48 bytes before the key).
+pub const SECRET_LABEL_REACH: usize = 48;
+
 /// A cheap test, before any detector runs, of whether a built-in value can start at the
 /// letter `buf[i]` (the start of a word): an email needs an `@` within 65 bytes (`next_at`
 /// is the next one in `buf`, `usize::MAX` for none), an IBAN two letters and two digits, an
 /// IPv6 address a `:` within five bytes, a secret one of the known first letters. Near the
 /// end of text that has not ended it answers yes, so the detectors decide (and wait).
-pub fn letter_may_start(buf: &[u8], i: usize, ended: bool, next_at: usize, on: Enabled) -> bool {
+pub fn letter_may_start(
+    buf: &[u8],
+    i: usize,
+    ended: bool,
+    next_at: usize,
+    secret_word: bool,
+    on: Enabled,
+) -> bool {
     const REACH: usize = 66;
     if !ended && i + REACH > buf.len() {
         return true;
@@ -181,14 +192,16 @@ pub fn letter_may_start(buf: &[u8], i: usize, ended: bool, next_at: usize, on: E
     if on.has(Entity::IpAddress) && buf[i].is_ascii_hexdigit() && (1..5).any(|k| at(k) == b':') {
         return true;
     }
-    let b64 = |k: usize| {
-        let b = at(k);
-        b.is_ascii_alphanumeric() || b == b'/' || b == b'+'
-    };
-    if on.has(Entity::Secret) && b64(10) && b64(20) && (b64(39) && !b64(40) || b64(38) && !b64(39))
-    {
-        // Perhaps an AWS secret access key (40 characters, maybe after a `/`).
-        return true;
+    if on.has(Entity::Secret) && secret_word {
+        // Perhaps an AWS secret access key: 40 characters of base64 (39 after a `/`).
+        let run = buf[i..]
+            .iter()
+            .take(41)
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'/' || **b == b'+')
+            .count();
+        if run == 40 || run == 39 {
+            return true;
+        }
     }
     on.has(Entity::Secret)
         && match buf[i] {
@@ -672,9 +685,9 @@ fn nanp(v: &View) -> Option<usize> {
     }
     let n11 = |a: &[u8]| a[1] == b'1' && a[2] == b'1';
     let valid = d[0] >= b'2' && d[3] >= b'2' && !n11(&d[0..3]) && !n11(&d[3..6]);
-    // `serial 712-669-6557`: a word right before names another kind of number.
-    let other = !context_before(v, 32, PHONE_CONTEXT) && context_before(v, 16, OTHER_NUMBERS);
-    (valid && !other && number_ends_at(v, i)).then_some(i)
+    // A word before does not unmake a number of this shape (`serial 712-669-6557` is
+    // masked): else writing "id" in front of a phone number would let it through.
+    (valid && number_ends_at(v, i)).then_some(i)
 }
 
 /// Reads digits with single separators (space, dash, dot, parentheses) from `i`; returns

@@ -426,6 +426,12 @@ impl JsonMasker {
             b'"' => {
                 out.push(b);
                 self.state = State::InString;
+                // The key names what the value is (`"routing_number": "021000021"`).
+                if let Some(Frame::Object { key }) = self.stack.last() {
+                    if !key.is_empty() {
+                        self.text.seed(key);
+                    }
+                }
                 self.escape = Escape::None;
             }
             b'{' | b'[' if self.stack.len() >= MAX_DEPTH => return false,

@@ -65,17 +65,36 @@ impl Counts {
     }
 }
 
-const fn table(custom: bool) -> [bool; 256] {
-    let mut t = [false; 256];
+/// A byte for the fast path, in one lookup: [`LETTER`] or [`DIGIT`], and [`START`] when a
+/// value can start with it.
+const fn table(custom: bool) -> [u8; 256] {
+    let mut t = [0u8; 256];
     let mut b = 0;
     while b < 256 {
-        t[b] = can_start(b as u8) || (custom && (b as u8).is_ascii_punctuation());
+        let c = b as u8;
+        let class = if c.is_ascii_alphabetic() {
+            LETTER
+        } else if c.is_ascii_digit() {
+            DIGIT
+        } else {
+            0
+        };
+        let start = can_start(c) || (custom && c.is_ascii_punctuation());
+        t[b] = class | if start { START } else { 0 };
         b += 1;
     }
     t
 }
-static STARTS: [bool; 256] = table(false);
-static STARTS_CUSTOM: [bool; 256] = table(true);
+const LETTER: u8 = 1;
+const DIGIT: u8 = 2;
+const START: u8 = 0x80;
+static STARTS: [u8; 256] = table(false);
+static STARTS_CUSTOM: [u8; 256] = table(true);
+
+/// By the previous byte's class (`LETTER | DIGIT` bits), the classes of bytes inside its
+/// word: after a letter, a letter; after a digit, a letter or a digit. A digit right after
+/// a letter may start a value (`SSN078-05-1123`).
+const INSIDE: [u8; 4] = [0, LETTER, LETTER | DIGIT, LETTER | DIGIT];
 
 #[derive(Debug, Default)]
 pub struct Masker {
@@ -86,6 +105,9 @@ pub struct Masker {
     original: Option<Original>,
     /// The start of a character cut by the end of the last chunk.
     partial: Vec<u8>,
+    /// Up to where in `buf` an AWS secret access key may start: shortly after the word its
+    /// labels all have ("secret"), noted where a word starts, so clean text pays nothing.
+    secret_until: usize,
     /// First undecided byte of `buf`.
     cursor: usize,
     follow: Option<Follow>,
@@ -140,6 +162,7 @@ impl Masker {
 
     fn reset(&mut self) {
         self.buf.clear();
+        self.secret_until = 0;
         self.original = None;
         self.cursor = 0;
         self.follow = None;
@@ -163,6 +186,22 @@ impl Masker {
             sink.replace(held, FORCED);
         }
         self.reset();
+    }
+
+    /// Gives the next text context it does not mask (a JSON value's key: `"ssn":
+    /// "078051123"`, `"aws_secret_access_key": "..."`): detectors that read the words
+    /// before a value read it as if it came just before. Only before a text starts.
+    pub fn seed(&mut self, context: &[u8]) {
+        if !self.buf.is_empty() || !self.partial.is_empty() {
+            return;
+        }
+        let tail = &context[context.len().saturating_sub(super::scan::LOOKBEHIND - 2)..];
+        self.append(tail);
+        self.append(b": ");
+        self.cursor = self.buf.len();
+        if tail.windows(6).any(|w| w.eq_ignore_ascii_case(b"secret")) {
+            self.secret_until = self.buf.len() + detect::SECRET_LABEL_REACH;
+        }
     }
 
     /// Bytes pushed but not yet released.
@@ -240,17 +279,12 @@ impl Masker {
             // Fast path: skip bytes where no value can start (inside words, spaces, ...), and
             // word starts that a few byte tests rule out, before building a view for the
             // detectors.
-            // Inside a word nothing starts, except at a digit right after a letter
-            // (`SSN078-05-1123`).
-            let mut prev = if i > 0 { self.buf[i - 1] } else { b' ' };
+            // Inside a word nothing starts (see INSIDE).
+            let mut prev = if i > 0 { starts[self.buf[i - 1] as usize] & 3 } else { 0 };
             while i < len {
                 let b = self.buf[i];
-                let inside = if b.is_ascii_digit() {
-                    prev.is_ascii_digit()
-                } else {
-                    b.is_ascii_alphabetic() && prev.is_ascii_alphanumeric()
-                };
-                if starts[b as usize] && !inside {
+                let e = starts[b as usize];
+                if e & START != 0 && INSIDE[(prev & 3) as usize] & e == 0 {
                     if !(letters_cheap && b.is_ascii_alphabetic()) {
                         break;
                     }
@@ -260,11 +294,20 @@ impl Masker {
                             .position(|b| *b == b'@')
                             .map_or(usize::MAX, |p| i + p);
                     }
-                    if detect::letter_may_start(&self.buf, i, ended, next_at, m.on) {
+                    if b | 0x20 == b's'
+                        && self
+                            .buf
+                            .get(i..i + 6)
+                            .is_some_and(|w| w.eq_ignore_ascii_case(b"secret"))
+                    {
+                        self.secret_until = i + 6 + detect::SECRET_LABEL_REACH;
+                    }
+                    let secret_word = i < self.secret_until;
+                    if detect::letter_may_start(&self.buf, i, ended, next_at, secret_word, m.on) {
                         break;
                     }
                 }
-                prev = b;
+                prev = e;
                 i += 1;
             }
             if i >= len {
@@ -309,6 +352,7 @@ impl Masker {
             }
             self.buf.drain(..keep_from);
             self.cursor -= keep_from;
+            self.secret_until = self.secret_until.saturating_sub(keep_from);
         }
     }
 }
