@@ -91,11 +91,6 @@ const START: u8 = 0x80;
 static STARTS: [u8; 256] = table(false);
 static STARTS_CUSTOM: [u8; 256] = table(true);
 
-/// By the previous byte's class (`LETTER | DIGIT` bits), the classes of bytes inside its
-/// word: after a letter, a letter; after a digit, a letter or a digit. A digit right after
-/// a letter may start a value (`SSN078-05-1123`).
-const INSIDE: [u8; 4] = [0, LETTER, LETTER | DIGIT, LETTER | DIGIT];
-
 #[derive(Debug, Default)]
 pub struct Masker {
     /// History (at most the lookbehind) followed by the undecided text, as the detectors
@@ -279,37 +274,46 @@ impl Masker {
             // Fast path: skip bytes where no value can start (inside words, spaces, ...), and
             // word starts that a few byte tests rule out, before building a view for the
             // detectors.
-            // Inside a word nothing starts (see INSIDE).
-            let mut prev = if i > 0 { starts[self.buf[i - 1] as usize] & 3 } else { 0 };
+            // Inside a word nothing starts, except a digit right after a letter
+            // (`SSN078-05-1123`).
+            let buf = self.buf.as_slice();
+            let mut secret_until = self.secret_until;
+            let mut prev = if i > 0 {
+                starts[buf[i - 1] as usize] & 3
+            } else {
+                0
+            };
             while i < len {
-                let b = self.buf[i];
+                let b = buf[i];
                 let e = starts[b as usize];
-                if e & START != 0 && INSIDE[(prev & 3) as usize] & e == 0 {
+                // Inside a word: after a letter (1) a letter, after a digit (2) a letter or
+                // a digit; `prev | prev >> 1` is that set of classes, without a lookup.
+                if e & START != 0 && e & (prev | (prev >> 1)) & 3 == 0 {
                     if !(letters_cheap && b.is_ascii_alphabetic()) {
                         break;
                     }
                     if next_at < i {
-                        next_at = self.buf[i..]
+                        next_at = buf[i..]
                             .iter()
                             .position(|b| *b == b'@')
                             .map_or(usize::MAX, |p| i + p);
                     }
                     if b | 0x20 == b's'
-                        && self
-                            .buf
+                        && buf
                             .get(i..i + 6)
                             .is_some_and(|w| w.eq_ignore_ascii_case(b"secret"))
                     {
-                        self.secret_until = i + 6 + detect::SECRET_LABEL_REACH;
+                        secret_until = i + 6 + detect::SECRET_LABEL_REACH;
                     }
-                    let secret_word = i < self.secret_until;
-                    if detect::letter_may_start(&self.buf, i, ended, next_at, secret_word, m.on) {
+                    let secret_word = i < secret_until;
+                    if detect::letter_may_start(buf, i, ended, next_at, secret_word, m.on) {
                         break;
                     }
                 }
-                prev = e;
+                prev = e & 3;
                 i += 1;
             }
+            self.secret_until = secret_until;
             if i >= len {
                 break;
             }
