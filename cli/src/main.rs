@@ -4,6 +4,7 @@
 mod approvals_cmd;
 mod policy_check;
 mod replay_cmd;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -22,6 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run vigil.wasm behind a real HTTP listener, in front of a model server: for trying
+    /// Vigil with your own client, demos and end-to-end tests (production runs Envoy/Istio).
+    Serve(serve::ServeArgs),
     /// Run capture files through vigil.wasm in the proxy-wasm host and show what happened.
     Replay {
         /// One JSON object per capture per line (the replay output contract).
@@ -147,6 +151,7 @@ enum PolicyCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Serve(args) => serve::run(args),
         Command::Replay {
             json,
             wasm,

@@ -1,0 +1,72 @@
+//! The access log `vigil serve` writes: one JSON line per exchange, in the shape of the
+//! shipped `envoy/envoy.yaml` (`json_format`: time, request_id, status, flags,
+//! `vigil_record`, `vigil_record_late`, the records as strings, a missing one null), so
+//! `vigil audit verify` reads it as it reads Envoy's.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Mutex;
+use vigil_host::state::Stream;
+
+pub struct AccessLog {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl AccessLog {
+    /// To a file (appended), or to stdout without one.
+    pub fn open(path: Option<&Path>) -> std::io::Result<Self> {
+        let out: Box<dyn Write + Send> = match path {
+            Some(p) => Box::new(BufWriter::new(
+                File::options().create(true).append(true).open(p)?,
+            )),
+            None => Box::new(std::io::stdout()),
+        };
+        Ok(Self {
+            out: Mutex::new(out),
+        })
+    }
+
+    /// Writes the line of a finished stream (its filter state as the access log read it).
+    pub fn write(&self, s: &Stream, request_id: &str, start_time: &str) {
+        let line = line(s, request_id, start_time);
+        if let Ok(mut out) = self.out.lock() {
+            // A line is written whole and flushed, so a crash loses no finished record.
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
+    }
+}
+
+fn line(s: &Stream, request_id: &str, start_time: &str) -> String {
+    let empty = BTreeMap::new();
+    let logged = s.access_log.as_ref().unwrap_or(&empty);
+    let text = |key: &str| {
+        logged
+            .get(key)
+            .map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let status = s
+        .response
+        .sent_headers
+        .as_ref()
+        .and_then(|h| h.iter().find(|(k, _)| k == ":status"))
+        .map_or_else(|| "0".to_string(), |(_, v)| v.clone());
+    // Envoy's %RESPONSE_FLAGS%: DC for a client gone mid-stream, UC for an upstream reset,
+    // "-" otherwise.
+    let flags = match s.reset.as_deref() {
+        Some(r) if r.contains("downstream") => "DC",
+        Some(_) => "UC",
+        None => "-",
+    };
+    serde_json::json!({
+        "time": start_time,
+        "request_id": request_id,
+        "status": status,
+        "flags": flags,
+        "vigil_record": text("wasm.vigil_record"),
+        "vigil_record_late": text("wasm.vigil_record_late"),
+    })
+    .to_string()
+}

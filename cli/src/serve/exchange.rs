@@ -1,0 +1,263 @@
+//! One HTTP exchange through a worker's VM: the client's request goes in as Envoy's
+//! decoder events, what the filter lets through goes to the model server as it comes, and
+//! the answer goes back through the filter to the client, chunk by chunk.
+
+use super::body::ChannelBody;
+use super::worker::Worker;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use std::rc::Rc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Notify};
+use vigil_host::abi::Pairs;
+
+/// What the client receives: the response headers and a channel of body chunks.
+pub type Head = (Pairs, mpsc::UnboundedReceiver<Bytes>);
+
+/// A stream in flight, as the worker settles it.
+pub struct Link {
+    pub request_id: String,
+    pub start_time: String,
+    pub upstream_started: bool,
+    pub upstream_tx: Option<mpsc::UnboundedSender<Bytes>>,
+    pub head: Option<oneshot::Sender<Head>>,
+    pub client_tx: Option<mpsc::UnboundedSender<Bytes>>,
+    pub client_gone: bool,
+    /// Notified when the exchange is over (graceful shutdown waits for these).
+    pub done: Arc<Notify>,
+}
+
+pub type Body = ChannelBody;
+
+fn body_of(rx: mpsc::UnboundedReceiver<Bytes>) -> Body {
+    ChannelBody::new(rx)
+}
+
+fn empty() -> Body {
+    ChannelBody::empty()
+}
+
+/// Headers as Envoy's codec hands them to filters: pseudo-headers first, names in lower
+/// case, one pair per value.
+fn request_headers(req: &Request<Incoming>) -> Pairs {
+    let mut h = vec![
+        (":method".to_string(), req.method().to_string()),
+        (
+            ":path".to_string(),
+            req.uri()
+                .path_and_query()
+                .map_or("/".to_string(), |p| p.to_string()),
+        ),
+        (":scheme".to_string(), "http".to_string()),
+    ];
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| {
+            req.headers()
+                .get(hyper::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    h.push((":authority".to_string(), authority));
+    // Envoy's connection manager gives a request without one an x-request-id
+    // (`generate_request_id`, on by default), which the record then carries.
+    if !req.headers().contains_key("x-request-id") {
+        h.push(("x-request-id".to_string(), request_id()));
+    }
+    for (k, v) in req.headers() {
+        if k == hyper::header::HOST || super::upstream::HOP_BY_HOP.contains(&k.as_str()) {
+            continue;
+        }
+        h.push((
+            k.as_str().to_string(),
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        ));
+    }
+    h
+}
+
+/// A random version 4 UUID, as Envoy's request id.
+fn request_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = [0u8; 16];
+    for half in bytes.chunks_mut(8) {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// Serves one request through the worker's VM.
+pub async fn handle(
+    worker: Rc<Worker>,
+    peer: std::net::SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
+    let headers = request_headers(&req);
+    let request_id = headers
+        .iter()
+        .find(|(k, _)| k == "x-request-id")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let body = req.into_body();
+    let end = hyper::body::Body::is_end_stream(&body);
+    let (head_tx, head_rx) = oneshot::channel::<Head>();
+    let id = worker.with_vm(|vm| {
+        let id = vm.create_stream()?;
+        if let Some(s) = vm.state_mut().streams.get_mut(&id) {
+            s.connection.source_address = peer.to_string();
+            s.connection.protocol = "HTTP/1.1".into();
+        }
+        Ok(id)
+    });
+    let start = vigil_core::time::format_rfc3339_millis(worker.vm.borrow().state().now_nanos);
+    worker.links.borrow_mut().insert(
+        id,
+        Link {
+            request_id,
+            start_time: start,
+            upstream_started: false,
+            upstream_tx: None,
+            head: Some(head_tx),
+            client_tx: None,
+            client_gone: false,
+            done: Arc::new(Notify::new()),
+        },
+    );
+    worker.with_vm(|vm| vm.request_headers(id, &headers, end));
+    if !end {
+        tokio::task::spawn_local(read_request_body(Rc::clone(&worker), id, body));
+    }
+    match head_rx.await {
+        Ok((headers, rx)) => {
+            let mut resp = Response::builder();
+            let mut status = 200;
+            for (k, v) in &headers {
+                if k == ":status" {
+                    status = v.parse().unwrap_or(502);
+                } else if !k.starts_with(':') && !super::upstream::HOP_BY_HOP.contains(&k.as_str())
+                {
+                    resp = resp.header(k.as_str(), v.as_str());
+                }
+            }
+            match resp.status(status).body(body_of(rx)) {
+                Ok(r) => Ok(r),
+                Err(e) => Err(std::io::Error::other(e)),
+            }
+        }
+        // The stream was reset: the connection is closed without an answer, as Envoy does.
+        Err(_) => Err(std::io::Error::other("stream reset")),
+    }
+}
+
+/// The client's body, chunk by chunk, into the filter.
+async fn read_request_body(worker: Rc<Worker>, id: u32, mut body: Incoming) {
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let end = hyper::body::Body::is_end_stream(&body);
+                    worker.with_vm(|vm| vm.request_body(id, &data, end));
+                    if end {
+                        return;
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                worker.with_vm(|vm| vm.abort_stream(id, "downstream_remote_disconnect"));
+                return;
+            }
+            None => {
+                worker.with_vm(|vm| vm.request_body(id, &[], true));
+                return;
+            }
+        }
+    }
+}
+
+/// Sends what the filter let through to the model server and feeds its answer back to
+/// the filter. An upstream that cannot be reached gets Envoy's router reply: 503 "upstream
+/// connect error or disconnect/reset before headers" (router.cc `onUpstreamReset`).
+pub async fn forward(
+    worker: Rc<Worker>,
+    id: u32,
+    headers: Pairs,
+    rx: mpsc::UnboundedReceiver<Bytes>,
+    end: bool,
+) {
+    let body = if end { empty() } else { body_of(rx) };
+    let req = worker.upstream.request(&headers, body);
+    let resp = match req {
+        Ok(req) => worker.upstream.send(req).await,
+        Err(e) => Err(e),
+    };
+    let resp = match resp {
+        Ok(r) => r,
+        Err(reason) => {
+            let body = format!(
+                "upstream connect error or disconnect/reset before headers. reset reason: {reason}"
+            );
+            let headers = vec![
+                (":status".to_string(), "503".to_string()),
+                ("content-type".to_string(), "text/plain".to_string()),
+            ];
+            worker.with_vm(|vm| vm.response_headers(id, &headers, false));
+            worker.with_vm(|vm| vm.response_body(id, body.as_bytes(), true));
+            return;
+        }
+    };
+    let mut h = vec![(":status".to_string(), resp.status().as_u16().to_string())];
+    for (k, v) in resp.headers() {
+        h.push((
+            k.as_str().to_string(),
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        ));
+    }
+    let mut body = resp.into_body();
+    let end = hyper::body::Body::is_end_stream(&body);
+    worker.with_vm(|vm| vm.response_headers(id, &h, end));
+    if end {
+        return;
+    }
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let end = hyper::body::Body::is_end_stream(&body);
+                    worker.with_vm(|vm| vm.response_body(id, &data, end));
+                    if end {
+                        return;
+                    }
+                }
+            }
+            Some(Err(_)) => {
+                worker.with_vm(|vm| vm.abort_stream(id, "upstream_reset_after_response_started"));
+                return;
+            }
+            None => {
+                worker.with_vm(|vm| vm.response_body(id, &[], true));
+                return;
+            }
+        }
+    }
+}

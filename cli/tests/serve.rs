@@ -1,0 +1,290 @@
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+//! `vigil serve` on real sockets: a client's requests through vigil.wasm to a model-server
+//! stand-in on 127.0.0.1, answers masked as they stream, refusals answered by the filter,
+//! Envoy's 503 for a model server that cannot be reached, one access-log line per exchange
+//! that `vigil audit verify` accepts (one chain per worker), Prometheus text on the admin
+//! address, and a stop that lets exchanges in flight finish.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const KEY: &str = "serve-test-record-key-0123456789abcdef";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vigil-serve-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A model server stand-in: JSON answers with an SSN and a card, or (`"stream": true`) an
+/// SSE stream with the card split over three events, `pause_ms` apart. One request per
+/// connection.
+fn model_server(pause_ms: u64) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || answer(conn, pause_ms));
+        }
+    });
+    port
+}
+
+fn answer(conn: TcpStream, pause_ms: u64) {
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    let mut len = 0;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap_or(0);
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body).unwrap();
+    let mut out = conn;
+    if String::from_utf8_lossy(&body).contains("\"stream\":true") {
+        let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n");
+        for piece in ["Your card 4111 11", "11 1111 ", "1111 is active.", "[DONE]"] {
+            let event = if piece == "[DONE]" {
+                "data: [DONE]\n\n".to_string()
+            } else {
+                format!(
+                    "data: {}\n\n",
+                    serde_json::json!({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": piece}}]})
+                )
+            };
+            let _ = write!(out, "{:x}\r\n{event}\r\n", event.len());
+            let _ = out.flush();
+            std::thread::sleep(Duration::from_millis(pause_ms));
+        }
+        let _ = out.write_all(b"0\r\n\r\n");
+        return;
+    }
+    let answer = serde_json::json!({"object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant",
+        "content": format!("SSN 536-22-1234, card 4111 1111 1111 1111 ({} bytes asked)", body.len())}}]})
+    .to_string();
+    let _ = write!(
+        out,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+}
+
+struct Serve {
+    child: Child,
+    port: u16,
+    admin: u16,
+    log: PathBuf,
+}
+
+impl Serve {
+    fn start(dir: &Path, upstream: &str) -> Serve {
+        let policy = dir.join("policy.json");
+        std::fs::write(
+            &policy,
+            r#"{"id": "serve-test", "version": "1",
+                "rules": [{"id": "no-fine-tuning", "when": {"path": {"prefix": "/v1/fine_tuning/"}},
+                           "action": {"type": "block", "status": 403, "message": "not through the gateway"}}]}"#,
+        )
+        .unwrap();
+        let (port, admin) = (free_port(), free_port());
+        let log = dir.join("access.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["serve", "--policy"])
+            .arg(&policy)
+            .args(["--upstream", upstream])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(["--workers", "2", "--access-log"])
+            .arg(&log)
+            .args(["--env", &format!("VIGIL_RECORD_KEY={KEY}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "vigil serve did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Serve {
+            child,
+            port,
+            admin,
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn post(&self, path: &str, body: &str) -> (u16, String) {
+        match ureq::post(&self.url(path))
+            .set("content-type", "application/json")
+            .send_string(body)
+        {
+            Ok(r) => (r.status(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// SIGTERM, then waits for the process to end (it finishes what is in flight first).
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                let _ = self.child.stderr.take().unwrap().read_to_string(&mut err);
+                assert!(status.success(), "vigil serve exited {status}: {err}");
+                return err;
+            }
+            assert!(Instant::now() < deadline, "vigil serve did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn verify(log: &Path) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["audit", "verify"])
+        .arg(log)
+        .env("VIGIL_RECORD_KEY", KEY)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn records(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const CHAT: &str = r#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#;
+const STREAM: &str = r#"{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+
+#[test]
+fn answers_are_masked_on_real_sockets_and_every_exchange_is_a_record_that_verifies() {
+    let dir = scratch("masked");
+    let serve = Serve::start(&dir, &format!("http://127.0.0.1:{}", model_server(20)));
+    let (status, body) = serve.post("/v1/chat/completions", CHAT);
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        format!("SSN [SSN], card [CREDIT_CARD] ({} bytes asked)", CHAT.len())
+    );
+    // The card split over three events reaches the client masked.
+    let (status, body) = serve.post("/v1/chat/completions", STREAM);
+    assert_eq!(status, 200);
+    assert!(!body.contains("4111") && !body.contains("1111"), "{body}");
+    assert!(
+        body.contains("[CREDIT_CARD]") && body.ends_with("data: [DONE]\n\n"),
+        "{body}"
+    );
+    // A refusal is the filter's own answer.
+    let (status, body) = serve.post("/v1/fine_tuning/jobs", "{}");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not through the gateway"), "{body}");
+    for _ in 0..9 {
+        assert_eq!(serve.post("/v1/chat/completions", CHAT).0, 200);
+    }
+    let metrics = ureq::get(&format!(
+        "http://127.0.0.1:{}/stats/prometheus",
+        serve.admin
+    ))
+    .call()
+    .unwrap()
+    .into_string()
+    .unwrap();
+    assert!(metrics.contains("vigil_masked_credit_card "), "{metrics}");
+    let log = serve.log.clone();
+    serve.stop();
+    let lines = records(&log);
+    assert_eq!(lines.len(), 12, "one line per exchange");
+    assert!(lines.iter().all(|l| l["vigil_record"].is_string()));
+    assert!(lines.iter().any(|l| l["status"] == "403"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["request_id"].as_str().is_some_and(|r| r.len() == 36)),
+        "Envoy gives every request an id"
+    );
+    let (code, out) = verify(&log);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("12 verified"), "{out}");
+}
+
+#[test]
+fn a_stop_lets_the_exchanges_in_flight_finish_and_writes_their_records() {
+    let dir = scratch("stop");
+    let serve = Serve::start(&dir, &format!("http://127.0.0.1:{}", model_server(300)));
+    let url = serve.url("/v1/chat/completions");
+    let client = std::thread::spawn(move || {
+        ureq::post(&url)
+            .set("content-type", "application/json")
+            .send_string(STREAM)
+            .unwrap()
+            .into_string()
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let log = serve.log.clone();
+    let stderr = serve.stop();
+    let body = client.join().unwrap();
+    assert!(
+        body.ends_with("data: [DONE]\n\n") && body.contains("[CREDIT_CARD]"),
+        "{body}"
+    );
+    assert!(stderr.contains("stopping"), "{stderr}");
+    assert_eq!(records(&log).len(), 1);
+    assert_eq!(verify(&log).0, Some(0));
+}
+
+#[test]
+fn a_model_server_that_cannot_be_reached_gets_envoys_503() {
+    let dir = scratch("down");
+    let serve = Serve::start(&dir, &format!("http://127.0.0.1:{}", free_port()));
+    let (status, body) = serve.post("/v1/chat/completions", CHAT);
+    assert_eq!(status, 503);
+    assert!(body.starts_with("upstream connect error"), "{body}");
+    let log = serve.log.clone();
+    serve.stop();
+    assert_eq!(records(&log)[0]["status"], "503");
+}
