@@ -288,3 +288,80 @@ fn a_model_server_that_cannot_be_reached_gets_envoys_503() {
     serve.stop();
     assert_eq!(records(&log)[0]["status"], "503");
 }
+
+/// A model server that answers every request with `len` bytes of plain text and counts how
+/// many it managed to write.
+fn big_answer_server(len: usize, written: std::sync::Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let written = std::sync::Arc::clone(&written);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                let mut out = conn;
+                let _ = write!(out, "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n");
+                let chunk = "the branch opens at nine and closes at five ".repeat(1500);
+                let mut sent = 0;
+                while sent < len {
+                    let n = chunk.len().min(len - sent);
+                    if out.write_all(&chunk.as_bytes()[..n]).is_err() {
+                        return;
+                    }
+                    sent += n;
+                    written.store(sent, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn a_slow_client_slows_the_model_server_down_instead_of_filling_memory() {
+    const LEN: usize = 128 << 20;
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let dir = scratch("backpressure");
+    let serve = Serve::start(
+        &dir,
+        &format!(
+            "http://127.0.0.1:{}",
+            big_answer_server(LEN, std::sync::Arc::clone(&written))
+        ),
+    );
+    let mut client = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+    write!(
+        client,
+        "GET /v1/files/report HTTP/1.1\r\nhost: models\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    // The client reads nothing for a while: the model server must be held back, by the
+    // socket buffers and a few chunks in Vigil, not stream its whole answer into memory.
+    std::thread::sleep(Duration::from_millis(1500));
+    let early = written.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        early < LEN / 4,
+        "{early} bytes written while the client read nothing"
+    );
+    let mut total = 0;
+    let mut buf = vec![0; 1 << 16];
+    let mut head = Vec::new();
+    loop {
+        let n = client.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        if head.len() < 512 {
+            head.extend_from_slice(&buf[..n.min(512)]);
+        }
+        total += n;
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(total > LEN, "the whole answer arrived: {total}");
+    serve.stop();
+}

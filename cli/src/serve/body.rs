@@ -5,14 +5,14 @@ use hyper::body::{Body, Frame, SizeHint};
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 pub struct ChannelBody {
-    rx: Option<UnboundedReceiver<Bytes>>,
+    rx: Option<Receiver<Bytes>>,
 }
 
 impl ChannelBody {
-    pub fn new(rx: UnboundedReceiver<Bytes>) -> Self {
+    pub fn new(rx: Receiver<Bytes>) -> Self {
         Self { rx: Some(rx) }
     }
 

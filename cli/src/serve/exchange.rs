@@ -3,6 +3,7 @@
 //! the answer goes back through the filter to the client, chunk by chunk.
 
 use super::body::ChannelBody;
+use super::pipe::Pipe;
 use super::worker::Worker;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -14,16 +15,16 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use vigil_host::abi::Pairs;
 
 /// What the client receives: the response headers and a channel of body chunks.
-pub type Head = (Pairs, mpsc::UnboundedReceiver<Bytes>);
+pub type Head = (Pairs, mpsc::Receiver<Bytes>);
 
 /// A stream in flight, as the worker settles it.
 pub struct Link {
     pub request_id: String,
     pub start_time: String,
     pub upstream_started: bool,
-    pub upstream_tx: Option<mpsc::UnboundedSender<Bytes>>,
+    pub upstream: Option<Rc<Pipe>>,
     pub head: Option<oneshot::Sender<Head>>,
-    pub client_tx: Option<mpsc::UnboundedSender<Bytes>>,
+    pub client: Option<Rc<Pipe>>,
     pub client_gone: bool,
     /// Notified when the exchange is over (graceful shutdown waits for these).
     pub done: Arc<Notify>,
@@ -31,7 +32,7 @@ pub struct Link {
 
 pub type Body = ChannelBody;
 
-fn body_of(rx: mpsc::UnboundedReceiver<Bytes>) -> Body {
+fn body_of(rx: mpsc::Receiver<Bytes>) -> Body {
     ChannelBody::new(rx)
 }
 
@@ -137,9 +138,9 @@ pub async fn handle(
             request_id,
             start_time: start,
             upstream_started: false,
-            upstream_tx: None,
+            upstream: None,
             head: Some(head_tx),
-            client_tx: None,
+            client: None,
             client_gone: false,
             done: Arc::new(Notify::new()),
         },
@@ -170,9 +171,29 @@ pub async fn handle(
     }
 }
 
+/// The pipe of a stream, when it has one.
+fn pipe(worker: &Worker, id: u32, client: bool) -> Option<Rc<Pipe>> {
+    let links = worker.links.borrow();
+    let link = links.get(&id)?;
+    if client {
+        link.client.clone()
+    } else {
+        link.upstream.clone()
+    }
+}
+
+/// Backpressure: before reading more from one side, what the filter released towards the
+/// other is handed over first.
+async fn ready(worker: &Worker, id: u32, client: bool) {
+    if let Some(p) = pipe(worker, id, client) {
+        p.ready().await;
+    }
+}
+
 /// The client's body, chunk by chunk, into the filter.
 async fn read_request_body(worker: Rc<Worker>, id: u32, mut body: Incoming) {
     loop {
+        ready(&worker, id, false).await;
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
@@ -202,7 +223,7 @@ pub async fn forward(
     worker: Rc<Worker>,
     id: u32,
     headers: Pairs,
-    rx: mpsc::UnboundedReceiver<Bytes>,
+    rx: mpsc::Receiver<Bytes>,
     end: bool,
 ) {
     let body = if end { empty() } else { body_of(rx) };
@@ -240,6 +261,7 @@ pub async fn forward(
         return;
     }
     loop {
+        ready(&worker, id, true).await;
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {

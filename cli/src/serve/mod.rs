@@ -10,6 +10,7 @@ mod access_log;
 pub mod admin;
 mod body;
 mod exchange;
+mod pipe;
 mod upstream;
 mod worker;
 

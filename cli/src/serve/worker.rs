@@ -6,6 +6,7 @@
 
 use super::access_log::AccessLog;
 use super::exchange::Link;
+use super::pipe::{Pipe, CHANNEL_CHUNKS};
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -100,46 +101,40 @@ impl Worker {
             {
                 link.upstream_started = true;
                 let headers = s.request.sent_headers.clone().unwrap_or_default();
-                let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-                link.upstream_tx = Some(tx);
+                let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+                link.upstream = Some(Pipe::new(tx));
                 let end = s.request.sent_end && s.request.sent_body.is_empty();
                 let worker = Rc::clone(self);
                 tokio::task::spawn_local(super::exchange::forward(worker, id, headers, rx, end));
             }
-            if let Some(tx) = &link.upstream_tx {
-                if !s.request.sent_body.is_empty() {
-                    let _ = tx.send(Bytes::from(std::mem::take(&mut s.request.sent_body)));
-                }
+            if let Some(pipe) = &link.upstream {
+                pipe.push(std::mem::take(&mut s.request.sent_body));
                 if s.request.sent_end {
-                    link.upstream_tx = None;
+                    pipe.close();
                 }
             }
             // Towards the client.
             if let Some(headers) = &s.response.sent_headers {
                 if let Some(head) = link.head.take() {
-                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
-                    link.client_tx = Some(tx);
+                    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+                    link.client = Some(Pipe::new(tx));
                     if head.send((headers.clone(), rx)).is_err() {
                         link.client_gone = true;
                     }
                 }
             }
-            if let Some(tx) = &link.client_tx {
-                if !s.response.sent_body.is_empty()
-                    && tx
-                        .send(Bytes::from(std::mem::take(&mut s.response.sent_body)))
-                        .is_err()
-                {
-                    link.client_gone = true;
-                }
+            if let Some(pipe) = &link.client {
+                pipe.push(std::mem::take(&mut s.response.sent_body));
+                link.client_gone |= pipe.gone();
                 if s.response.sent_end {
-                    link.client_tx = None;
+                    // The queue still delivers what it holds, then ends the body.
+                    pipe.close();
                     finished = true;
                 }
             }
             if s.reset.is_some() || s.failed_by_vm && s.response.sent_headers.is_none() {
                 link.head = None;
-                link.client_tx = None;
+                link.client = None;
                 finished = true;
             }
             if link.client_gone && !finished {
