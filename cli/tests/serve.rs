@@ -365,3 +365,91 @@ fn a_slow_client_slows_the_model_server_down_instead_of_filling_memory() {
     assert!(total > LEN, "the whole answer arrived: {total}");
     serve.stop();
 }
+
+/// `vigil audit verify` on `lines` written to a file: exit code and stdout.
+fn verify_lines(dir: &Path, name: &str, lines: &[String]) -> (Option<i32>, String) {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    verify(&path)
+}
+
+#[test]
+fn two_hundred_concurrent_streams_leave_one_record_each_in_chains_that_catch_tampering() {
+    const CLIENTS: usize = 200;
+    const EACH: usize = 3;
+    let dir = scratch("load");
+    let serve = Serve::start(&dir, &format!("http://127.0.0.1:{}", model_server(2)));
+    let url = serve.url("/v1/chat/completions");
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(60))
+                    .build();
+                for _ in 0..EACH {
+                    let body = agent
+                        .post(&url)
+                        .set("content-type", "application/json")
+                        .send_string(STREAM)
+                        .unwrap()
+                        .into_string()
+                        .unwrap();
+                    assert!(body.contains("[CREDIT_CARD]") && !body.contains("4111"), "{body}");
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+    let log = serve.log.clone();
+    serve.stop();
+    let lines: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), CLIENTS * EACH, "exactly one record per request");
+    let (code, out) = verify(&log);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("chain ")).count(),
+        2,
+        "one chain per worker: {out}"
+    );
+    // Tampering inside these chains: each is caught and named by its line.
+    let mut edited = lines.clone();
+    edited[100] = edited[100].replacen("[CREDIT_CARD]", "4111 1111 1111 1111", 1);
+    if edited[100] == lines[100] {
+        edited[100] = edited[100].replacen("\\\"status\\\":200", "\\\"status\\\":201", 1);
+    }
+    assert_ne!(edited[100], lines[100]);
+    let mut deleted = lines.clone();
+    deleted.remove(300);
+    // Two records of one chain change places.
+    let vm = |l: &String| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let r: serde_json::Value =
+            serde_json::from_str(v["vigil_record"].as_str().unwrap()).unwrap();
+        r["vm_id"].as_str().unwrap().to_string()
+    };
+    let next = (11..lines.len())
+        .find(|k| vm(&lines[*k]) == vm(&lines[10]))
+        .unwrap();
+    let mut swapped = lines.clone();
+    swapped.swap(10, next);
+    let mut truncated = lines.clone();
+    let last = truncated.len() - 1;
+    truncated[last].truncate(lines[last].len() / 2);
+    for (name, tampered) in [
+        ("edited.log", &edited),
+        ("deleted.log", &deleted),
+        ("swapped.log", &swapped),
+        ("truncated.log", &truncated),
+    ] {
+        let (code, out) = verify_lines(&dir, name, tampered);
+        assert_eq!(code, Some(1), "{name} went unnoticed: {out}");
+        assert!(out.contains(&format!("{name}:")), "{name}: the problem names its line: {out}");
+    }
+}
