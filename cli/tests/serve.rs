@@ -395,7 +395,10 @@ fn two_hundred_concurrent_streams_leave_one_record_each_in_chains_that_catch_tam
                         .unwrap()
                         .into_string()
                         .unwrap();
-                    assert!(body.contains("[CREDIT_CARD]") && !body.contains("4111"), "{body}");
+                    assert!(
+                        body.contains("[CREDIT_CARD]") && !body.contains("4111"),
+                        "{body}"
+                    );
                 }
             })
         })
@@ -410,7 +413,11 @@ fn two_hundred_concurrent_streams_leave_one_record_each_in_chains_that_catch_tam
         .lines()
         .map(str::to_string)
         .collect();
-    assert_eq!(lines.len(), CLIENTS * EACH, "exactly one record per request");
+    assert_eq!(
+        lines.len(),
+        CLIENTS * EACH,
+        "exactly one record per request"
+    );
     let (code, out) = verify(&log);
     assert_eq!(code, Some(0), "{out}");
     assert_eq!(
@@ -450,6 +457,9 @@ fn two_hundred_concurrent_streams_leave_one_record_each_in_chains_that_catch_tam
     ] {
         let (code, out) = verify_lines(&dir, name, tampered);
         assert_eq!(code, Some(1), "{name} went unnoticed: {out}");
-        assert!(out.contains(&format!("{name}:")), "{name}: the problem names its line: {out}");
+        assert!(
+            out.contains(&format!("{name}:")),
+            "{name}: the problem names its line: {out}"
+        );
     }
 }
