@@ -463,3 +463,96 @@ fn two_hundred_concurrent_streams_leave_one_record_each_in_chains_that_catch_tam
         );
     }
 }
+
+#[test]
+fn http2_with_prior_knowledge_is_served_and_masked_too() {
+    use http_body_util::BodyExt;
+    let dir = scratch("h2c");
+    let serve = Serve::start(&dir, &format!("http://127.0.0.1:{}", model_server(5)));
+    let url = serve.url("/v1/chat/completions");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bodies = rt.block_on(async {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .http2_only(true)
+                .build_http::<http_body_util::Full<bytes::Bytes>>();
+        let mut out = Vec::new();
+        for body in [CHAT, STREAM] {
+            let req = hyper::Request::post(url.as_str())
+                .header("content-type", "application/json")
+                .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+                .unwrap();
+            let resp = client.request(req).await.unwrap();
+            assert_eq!(resp.version(), hyper::Version::HTTP_2);
+            assert_eq!(resp.status(), 200);
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            out.push(String::from_utf8(bytes.to_vec()).unwrap());
+        }
+        out
+    });
+    assert!(
+        bodies[0].contains("SSN [SSN], card [CREDIT_CARD]"),
+        "{}",
+        bodies[0]
+    );
+    assert!(
+        bodies[1].contains("[CREDIT_CARD]") && !bodies[1].contains("4111"),
+        "{}",
+        bodies[1]
+    );
+    let log = serve.log.clone();
+    serve.stop();
+    assert_eq!(records(&log).len(), 2);
+    assert_eq!(verify(&log).0, Some(0));
+}
+
+/// A model server that starts a stream and then goes away mid-answer.
+fn dying_model_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let mut out = conn;
+            let event = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Your card 4111 11\"}}]}\n\n";
+            let _ = write!(out, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{event}\r\n", event.len());
+            let _ = out.flush();
+            std::thread::sleep(Duration::from_millis(100));
+            // Gone, without the last chunk.
+            let _ = out.shutdown(std::net::Shutdown::Both);
+        }
+    });
+    port
+}
+
+#[test]
+fn a_model_server_gone_mid_answer_cuts_the_client_off_and_still_leaves_a_record() {
+    let dir = scratch("dying");
+    let serve = Serve::start(&dir, &format!("http://127.0.0.1:{}", dying_model_server()));
+    let got = ureq::post(&serve.url("/v1/chat/completions"))
+        .set("content-type", "application/json")
+        .send_string(STREAM)
+        .map(|r| r.into_string());
+    match got {
+        Ok(Ok(body)) => panic!("the client was told the answer was whole: {body:?}"),
+        Ok(Err(_)) | Err(_) => {}
+    }
+    let log = serve.log.clone();
+    let started = Instant::now();
+    serve.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the cut exchange does not hold the stop"
+    );
+    let lines = records(&log);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["flags"], "UC", "{}", lines[0]);
+    assert_eq!(verify(&log).0, Some(0));
+}

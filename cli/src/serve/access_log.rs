@@ -55,10 +55,17 @@ fn line(s: &Stream, request_id: &str, start_time: &str) -> String {
         .map_or_else(|| "0".to_string(), |(_, v)| v.clone());
     // Envoy's %RESPONSE_FLAGS%: DC for a client gone mid-stream, UC for an upstream reset,
     // "-" otherwise.
-    let flags = match s.reset.as_deref() {
-        Some(r) if r.contains("downstream") => "DC",
-        Some(_) => "UC",
-        None => "-",
+    let why = s
+        .reset
+        .as_deref()
+        .or(s.code_details.as_deref())
+        .unwrap_or("");
+    let flags = if why.contains("downstream") {
+        "DC"
+    } else if why.contains("upstream_reset") || s.reset.is_some() {
+        "UC"
+    } else {
+        "-"
     };
     serde_json::json!({
         "time": start_time,

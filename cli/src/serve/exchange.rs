@@ -5,7 +5,6 @@
 use super::body::ChannelBody;
 use super::pipe::Pipe;
 use super::worker::Worker;
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -15,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use vigil_host::abi::Pairs;
 
 /// What the client receives: the response headers and a channel of body chunks.
-pub type Head = (Pairs, mpsc::Receiver<Bytes>);
+pub type Head = (Pairs, mpsc::Receiver<super::pipe::Item>);
 
 /// A stream in flight, as the worker settles it.
 pub struct Link {
@@ -32,7 +31,7 @@ pub struct Link {
 
 pub type Body = ChannelBody;
 
-fn body_of(rx: mpsc::Receiver<Bytes>) -> Body {
+fn body_of(rx: mpsc::Receiver<super::pipe::Item>) -> Body {
     ChannelBody::new(rx)
 }
 
@@ -114,6 +113,11 @@ pub async fn handle(
     peer: std::net::SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
+    let protocol = match req.version() {
+        hyper::Version::HTTP_2 => "HTTP/2",
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
     let headers = request_headers(&req);
     let request_id = headers
         .iter()
@@ -127,7 +131,7 @@ pub async fn handle(
         let id = vm.create_stream()?;
         if let Some(s) = vm.state_mut().streams.get_mut(&id) {
             s.connection.source_address = peer.to_string();
-            s.connection.protocol = "HTTP/1.1".into();
+            s.connection.protocol = protocol.into();
         }
         Ok(id)
     });
@@ -223,7 +227,7 @@ pub async fn forward(
     worker: Rc<Worker>,
     id: u32,
     headers: Pairs,
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<super::pipe::Item>,
     end: bool,
 ) {
     let body = if end { empty() } else { body_of(rx) };

@@ -241,7 +241,8 @@ fn run_worker(
                 let service = hyper::service::service_fn(move |req| {
                     exchange::handle(Rc::clone(&w), peer, req)
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                // HTTP/1.1, or HTTP/2 with prior knowledge (h2c), told by the first bytes.
+                let _ = hyper_util::server::conn::auto::Builder::new(LocalExec)
                     .serve_connection(io, service)
                     .await;
             });
@@ -254,6 +255,20 @@ fn run_worker(
         let _ = worker.vm.borrow_mut().shutdown();
         Ok(())
     })
+}
+
+/// Runs HTTP/2's per-stream tasks on the worker's own event loop (they hold the worker's VM,
+/// which never leaves its thread).
+#[derive(Clone, Copy)]
+struct LocalExec;
+
+impl<F> hyper::rt::Executor<F> for LocalExec
+where
+    F: std::future::Future + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::task::spawn_local(fut);
+    }
 }
 
 fn serve_admin(listener: std::net::TcpListener, metrics: Arc<admin::Metrics>) {

@@ -13,10 +13,15 @@ use tokio::sync::{mpsc, Notify};
 /// Chunks a connection's body channel holds before the queue waits.
 pub const CHANNEL_CHUNKS: usize = 4;
 
+/// What a body channel carries: a chunk, or `Err` for a body cut short (the peer sees the
+/// stream reset, not a complete body).
+pub type Item = Result<Bytes, ()>;
+
 #[derive(Default)]
 pub struct Pipe {
     pending: RefCell<VecDeque<Bytes>>,
     closed: Cell<bool>,
+    aborted: Cell<bool>,
     gone: Cell<bool>,
     wake: Notify,
     drained: Notify,
@@ -24,7 +29,7 @@ pub struct Pipe {
 
 impl Pipe {
     /// A pipe feeding `tx`; its task runs on the worker's event loop.
-    pub fn new(tx: mpsc::Sender<Bytes>) -> Rc<Self> {
+    pub fn new(tx: mpsc::Sender<Item>) -> Rc<Self> {
         let pipe = Rc::new(Pipe::default());
         tokio::task::spawn_local(Rc::clone(&pipe).run(tx));
         pipe
@@ -40,6 +45,13 @@ impl Pipe {
     /// No more chunks: the body ends once the queue is empty.
     pub fn close(&self) {
         self.closed.set(true);
+        self.wake.notify_one();
+    }
+
+    /// The body is cut short: what is queued is dropped and the peer sees a reset.
+    pub fn abort(&self) {
+        self.aborted.set(true);
+        self.pending.borrow_mut().clear();
         self.wake.notify_one();
     }
 
@@ -61,12 +73,17 @@ impl Pipe {
         }
     }
 
-    async fn run(self: Rc<Self>, tx: mpsc::Sender<Bytes>) {
+    async fn run(self: Rc<Self>, tx: mpsc::Sender<Item>) {
         loop {
+            if self.aborted.get() {
+                let _ = tx.send(Err(())).await;
+                self.drained.notify_waiters();
+                return;
+            }
             let next = self.pending.borrow_mut().pop_front();
             match next {
                 Some(chunk) => {
-                    if tx.send(chunk).await.is_err() {
+                    if tx.send(Ok(chunk)).await.is_err() {
                         self.gone.set(true);
                         self.pending.borrow_mut().clear();
                         self.drained.notify_waiters();

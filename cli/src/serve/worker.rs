@@ -6,8 +6,7 @@
 
 use super::access_log::AccessLog;
 use super::exchange::Link;
-use super::pipe::{Pipe, CHANNEL_CHUNKS};
-use bytes::Bytes;
+use super::pipe::{Item, Pipe, CHANNEL_CHUNKS};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -101,7 +100,7 @@ impl Worker {
             {
                 link.upstream_started = true;
                 let headers = s.request.sent_headers.clone().unwrap_or_default();
-                let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+                let (tx, rx) = tokio::sync::mpsc::channel::<Item>(CHANNEL_CHUNKS);
                 link.upstream = Some(Pipe::new(tx));
                 let end = s.request.sent_end && s.request.sent_body.is_empty();
                 let worker = Rc::clone(self);
@@ -116,7 +115,7 @@ impl Worker {
             // Towards the client.
             if let Some(headers) = &s.response.sent_headers {
                 if let Some(head) = link.head.take() {
-                    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+                    let (tx, rx) = tokio::sync::mpsc::channel::<Item>(CHANNEL_CHUNKS);
                     link.client = Some(Pipe::new(tx));
                     if head.send((headers.clone(), rx)).is_err() {
                         link.client_gone = true;
@@ -132,9 +131,20 @@ impl Worker {
                     finished = true;
                 }
             }
-            if s.reset.is_some() || s.failed_by_vm && s.response.sent_headers.is_none() {
+            // Reset, failed, or ended before the answer did (the model server went away
+            // mid-answer, the client left): the client's body is cut short, as Envoy resets
+            // the downstream stream.
+            let cut = s.reset.is_some()
+                || (s.failed_by_vm && s.response.sent_headers.is_none())
+                || (s.ended && !s.response.sent_end);
+            if cut && !finished {
                 link.head = None;
-                link.client = None;
+                if let Some(pipe) = link.client.take() {
+                    pipe.abort();
+                }
+                if let Some(pipe) = link.upstream.take() {
+                    pipe.abort();
+                }
                 finished = true;
             }
             if link.client_gone && !finished {

@@ -29,12 +29,12 @@ import traceback
 from pathlib import Path
 
 import anthropic
-import httpx2
 import openai
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 sys.path.insert(0, str(HERE))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 import standin  # noqa: E402
 
 RECORD_KEY = "sdk-test-record-key-0123456789abcdef0123456789"
@@ -67,12 +67,12 @@ def free_port():
 
 
 def die_with_parent():
-    """Run in the child before exec: on Linux, the kernel kills it if this test dies (even
-    by SIGKILL), so nothing it started outlives it."""
+    """Run in the child before exec: on Linux, the kernel kills it when this test dies (even
+    by SIGKILL), so nothing it started outlives it. SIGKILL: nobody reads its results then."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
 
@@ -119,11 +119,11 @@ class Harness:
         policy = self.work / "policy.json"
         policy.write_text(json.dumps(POLICY, indent=2))
 
-        model = subprocess.Popen(
-            [sys.executable, str(HERE / "standin.py"), "--port", "0", "--requests", str(self.requests_log)],
-            stdout=subprocess.PIPE, stderr=open(self.work / "standin.err", "wb"),
-            text=True, preexec_fn=die_with_parent,
-        )
+        with open(self.work / "standin.err", "wb") as err:
+            model = subprocess.Popen(
+                [sys.executable, str(HERE / "standin.py"), "--port", "0", "--requests", str(self.requests_log)],
+                stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=die_with_parent,
+            )
         self.procs.append(model)
         line = model.stdout.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
@@ -131,29 +131,40 @@ class Harness:
             raise RuntimeError(f"the stand-in did not start: {line!r} {self.tail('standin.err')}")
         self.model_port = int(m.group(1))
 
-        self.port = free_port()
         self.serve_err = self.work / "serve.err"
-        self.vigil = subprocess.Popen(
-            [
-                str(vigil_bin), "serve",
-                "--policy", str(policy),
-                "--upstream", f"http://127.0.0.1:{self.model_port}",
-                "--listen", f"127.0.0.1:{self.port}",
-                "--workers", "2",
-                "--access-log", str(self.access_log),
-                "--env", f"VIGIL_RECORD_KEY={RECORD_KEY}",
-            ],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(self.serve_err, "wb"),
-            preexec_fn=die_with_parent,
-        )
+        # A free port can be taken between picking it and vigil binding it: then another.
+        for _ in range(3):
+            self.port = free_port()
+            if self.start_vigil(policy):
+                return
+        raise RuntimeError(f"vigil serve could not bind a free port: {self.tail('serve.err')}")
+
+    def start_vigil(self, policy):
+        """Starts vigil serve and waits until it listens; False when its port was taken."""
+        with open(self.serve_err, "wb") as err:
+            self.vigil = subprocess.Popen(
+                [
+                    str(self.vigil_bin), "serve",
+                    "--policy", str(policy),
+                    "--upstream", f"http://127.0.0.1:{self.model_port}",
+                    "--listen", f"127.0.0.1:{self.port}",
+                    "--workers", "2",
+                    "--access-log", str(self.access_log),
+                    "--env", f"VIGIL_RECORD_KEY={RECORD_KEY}",
+                ],
+                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=die_with_parent,
+            )
         self.procs.append(self.vigil)
         deadline = time.monotonic() + 60
         while "vigil serve: listening on" not in self.serve_err.read_text(errors="replace"):
             if self.vigil.poll() is not None:
+                if "--listen" in self.serve_err.read_text(errors="replace"):
+                    return False
                 raise RuntimeError(f"vigil serve exited with {self.vigil.returncode}: {self.tail('serve.err')}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"vigil serve did not say it listens within 60 s: {self.tail('serve.err')}")
             time.sleep(0.05)
+        return True
 
     def tail(self, name, lines=20):
         path = self.work / name
@@ -341,7 +352,6 @@ def openai_models(h):
     ids = [m.id for m in page]  # a page without a cursor: iterating sends nothing more
     assert ids == standin.MODELS, ids
     assert all(m.object == "model" and m.owned_by == "bank-ml" for m in page.data)
-    assert client.models.list is not None
 
 
 def openai_fine_tuning_refused(h):
@@ -368,7 +378,7 @@ def openai_fine_tuning_refused(h):
     # The same through the SDK's raw request method.
     h.send("POST", "/v1/fine_tuning/jobs", refused=True)
     try:
-        client.post("/fine_tuning/jobs", body={"model": "m", "training_file": "file-abc123"}, cast_to=httpx2.Response)
+        client.post("/fine_tuning/jobs", body={"model": "m", "training_file": "file-abc123"}, cast_to=object)
     except openai.PermissionDeniedError as e:
         assert e.status_code == 403 and e.body.get("rule_id") == "no-fine-tuning", e.body
         h.refused_request_ids.append(e.body.get("request_id"))
@@ -465,7 +475,7 @@ def sigterm_mid_stream(h):
         finally:
             got_first.set()
 
-    t = threading.Thread(target=consume)
+    t = threading.Thread(target=consume, daemon=True)
     t.start()
     assert got_first.wait(TIMEOUT_S), "no text within the timeout"
     h.vigil.send_signal(signal.SIGTERM)
@@ -570,6 +580,9 @@ def main():
                 else:
                     passed += 1
                     print(f"ok   {check.__name__} ({time.monotonic() - t0:.2f}s)", flush=True)
+        except KeyboardInterrupt:
+            failed.append("interrupted")
+            print("FAIL interrupted (SIGINT or SIGTERM): stopping what was started")
         except Exception:
             failed.append("setup")
             print("FAIL setup")
