@@ -99,14 +99,19 @@ struct Serve {
 
 impl Serve {
     fn start(dir: &Path, upstream: &str) -> Serve {
-        let policy = dir.join("policy.json");
-        std::fs::write(
-            &policy,
+        Serve::start_with(
+            dir,
+            upstream,
             r#"{"id": "serve-test", "version": "1",
                 "rules": [{"id": "no-fine-tuning", "when": {"path": {"prefix": "/v1/fine_tuning/"}},
                            "action": {"type": "block", "status": 403, "message": "not through the gateway"}}]}"#,
+            &[],
         )
-        .unwrap();
+    }
+
+    fn start_with(dir: &Path, upstream: &str, policy_json: &str, extra: &[String]) -> Serve {
+        let policy = dir.join("policy.json");
+        std::fs::write(&policy, policy_json).unwrap();
         let (port, admin) = (free_port(), free_port());
         let log = dir.join("access.log");
         let child = Command::new(env!("CARGO_BIN_EXE_vigil"))
@@ -118,6 +123,7 @@ impl Serve {
             .args(["--workers", "2", "--access-log"])
             .arg(&log)
             .args(["--env", &format!("VIGIL_RECORD_KEY={KEY}")])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -553,5 +559,181 @@ fn a_model_server_gone_mid_answer_cuts_the_client_off_and_still_leaves_a_record(
     let lines = records(&log);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["flags"], "UC", "{}", lines[0]);
+    assert_eq!(verify(&log).0, Some(0));
+}
+
+/// The test IdP (approvals/tests/oidc/machine-tokens.mjs): callers' access tokens as JWTs.
+struct Idp {
+    child: Child,
+    port: u16,
+}
+
+impl Idp {
+    fn start(port: u16, keys: &Path, rotate: bool) -> Idp {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../approvals/tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "the test IdP is not installed: scripts/setup runs npm ci in {}",
+            dir.display()
+        );
+        let mut child = Command::new("node")
+            .arg("machine-tokens.mjs")
+            .arg(port.to_string())
+            .arg(keys)
+            .env("ROTATE", if rotate { "1" } else { "0" })
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node is not installed (scripts/setup installs it)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("idp listening"), "{line}");
+        Idp { child, port }
+    }
+
+    fn token(&self, client: &str) -> String {
+        let v: serde_json::Value = ureq::post(&format!("http://127.0.0.1:{}/token", self.port))
+            .set(
+                "authorization",
+                &format!(
+                    "Basic {}",
+                    base64_basic(&format!("{client}:{client}-secret"))
+                ),
+            )
+            .send_form(&[("grant_type", "client_credentials"), ("scope", "chat")])
+            .unwrap()
+            .into_json()
+            .unwrap();
+        v["access_token"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn base64_basic(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= c.len() {
+                out.push(T[((n >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The kid a JWT names.
+fn kid(token: &str) -> String {
+    let head = token.split('.').next().unwrap();
+    let bytes = {
+        use std::collections::HashMap;
+        let t: HashMap<u8, u32> =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (*c, i as u32))
+                .collect();
+        let mut out = Vec::new();
+        let (mut acc, mut bits) = (0u32, 0);
+        for c in head.bytes() {
+            acc = (acc << 6) | t[&c];
+            bits += 6;
+            if bits >= 8 {
+                bits -= 8;
+                out.push((acc >> bits) as u8);
+            }
+        }
+        out
+    };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    v["kid"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn callers_tokens_from_a_real_openid_provider_are_verified_through_its_remote_keys_across_a_rotation(
+) {
+    let dir = scratch("oidc");
+    let idp_port = free_port();
+    let keys = dir.join("idp-keys.json");
+    let idp = Idp::start(idp_port, &keys, false);
+    let policy = format!(
+        r#"{{"id": "serve-oidc", "version": "1",
+            "identity": {{"providers": [{{"name": "test-idp", "issuer": "http://127.0.0.1:{idp_port}",
+                "audiences": ["model-gateway"], "algorithms": ["RS256"], "groups_claim": "groups",
+                "remote_jwks": {{"cluster": "idp", "uri": "http://127.0.0.1:{idp_port}/jwks", "cache_duration_s": 2, "timeout_ms": 1000}}}}]}},
+            "models": {{"allow": [{{"model": "llama-3.1-*", "groups": ["analysts"]}}]}}}}"#
+    );
+    let serve = Serve::start_with(
+        &dir,
+        &format!("http://127.0.0.1:{}", model_server(2)),
+        &policy,
+        &["--cluster".into(), format!("idp=127.0.0.1:{idp_port}")],
+    );
+    let chat = r#"{"model":"llama-3.1-8b","messages":[{"role":"user","content":"hi"}]}"#;
+    let call = |token: Option<&str>| {
+        let mut req =
+            ureq::post(&serve.url("/v1/chat/completions")).set("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.set("authorization", &format!("Bearer {t}"));
+        }
+        match req.send_string(chat) {
+            Ok(r) => (r.status(), String::new(), r.into_string().unwrap()),
+            Err(ureq::Error::Status(code, r)) => (
+                code,
+                r.header("www-authenticate").unwrap_or_default().to_string(),
+                r.into_string().unwrap(),
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let analyst = idp.token("analyst-app");
+    let (status, _, body) = call(Some(&analyst));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("[CREDIT_CARD]"), "{body}");
+    let (status, _, body) = call(Some(&idp.token("teller-app")));
+    assert_eq!(status, 403, "a teller may not use the model: {body}");
+    let (status, www, _) = call(None);
+    assert_eq!(status, 401);
+    assert!(www.starts_with("Bearer realm=\"vigil\""), "{www}");
+    let forged = format!("{}x", &analyst[..analyst.len() - 1]);
+    assert_eq!(
+        call(Some(&forged)).0,
+        401,
+        "a token whose signature does not verify"
+    );
+    // The IdP rotates: a new key signs, the old one is still published.
+    drop(idp);
+    let idp = Idp::start(idp_port, &keys, true);
+    let rotated = idp.token("analyst-app");
+    assert_ne!(kid(&rotated), kid(&analyst), "signed with the new key");
+    let (status, _, body) = call(Some(&rotated));
+    assert_eq!(
+        status, 200,
+        "the new key is fetched and the request goes on: {body}"
+    );
+    assert_eq!(
+        call(Some(&analyst)).0,
+        200,
+        "the old key still verifies while published"
+    );
+    let log = serve.log.clone();
+    serve.stop();
+    let lines = records(&log);
+    assert_eq!(lines.len(), 6);
     assert_eq!(verify(&log).0, Some(0));
 }
