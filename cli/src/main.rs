@@ -119,6 +119,18 @@ enum AuditCommand {
     /// Verify, select and write records for an examiner: records.jsonl, records.csv,
     /// report.html and manifest.json (SHA-256 of each) in --out.
     Export(Box<ExportArgs>),
+    /// One session for an investigator: who, when, route, model, the request, the answer as
+    /// the client read it, masking, the decision and its rule, the approval, and the record's
+    /// place in its chain, verified. SELECTOR: a request id, VM#seq, or an RFC 3339 time.
+    /// Exit 0 shown and verified, 1 not verified or not found, 2 unreadable.
+    Show {
+        selector: String,
+        #[command(flatten)]
+        input: RecordInput,
+        /// An HTML page instead of text.
+        #[arg(long)]
+        html: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -189,6 +201,18 @@ fn audit(command: AuditCommand) -> u8 {
             expect_heads,
             write_heads,
             json,
+        ),
+        AuditCommand::Show {
+            selector,
+            input,
+            html,
+        } => audit::show::run(
+            &selector,
+            &input.files,
+            &input.keys(),
+            &input.field,
+            input.partial,
+            html,
         ),
         AuditCommand::Export(args) => {
             let ExportArgs {

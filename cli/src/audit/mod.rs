@@ -1,9 +1,10 @@
-//! `vigil audit`: verify record files and export them for examiners.
+//! `vigil audit`: verify record files, export them for examiners, show one session.
 
 pub mod export;
 mod par;
 pub mod read;
 pub mod report;
+pub mod show;
 pub mod verify;
 
 use std::path::PathBuf;
