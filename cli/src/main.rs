@@ -117,7 +117,7 @@ enum AuditCommand {
         json: bool,
     },
     /// Verify, select and write records for an examiner: records.jsonl, records.csv,
-    /// report.html and manifest.json (SHA-256 of each) in --out.
+    /// report.html, a page per session (sessions/) and manifest.json (SHA-256 of each) in --out.
     Export(Box<ExportArgs>),
     /// One session for an investigator: who, when, route, model, the request, the answer as
     /// the client read it, masking, the decision and its rule, the approval, and the record's

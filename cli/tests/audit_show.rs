@@ -116,3 +116,48 @@ fn a_streamed_answer_is_shown_as_the_client_read_it() {
     assert_eq!(events, 3);
     assert!(vigil_cli::audit::show::reassemble("{\"a\":1}").is_none());
 }
+
+#[test]
+fn the_examiner_export_has_a_page_per_session_linked_from_the_report_and_in_the_manifest() {
+    let lines = records_through_filter(12, 2, 0, 0);
+    let path = file("export", &lines);
+    let out_dir = path.parent().unwrap().join("export");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .env(TEST_RECORD_KEY.0, TEST_RECORD_KEY.1)
+        .args(["audit", "export", "--out"])
+        .arg(&out_dir)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let r = record(&lines[3]);
+    let page = format!(
+        "sessions/{}-{}.html",
+        r["vm_id"].as_str().unwrap().replace('#', "-"),
+        r["seq"]
+    );
+    assert!(
+        report.contains(&format!("href=\"{page}\"")),
+        "the report links the page"
+    );
+    let html = std::fs::read_to_string(out_dir.join(&page)).unwrap();
+    assert!(
+        html.contains("session req-3 ") && html.contains("../report.html"),
+        "{html}"
+    );
+    let listed = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["name"].as_str().unwrap().starts_with("sessions/"))
+        .count();
+    assert_eq!(listed, 12, "every page is in the manifest with its SHA-256");
+}

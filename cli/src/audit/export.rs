@@ -151,12 +151,29 @@ pub fn export(
     let csv = to_csv(&chosen, &flagged)?;
     let html = report::render(v, &chosen, filters, generated_at);
 
+    // A page per session, linked from the report's rows.
+    let pages: Vec<(String, String)> = chosen
+        .iter()
+        .map(|a| {
+            (
+                super::show::page_name(&a.record),
+                super::show::html(&super::show::session(v, a)),
+            )
+        })
+        .collect();
+    if !pages.is_empty() {
+        let dir = out.join("sessions");
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let mut files = Vec::new();
     for (name, bytes) in [
         ("records.jsonl", jsonl.as_bytes()),
         ("records.csv", csv.as_slice()),
         ("report.html", html.as_bytes()),
-    ] {
+    ]
+    .into_iter()
+    .chain(pages.iter().map(|(n, p)| (n.as_str(), p.as_bytes())))
+    {
         let path = out.join(name);
         std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         files.push((name.to_string(), sha256_hex(bytes), bytes.len() as u64));

@@ -295,6 +295,28 @@ pub fn render(
             blocked.len()
         );
     }
-    out.push_str("</section></body></html>\n");
+    out.push_str("</section>");
+
+    // Every session, each with a page of its own.
+    let _ = write!(out, "<section><h2>Sessions ({})</h2><table><tr><th>time</th><th>user</th><th>route</th><th class=n>status</th><th>decision</th><th>session</th></tr>", records.len());
+    for a in records.iter().take(MAX_ROWS) {
+        let r = &a.record;
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{} {}</td><td class=n>{}</td><td>{}</td><td><a href=\"{}\">{}</a></td></tr>",
+            esc(&r.started_at),
+            esc(&who(a)),
+            esc(&r.route.method),
+            esc(&r.route.path),
+            r.response.status.map(|s| s.to_string()).unwrap_or_default(),
+            esc(&r.decision.action.to_string()),
+            esc(&super::show::page_name(r)),
+            esc(&r.request_id),
+        );
+    }
+    if records.is_empty() {
+        out.push_str("<tr><td colspan=6>none</td></tr>");
+    }
+    out.push_str("</table></section></body></html>\n");
     out
 }

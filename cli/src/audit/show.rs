@@ -50,7 +50,17 @@ fn select<'a>(v: &'a Verification, selector: &str) -> Vec<Session<'a>> {
     out
 }
 
-fn session<'a>(v: &'a Verification, a: &'a super::verify::Authentic) -> Session<'a> {
+/// The file name of a session's page in an export (`sessions/<vm>-<seq>.html`).
+pub fn page_name(r: &SessionRecord) -> String {
+    let vm: String = r
+        .vm_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("sessions/{vm}-{}.html", r.seq)
+}
+
+pub fn session<'a>(v: &'a Verification, a: &'a super::verify::Authentic) -> Session<'a> {
     let problems = v
         .problems
         .iter()
@@ -239,7 +249,7 @@ pub fn html(s: &Session) -> String {
     format!(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>Vigil session {}</title>\
          <style>body{{font-family:sans-serif;margin:2em}}pre{{white-space:pre-wrap}}</style></head>\
-         <body><h1>Session {}</h1><pre>{}</pre></body></html>\n",
+         <body><h1>Session {}</h1><p><a href=\"../report.html\">the report</a></p><pre>{}</pre></body></html>\n",
         escape(&s.record.request_id),
         escape(&s.record.request_id),
         escape(&text(s))
