@@ -119,6 +119,19 @@ enum AuditCommand {
     /// Verify, select and write records for an examiner: records.jsonl, records.csv,
     /// report.html, a page per session (sessions/) and manifest.json (SHA-256 of each) in --out.
     Export(Box<ExportArgs>),
+    /// Each verified record's request through a candidate policy's gate (the code the filter
+    /// runs): what would change (allow->block, block->allow, ->require_approval, model
+    /// access), grouped by change and rule, with request ids. --json: one object per changed
+    /// record, then a summary. Exit 0 nothing changes, 1 something does, 2 unusable input.
+    Replay {
+        /// The candidate policy.
+        #[arg(long)]
+        policy: PathBuf,
+        #[command(flatten)]
+        input: RecordInput,
+        #[arg(long)]
+        json: bool,
+    },
     /// One session for an investigator: who, when, route, model, the request, the answer as
     /// the client read it, masking, the decision and its rule, the approval, and the record's
     /// place in its chain, verified. SELECTOR: a request id, VM#seq, or an RFC 3339 time.
@@ -200,6 +213,18 @@ fn audit(command: AuditCommand) -> u8 {
             input.partial,
             expect_heads,
             write_heads,
+            json,
+        ),
+        AuditCommand::Replay {
+            policy,
+            input,
+            json,
+        } => audit::replay::run(
+            &policy,
+            &input.files,
+            &input.keys(),
+            &input.field,
+            input.partial,
             json,
         ),
         AuditCommand::Show {

@@ -3,6 +3,7 @@
 pub mod export;
 mod par;
 pub mod read;
+pub mod replay;
 pub mod report;
 pub mod show;
 pub mod verify;
