@@ -219,6 +219,27 @@ pub struct Stream {
     pub failed_by_vm: bool,
 }
 
+impl Stream {
+    /// A filter-state value as the access log's `%FILTER_STATE(<key>:PLAIN)%` renders it in
+    /// `json_format`: a string, or null when the filter set none.
+    pub fn logged(&self, key: &str) -> serde_json::Value {
+        self.access_log
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The status the client got (`:status` of the headers sent), if headers went out.
+    pub fn status(&self) -> Option<&str> {
+        self.response
+            .sent_headers
+            .as_ref()
+            .and_then(|h| h.iter().find(|(k, _)| k == ":status"))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// A `dispatch_http_call` waiting for its answer.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PendingCall {

@@ -20,19 +20,11 @@ fn access_log_line(vm: &Vm, id: u32) -> String {
     let Some(s) = vm.stream(id) else {
         return String::from("{}");
     };
-    let empty = Default::default();
-    let logged = s.access_log.as_ref().unwrap_or(&empty);
-    let text = |key: &str| {
-        logged
-            .get(key)
-            .map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
-            .unwrap_or(serde_json::Value::Null)
-    };
     serde_json::json!({
         "time": "2026-11-22T10:00:00.000Z",
-        "status": s.response.sent_headers.as_ref().and_then(|h| h.iter().find(|(k, _)| k == ":status")).map(|(_, v)| v.clone()),
-        "vigil_record": text("wasm.vigil_record"),
-        "vigil_record_late": text("wasm.vigil_record_late"),
+        "status": s.status(),
+        "vigil_record": s.logged("wasm.vigil_record"),
+        "vigil_record_late": s.logged("wasm.vigil_record_late"),
     })
     .to_string()
 }

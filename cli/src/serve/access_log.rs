@@ -3,7 +3,6 @@
 //! `vigil_record`, `vigil_record_late`, the records as strings, a missing one null), so
 //! `vigil audit verify` reads it as it reads Envoy's.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -39,20 +38,8 @@ impl AccessLog {
 }
 
 fn line(s: &Stream, request_id: &str, start_time: &str) -> String {
-    let empty = BTreeMap::new();
-    let logged = s.access_log.as_ref().unwrap_or(&empty);
-    let text = |key: &str| {
-        logged
-            .get(key)
-            .map(|b| serde_json::Value::String(String::from_utf8_lossy(b).into_owned()))
-            .unwrap_or(serde_json::Value::Null)
-    };
-    let status = s
-        .response
-        .sent_headers
-        .as_ref()
-        .and_then(|h| h.iter().find(|(k, _)| k == ":status"))
-        .map_or_else(|| "0".to_string(), |(_, v)| v.clone());
+    // Envoy's %RESPONSE_CODE% is 0 when no response went out.
+    let status = s.status().unwrap_or("0");
     // Envoy's %RESPONSE_FLAGS%: DC for a client gone mid-stream, UC for an upstream reset,
     // "-" otherwise.
     let why = s
@@ -72,8 +59,8 @@ fn line(s: &Stream, request_id: &str, start_time: &str) -> String {
         "request_id": request_id,
         "status": status,
         "flags": flags,
-        "vigil_record": text("wasm.vigil_record"),
-        "vigil_record_late": text("wasm.vigil_record_late"),
+        "vigil_record": s.logged("wasm.vigil_record"),
+        "vigil_record_late": s.logged("wasm.vigil_record_late"),
     })
     .to_string()
 }
