@@ -12,6 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, Notify};
 use vigil_host::abi::Pairs;
+use vigil_host::filter_manager::Way;
 
 /// What the client receives: the response headers and a channel of body chunks.
 pub type Head = (Pairs, mpsc::Receiver<super::pipe::Item>);
@@ -151,7 +152,7 @@ pub async fn handle(
     );
     worker.with_vm(|vm| vm.request_headers(id, &headers, end));
     if !end {
-        tokio::task::spawn_local(read_request_body(Rc::clone(&worker), id, body));
+        tokio::task::spawn_local(feed(Rc::clone(&worker), id, body, Way::Request));
     }
     match head_rx.await {
         Ok((headers, rx)) => {
@@ -194,26 +195,39 @@ async fn ready(worker: &Worker, id: u32, client: bool) {
     }
 }
 
-/// The client's body, chunk by chunk, into the filter.
-async fn read_request_body(worker: Rc<Worker>, id: u32, mut body: Incoming) {
+/// A body, chunk by chunk, into the filter: the client's request body (`Way::Request`) or
+/// the model server's answer (`Way::Response`). Before each read, what the filter released
+/// towards the other side is handed over first (backpressure). A body that breaks off ends
+/// the stream as Envoy ends it for a peer gone away.
+async fn feed(worker: Rc<Worker>, id: u32, mut body: Incoming, way: Way) {
+    let (towards_client, gone) = match way {
+        Way::Request => (false, "downstream_remote_disconnect"),
+        Way::Response => (true, "upstream_reset_after_response_started"),
+    };
+    let deliver = |data: &[u8], end: bool| {
+        worker.with_vm(|vm| match way {
+            Way::Request => vm.request_body(id, data, end),
+            Way::Response => vm.response_body(id, data, end),
+        })
+    };
     loop {
-        ready(&worker, id, false).await;
+        ready(&worker, id, towards_client).await;
         match body.frame().await {
             Some(Ok(frame)) => {
                 if let Ok(data) = frame.into_data() {
                     let end = hyper::body::Body::is_end_stream(&body);
-                    worker.with_vm(|vm| vm.request_body(id, &data, end));
+                    deliver(&data, end);
                     if end {
                         return;
                     }
                 }
             }
             Some(Err(_)) => {
-                worker.with_vm(|vm| vm.abort_stream(id, "downstream_remote_disconnect"));
+                worker.with_vm(|vm| vm.abort_stream(id, gone));
                 return;
             }
             None => {
-                worker.with_vm(|vm| vm.request_body(id, &[], true));
+                deliver(&[], true);
                 return;
             }
         }
@@ -258,32 +272,10 @@ pub async fn forward(
             String::from_utf8_lossy(v.as_bytes()).into_owned(),
         ));
     }
-    let mut body = resp.into_body();
+    let body = resp.into_body();
     let end = hyper::body::Body::is_end_stream(&body);
     worker.with_vm(|vm| vm.response_headers(id, &h, end));
-    if end {
-        return;
-    }
-    loop {
-        ready(&worker, id, true).await;
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    let end = hyper::body::Body::is_end_stream(&body);
-                    worker.with_vm(|vm| vm.response_body(id, &data, end));
-                    if end {
-                        return;
-                    }
-                }
-            }
-            Some(Err(_)) => {
-                worker.with_vm(|vm| vm.abort_stream(id, "upstream_reset_after_response_started"));
-                return;
-            }
-            None => {
-                worker.with_vm(|vm| vm.response_body(id, &[], true));
-                return;
-            }
-        }
+    if !end {
+        feed(worker, id, body, Way::Response).await;
     }
 }
