@@ -128,6 +128,9 @@ pub struct RecordSettings {
     /// Ask OpenAI-style servers for usage on streams (`stream_options.include_usage`) when the
     /// client did not, and keep the extra usage event from the client (crate::usage).
     pub ask_stream_usage: bool,
+    /// An examiner's X25519 public key: each record also carries its unmasked request and
+    /// answer sealed to it (crate::record::sealed). The private key never reaches Envoy.
+    pub seal_to: Option<crate::record::sealed::SealTo>,
 }
 
 /// The upstream credential: read from the VM environment (Envoy's
@@ -295,6 +298,12 @@ fn read_record(
     if let Some(ask) = obj.boolean("ask_stream_usage", errors) {
         settings.ask_stream_usage = ask;
     }
+    if let Some(key) = obj.string("seal_to", errors) {
+        match crate::record::sealed::SealTo::parse(&key) {
+            Ok(to) => settings.seal_to = Some(to),
+            Err(why) => errors.push(&obj.field_path("seal_to"), why),
+        }
+    }
     obj.finish(errors);
     Some(settings)
 }
@@ -329,6 +338,7 @@ impl Default for RecordSettings {
             max_body_bytes: crate::exchange::DEFAULT_MAX_BODY_BYTES,
             key_env: DEFAULT_RECORD_KEY_ENV.into(),
             ask_stream_usage: true,
+            seal_to: None,
         }
     }
 }
@@ -370,7 +380,7 @@ mod tests {
                 "$: missing required field \"id\"",
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
-                "$.record.bogus: unknown field \"bogus\" (expected one of: ask_stream_usage, key_env, max_body_bytes, property, request_id_header)",
+                "$.record.bogus: unknown field \"bogus\" (expected one of: ask_stream_usage, key_env, max_body_bytes, property, request_id_header, seal_to)",
                 "$.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, envoy, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, token_id_prompts, upstream_credential, version)",
             ]
         );

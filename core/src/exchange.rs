@@ -5,6 +5,7 @@
 use crate::config::PluginConfig;
 use crate::digest::StreamDigest;
 use crate::identity::Identity;
+use crate::record::sealed::{associated_data, Payload};
 use crate::record::{
     BodySummary, Decision, DecisionAction, Outcome, PolicyRef, RecordChain, RecordKey,
     ResponseSummary, Route, SessionRecord, RECORD_VERSION,
@@ -81,6 +82,8 @@ pub struct ExchangeLog {
     approval: Option<crate::record::approval::ApprovalTrace>,
     headers_reached_upstream: bool,
     gen_ai: Option<crate::usage::GenAi>,
+    /// The unmasked bodies, kept only when the policy seals payloads (`record.seal_to`).
+    raw: Option<Box<Payload>>,
 }
 
 impl ExchangeLog {
@@ -113,6 +116,7 @@ impl ExchangeLog {
             approval: None,
             headers_reached_upstream: false,
             gen_ai: None,
+            raw: None,
         }
     }
 
@@ -222,6 +226,28 @@ impl ExchangeLog {
         self
     }
 
+    /// Keep the unmasked bodies too, up to the body cap, for a sealed payload.
+    pub fn with_sealing(mut self, on: bool) -> Self {
+        self.raw = on.then(Box::default);
+        self
+    }
+
+    /// A chunk of the request body as the client sent it (for a sealed payload).
+    pub fn request_raw(&mut self, chunk: &[u8]) {
+        let cap = self.request_body.cap;
+        if let Some(raw) = &mut self.raw {
+            raw.request.feed(chunk, cap);
+        }
+    }
+
+    /// A chunk of the answer as the model server sent it (for a sealed payload).
+    pub fn response_raw(&mut self, chunk: &[u8]) {
+        let cap = self.response_body.cap;
+        if let Some(raw) = &mut self.raw {
+            raw.response.feed(chunk, cap);
+        }
+    }
+
     /// A chunk of the request body, already masked.
     pub fn request_chunk(&mut self, chunk: &[u8]) {
         self.request_body.update(chunk);
@@ -305,6 +331,7 @@ impl ExchangeLog {
                 truncated: self.response_body.truncated,
                 details: self.details.clone(),
             },
+            sealed: None,
             masked: self.masked.clone(),
             policy: PolicyRef {
                 id: policy.id.clone(),
@@ -315,6 +342,11 @@ impl ExchangeLog {
             hash: String::new(),
             hmac: String::new(),
         };
+        if let (Some(to), Some(raw)) = (&policy.record.seal_to, &self.raw) {
+            let seq = chain.next_seq();
+            let aad = associated_data(vm_id, seq, &record.request_id, &record.started_at);
+            record.sealed = Some(crate::record::sealed::seal(to, &aad, raw));
+        }
         let json = chain.seal(&mut record, key);
         (record, json)
     }

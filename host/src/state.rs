@@ -313,6 +313,8 @@ pub struct HostState {
     pub logs: Vec<LogLine>,
     pub env: Vec<(String, String)>,
     pub rng: u64,
+    /// `random_get` reads the operating system's generator (VmOptions::os_random).
+    pub os_random: bool,
     pub vm_config: Vec<u8>,
     pub plugin_config: Vec<u8>,
     pub plugin: PluginInfo,
@@ -359,6 +361,7 @@ impl HostState {
             logs: Vec::new(),
             env: Vec::new(),
             rng: 0x9E37_79B9_7F4A_7C15,
+            os_random: false,
             vm_config: Vec::new(),
             plugin_config: Vec::new(),
             plugin: PluginInfo::default(),

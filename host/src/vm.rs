@@ -181,6 +181,9 @@ pub struct VmOptions {
     /// Seeds WASI `random_get`. Fixed by default so replays print the same records every
     /// run; give each VM its own seed to model Envoy workers with independent randomness.
     pub random_seed: u64,
+    /// Answer `random_get` from the operating system instead, as Envoy does: for `vigil
+    /// serve`, where sealed payloads need ephemeral keys nobody can predict.
+    pub os_random: bool,
     /// The listener, route and plugin settings of Envoy's config that change how a stream
     /// runs: buffer limit, idle timeout, header hold.
     pub envoy: EnvoySettings,
@@ -224,6 +227,7 @@ impl Default for VmOptions {
             shared: None,
             log_level: LogLevel::Trace,
             random_seed: 0x005E_ED0F_5161,
+            os_random: false,
             envoy: EnvoySettings::default(),
         }
     }
@@ -248,6 +252,7 @@ impl Vm {
         state.plugin = options.plugin;
         state.log_level = options.log_level;
         state.rng = options.random_seed;
+        state.os_random = options.os_random;
         state.envoy = options.envoy;
         let mut store = Store::new(&plugin.engine, state);
         let instance = plugin

@@ -13,9 +13,13 @@ const EBADF: i32 = 8;
 const EINVAL: i32 = 28;
 const ENOSYS: i32 = 52;
 const EFAULT: i32 = 21;
+const EIO: i32 = 29;
 
 type Ret = Result<i32, wasmtime::Error>;
 const M: &str = "wasi_snapshot_preview1";
+
+/// The most `random_get` hands out per call in Envoy (include/proxy-wasm/limits.h).
+const RANDOM_GET_MAX_BYTES: u32 = 64 * 1024;
 
 fn seen(caller: &mut Caller<'_, HostState>, name: &'static str) {
     caller.data_mut().calls_seen.insert(name);
@@ -207,7 +211,19 @@ pub fn add_to_linker(linker: &mut Linker<HostState>) -> Result<(), wasmtime::Err
         "random_get",
         |mut c: Caller<'_, HostState>, buf: i32, len: i32| -> Ret {
             seen(&mut c, "random_get");
+            // Envoy refuses more than 64 KiB at once (proxy-wasm-cpp-host src/exports.cc,
+            // wasi_unstable_random_get: PROXY_WASM_HOST_WASI_RANDOM_GET_MAX_SIZE_BYTES) and
+            // answers zero bytes with success.
+            if len as u32 > RANDOM_GET_MAX_BYTES {
+                return Ok(EINVAL);
+            }
             let mut bytes = Vec::with_capacity(len.max(0) as usize);
+            if c.data().os_random {
+                bytes.resize(len.max(0) as usize, 0);
+                if getrandom::getrandom(&mut bytes).is_err() {
+                    return Ok(EIO);
+                }
+            }
             while bytes.len() < len.max(0) as usize {
                 bytes.extend_from_slice(&c.data_mut().next_random().to_le_bytes());
             }

@@ -111,6 +111,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             clusters: clusters.iter().map(|(n, _)| n.clone()).collect(),
             // Each worker its own chain: a seed from the start time and its index.
             random_seed: now ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            // Sealed payloads' ephemeral keys must be unpredictable, as under Envoy.
+            os_random: true,
             ..VmOptions::default()
         }
     };

@@ -303,7 +303,8 @@ impl Gate {
             crate::redact::request_id(&start.request_id),
             start.client_address,
         )
-        .with_body_cap(cx.config.record.max_body_bytes);
+        .with_body_cap(cx.config.record.max_body_bytes)
+        .with_sealing(cx.config.record.seal_to.is_some());
         match target {
             Ok(t) => (self.path, self.query) = (t.path, t.query),
             Err(why) => {
@@ -408,6 +409,7 @@ impl Gate {
     /// A piece of the request body on its way: its masked copy goes to the record, and with
     /// `mask_request` the model gets the masked bytes.
     fn request_seen(&mut self, cx: &Cx<'_>, chunk: &[u8], end: bool) {
+        self.log.request_raw(chunk);
         let m = &cx.config.masking;
         match self.masking.request(m, chunk, end) {
             Some(masked) => {

@@ -242,6 +242,7 @@ impl Gate {
             return self.reply(Flow::Continue);
         }
         let chunk = read();
+        self.log.response_raw(&chunk);
         if let Some(usage) = &mut self.usage {
             if !chunk.is_empty() && usage.streams() {
                 let ms = || cx.now_nanos().saturating_sub(self.log.started_nanos()) / 1_000_000;
@@ -302,6 +303,7 @@ impl Gate {
     /// The model list narrowed to the caller's models. A body that is not a list is not
     /// passed on whole: the caller gets an empty list (the status already went out).
     fn filter_list(&mut self, cx: &Cx<'_>, body: &[u8]) {
+        self.log.response_raw(body);
         let filtered = cx
             .config
             .models

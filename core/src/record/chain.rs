@@ -160,6 +160,11 @@ impl Default for RecordChain {
 }
 
 impl RecordChain {
+    /// The seq the next sealed record gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// Places a record at the end of the chain: sets `seq`, `prev_hash`, `key_id`, `hash` and
     /// `hmac`, and returns the record as the JSON to write. That JSON is the canonical form
     /// with the two digests appended: built once, it is both what the digests cover and

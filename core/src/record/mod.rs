@@ -9,6 +9,7 @@
 pub mod approval;
 pub mod chain;
 pub mod check;
+pub mod sealed;
 
 pub use chain::{RecordChain, RecordKey, GENESIS_HASH};
 
@@ -54,6 +55,10 @@ pub struct SessionRecord {
     pub gen_ai: Option<crate::usage::GenAi>,
     pub request: BodySummary,
     pub response: ResponseSummary,
+    /// The unmasked request and answer encrypted to an examiner's key (`record.seal_to`,
+    /// [`sealed`]); absent when the policy seals nothing, so other records hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<sealed::SealedPayload>,
     /// Count of masked values per entity type.
     pub masked: BTreeMap<String, u64>,
     pub policy: PolicyRef,
@@ -236,6 +241,7 @@ pub(crate) mod tests {
                 truncated: false,
                 details: Some("via_upstream".into()),
             },
+            sealed: None,
             masked: BTreeMap::new(),
             policy: PolicyRef {
                 id: "p".into(),
