@@ -79,7 +79,8 @@ struct RecordInput {
     /// key is given: VIGIL_RECORD_KEY.
     #[arg(long = "key-env", value_name = "VAR")]
     key_envs: Vec<String>,
-    /// File holding a record key (a trailing newline is ignored); repeatable.
+    /// File holding a record key (a trailing newline is ignored), or an examiner key from
+    /// `vigil audit keygen seal` (opens sealed payloads in show and replay); repeatable.
     #[arg(long = "key-file", value_name = "PATH")]
     key_files: Vec<PathBuf>,
     /// The access-log field carrying the record (`<field>_late` carries late records).
@@ -122,7 +123,7 @@ enum AuditCommand {
     /// Each verified record's request through a candidate policy's gate (the code the filter
     /// runs): what would change (allow->block, block->allow, ->require_approval, model
     /// access), grouped by change and rule, with request ids. --json: one object per changed
-    /// record, then a summary. Exit 0 nothing changes, 1 something does, 2 unusable input.
+    /// record, then a summary. Exit 0 when it ran (whatever would change), 2 unusable input.
     Replay {
         /// The candidate policy.
         #[arg(long)]
@@ -131,6 +132,15 @@ enum AuditCommand {
         input: RecordInput,
         #[arg(long)]
         json: bool,
+    },
+    /// Make a key pair: `seal` for an examiner (opens sealed payloads; the public key goes in
+    /// the policy's record.seal_to). The private key is written to --out (never overwritten,
+    /// mode 0600); the public key is printed.
+    Keygen {
+        #[arg(value_enum)]
+        kind: KeyKind,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// One session for an investigator: who, when, route, model, the request, the answer as
     /// the client read it, masking, the decision and its rule, the approval, and the record's
@@ -144,6 +154,12 @@ enum AuditCommand {
         #[arg(long)]
         html: bool,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum KeyKind {
+    /// An examiner's X25519 key pair (HPKE) for sealed payloads.
+    Seal,
 }
 
 #[derive(clap::Args)]
@@ -227,6 +243,10 @@ fn audit(command: AuditCommand) -> u8 {
             input.partial,
             json,
         ),
+        AuditCommand::Keygen {
+            kind: KeyKind::Seal,
+            out,
+        } => audit::keygen::seal(&out),
         AuditCommand::Show {
             selector,
             input,

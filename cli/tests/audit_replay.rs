@@ -58,7 +58,7 @@ fn a_stricter_candidate_reports_each_request_it_would_block_by_rule() {
         {"id": "wires-need-approval", "when": {"prompt": {"matches": ["request 2[0-9]:"]}}, "action": {"type": "require_approval", "approvers": ["risk"]}},
         {"id": "no-mail-in-prompts", "when": {"prompt": {"matches": ["\\[EMAIL\\]"]}}, "action": {"type": "block", "status": 400}}]}"#;
     let (code, out) = replay(candidate, &d, &records(&d), false);
-    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(code, Some(0), "it ran: {out}");
     // Requests 20-29 would wait for approval (23 was blocked already); every other chat
     // prompt carries a masked email and would be blocked (rules on personal data see the
     // masked text); the 4 fine-tuning requests were blocked already.
@@ -75,7 +75,7 @@ fn a_stricter_candidate_reports_each_request_it_would_block_by_rule() {
     );
     // --json: one object per changed record, then the summary.
     let (code, out) = replay(candidate, &d, &records(&d), true);
-    assert_eq!(code, Some(1));
+    assert_eq!(code, Some(0));
     let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -83,7 +83,11 @@ fn a_stricter_candidate_reports_each_request_it_would_block_by_rule() {
     assert_eq!(lines.len(), 37);
     assert_eq!(lines[0]["change"], "allow->block");
     assert_eq!(lines[0]["after"]["by"], "no-mail-in-prompts");
-    let summary = lines.last().unwrap();
+    assert_eq!(lines[0]["rule_id"], "no-mail-in-prompts");
+    let last = lines.last().unwrap();
+    // The figures at the top and under "summary" (docs/design.md's contract), the same.
+    assert_eq!(last["summary"]["by_change"], last["by_change"]);
+    let summary = &last["summary"];
     assert_eq!(summary["records"], 40);
     assert_eq!(summary["changed"], 36);
     assert_eq!(summary["by_change"]["allow->block"], 27);
@@ -94,7 +98,7 @@ fn a_stricter_candidate_reports_each_request_it_would_block_by_rule() {
 fn a_looser_candidate_reports_what_it_would_let_through() {
     let d = dir("looser");
     let (code, out) = replay(r#"{"id": "open", "version": "3"}"#, &d, &records(&d), false);
-    assert_eq!(code, Some(1), "{out}");
+    assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("block->allow: 4"), "{out}");
     assert!(out.contains("req-3, req-13, req-23, req-33"), "{out}");
 }

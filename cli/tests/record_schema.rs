@@ -74,6 +74,23 @@ fn every_record_the_filter_writes_validates_under_the_schema() {
     all.extend(records(&records_logged_before_envoy_1_32(40, 1, 10, 0)));
     all.push(refused_after_headers_went_on());
     all.push(answered_with_usage());
+    // Records carrying a sealed payload (record.seal_to).
+    let (_, public) = vigil_core::record::sealed::OpeningKey::generate().unwrap();
+    let mut sealing: Value = serde_json::from_str(vigil_host::traffic::POLICY).unwrap();
+    sealing["record"] = serde_json::json!({ "seal_to": public });
+    let sealed = records(
+        &vigil_host::traffic::records_under_policy(
+            vigil_plugin(),
+            &sealing.to_string(),
+            4,
+            1,
+            2,
+            0,
+        )
+        .unwrap(),
+    );
+    assert!(sealed.iter().all(|r| r["sealed"]["ct"].is_string()));
+    all.extend(sealed);
     // Every shipped capture's record, through `vigil replay --json`.
     let captures: Vec<PathBuf> = std::fs::read_dir(root().join("testdata/captures"))
         .unwrap()

@@ -8,7 +8,9 @@
 //! - the same verification natively (vigil-core on this machine), against the wasm cost;
 //! - the session record: the pass-through request with the record keeping no body copies
 //!   (record.max_body_bytes 0), and the record's whole construction (observations, canonical
-//!   form, SHA-256, HMAC, JSON) natively, against the pass-through request.
+//!   form, SHA-256, HMAC, JSON) natively, against the pass-through request;
+//! - sealed payloads (`record.seal_to`): the record's cost with and without its payload
+//!   sealed, natively, and vigil.wasm's size (against the baseline's when one is given).
 //!
 //! - with VIGIL_BASELINE_WASM set to another build of vigil.wasm (scripts/bench-baseline REV),
 //!   the same scenarios through both builds, interleaved, and the ratios this / baseline.
@@ -533,4 +535,75 @@ fn main() {
         "  natively (vigil-core): {native:.2} us per record; wasm / native {:.2}x",
         record / native
     );
+    sealed_payloads(&vigil, &start, requests, pass_through);
+}
+
+/// The cost of `record.seal_to`: the pass-through exchange's record with and without its
+/// payload sealed (interleaved in 8 rounds), natively, and vigil.wasm's size.
+fn sealed_payloads(
+    vigil: &Plugin,
+    start: &dyn Fn(&Plugin, Option<&Value>, u64) -> Vm,
+    requests: usize,
+    pass_through: f64,
+) {
+    use vigil_core::record::sealed::{self, OpeningKey, Payload, SealTo};
+    let (_, public) = OpeningKey::generate().expect("key pair");
+    let plain_policy = json!({"id": "bench", "version": "1", "masking": {"entities": {}}});
+    let mut sealed_policy = plain_policy.clone();
+    sealed_policy["record"] = json!({ "seal_to": public });
+    let mut plain_vm = start(vigil, Some(&plain_policy), 0);
+    let mut sealed_vm = start(vigil, Some(&sealed_policy), 0);
+    let rounds = (requests / 32).max(50);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..8 {
+        let (a, b) = sealing_call(&mut sealed_vm, &request(None), rounds);
+        with.push(a - b);
+        let (a, b) = sealing_call(&mut plain_vm, &request(None), rounds);
+        without.push(a - b);
+    }
+    with.sort_by(f64::total_cmp);
+    without.sort_by(f64::total_cmp);
+    let (with, without) = (with[4], without[4]);
+    let to = SealTo::parse(&public).expect("public key");
+    let mut payload = Payload::default();
+    payload.request.feed(BODY, 65_536);
+    payload.response.feed(ANSWER, 65_536);
+    let mut times: Vec<Duration> = (0..2000)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(sealed::seal(&to, b"aad", &payload));
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    let native = micros(times[times.len() / 2]);
+    println!(
+        "sealed payload (record.seal_to: HPKE X25519 + HKDF-SHA256 + ChaCha20-Poly1305 over {} + {} bytes):",
+        BODY.len(),
+        ANSWER.len()
+    );
+    println!(
+        "  in vigil.wasm: record with payload {with:.2} us, without {without:.2} us: +{:.2} us per record",
+        with - without
+    );
+    println!(
+        "  sealed record / plain record      {:>7.2}x;  the payload / pass-through request {:.2}x",
+        with / without,
+        (with - without) / pass_through
+    );
+    println!("  natively (vigil-core): {native:.2} us per payload");
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let this = size(&artifacts::wasm("vigil_filter").unwrap_or_default());
+    print!("  vigil.wasm {} KiB", this / 1024);
+    match std::env::var("VIGIL_BASELINE_WASM") {
+        Ok(p) => {
+            let before = size(std::path::Path::new(&p));
+            println!(
+                "; baseline {} KiB ({:+} KiB)",
+                before / 1024,
+                (this as i64 - before as i64) / 1024
+            );
+        }
+        Err(_) => println!(" (sealing's share, measured at 34b5a2c against 6f069bd: +62 KiB)"),
+    }
 }

@@ -41,12 +41,24 @@ pub fn records_through_filter(
     abort_every: usize,
     clock_offset_ms: u64,
 ) -> Result<Vec<String>, HostError> {
+    records_under_policy(plugin, POLICY, n, vms, abort_every, clock_offset_ms)
+}
+
+/// The same traffic under another policy (sealed payloads, checkpoints).
+pub fn records_under_policy(
+    plugin: &Plugin,
+    policy: &str,
+    n: usize,
+    vms: usize,
+    abort_every: usize,
+    clock_offset_ms: u64,
+) -> Result<Vec<String>, HostError> {
     let mut machines: Vec<Vm> = (0..vms)
         .map(|w| {
             Vm::start(
                 plugin,
                 VmOptions {
-                    plugin_config: POLICY.as_bytes().to_vec(),
+                    plugin_config: policy.as_bytes().to_vec(),
                     random_seed: 1000 + w as u64,
                     now_nanos: 1_795_000_000_000_000_000 + clock_offset_ms * 1_000_000,
                     ..VmOptions::with_record_key()

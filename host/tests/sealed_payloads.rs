@@ -119,7 +119,12 @@ fn an_edited_sealed_payload_fails_verification_and_a_re_signed_one_does_not_open
     (forged.hash, forged.hmac) = (hash, hmac);
     let forged_value = serde_json::to_value(&forged).unwrap();
     assert!(check(&forged_value, &[record_key()]).is_ok());
-    let fault = open(forged.sealed.as_ref().unwrap(), &[key.clone()], &aad(&r)).unwrap_err();
+    let fault = open(
+        forged.sealed.as_ref().unwrap(),
+        std::slice::from_ref(&key),
+        &aad(&r),
+    )
+    .unwrap_err();
     assert_eq!(fault, OpenFault::Altered);
     assert!(fault.to_string().contains("altered"), "{fault}");
 
@@ -139,7 +144,7 @@ fn a_wrong_key_is_refused_with_both_key_ids_named() {
     let mut vm = gateway(&public, json!({}));
     let (r, _) = exchange(&mut vm);
     let sealed = r.sealed.clone().unwrap();
-    let message = open(&sealed, &[other.clone()], &aad(&r))
+    let message = open(&sealed, std::slice::from_ref(&other), &aad(&r))
         .unwrap_err()
         .to_string();
     assert!(

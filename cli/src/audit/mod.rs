@@ -1,6 +1,7 @@
 //! `vigil audit`: verify record files, export them for examiners, show one session.
 
 pub mod export;
+pub mod keygen;
 mod par;
 pub mod read;
 pub mod replay;
@@ -9,6 +10,7 @@ pub mod show;
 pub mod verify;
 
 use std::path::PathBuf;
+use vigil_core::record::sealed::OpeningKey;
 use vigil_core::record::RecordKey;
 
 /// Where the record keys come from: environment variables and files, as many as rotation
@@ -20,9 +22,37 @@ pub struct KeySources {
 }
 
 impl KeySources {
+    /// The record keys; examiner key files among `--key-file` are left for [`Self::openers`].
     pub fn load(&self) -> Result<Vec<RecordKey>, String> {
+        Ok(self.load_all()?.0)
+    }
+
+    /// The examiner keys (`vigil audit keygen seal`) among `--key-file`: they open sealed
+    /// payloads.
+    pub fn openers(&self) -> Result<Vec<OpeningKey>, String> {
+        Ok(self.load_all()?.1)
+    }
+
+    /// Record keys and examiner keys. A `--key-file` is an examiner key when it holds a
+    /// `VIGIL-SEAL-SECRET-KEY-1` line, a record key otherwise; with no record key given,
+    /// VIGIL_RECORD_KEY.
+    pub fn load_all(&self) -> Result<(Vec<RecordKey>, Vec<OpeningKey>), String> {
         let mut keys = Vec::new();
-        let envs = if self.envs.is_empty() && self.files.is_empty() {
+        let mut openers = Vec::new();
+        let mut record_files = Vec::new();
+        for file in &self.files {
+            let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            if OpeningKey::is_key_file(&bytes) {
+                let text = String::from_utf8_lossy(&bytes);
+                openers.push(
+                    OpeningKey::parse(&text)
+                        .map_err(|e| format!("{}: examiner key {e}", file.display()))?,
+                );
+            } else {
+                record_files.push((file, bytes));
+            }
+        }
+        let envs = if self.envs.is_empty() && record_files.is_empty() {
             vec![vigil_core::config::DEFAULT_RECORD_KEY_ENV.to_string()]
         } else {
             self.envs.clone()
@@ -33,8 +63,7 @@ impl KeySources {
             })?;
             keys.push(RecordKey::new(value.as_bytes()).map_err(|e| format!("{env} {e}"))?);
         }
-        for file in &self.files {
-            let bytes = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        for (file, bytes) in record_files {
             // A key file written by `echo` or an editor ends with a newline that is not key.
             let text = bytes
                 .strip_suffix(b"\n")
@@ -42,7 +71,7 @@ impl KeySources {
                 .unwrap_or(&bytes);
             keys.push(RecordKey::new(text).map_err(|e| format!("{}: {e}", file.display()))?);
         }
-        Ok(keys)
+        Ok((keys, openers))
     }
 }
 

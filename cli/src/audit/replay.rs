@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use vigil_core::access::ModelSource;
 use vigil_core::gate::{Callers, Cx, Gate, Phase, RequestStart, Secrets};
+use vigil_core::record::sealed::OpenFault;
 use vigil_core::record::{Route, SessionRecord};
 use vigil_core::PluginConfig;
 
@@ -23,12 +24,14 @@ use vigil_core::PluginConfig;
 pub struct Outcome {
     /// `allow`, `block` or `require_approval`.
     pub action: String,
+    /// The rule that decided, when a rule did.
+    pub rule_id: Option<String>,
     /// The rule that decided, or `model access` for a model the caller may not use.
     pub by: String,
     pub reason: String,
 }
 
-const LIMITS: &str = "limits: the caller is the identity each record names; bodies are the records' masked (and possibly cut) copies, so rules on personal data see masked text; request headers are not recorded, so rules on headers see none";
+const LIMITS: &str = "limits: the caller is the identity each record names; bodies are the records' masked (and possibly cut) copies, so rules on personal data see masked text, unless an examiner key opens the record's sealed payload (then the unmasked request, cut at record.max_body_bytes); request headers are not recorded, so rules on headers see none";
 
 fn by(rule: Option<&str>, reason: &str) -> String {
     match rule {
@@ -42,13 +45,15 @@ fn by(rule: Option<&str>, reason: &str) -> String {
 pub fn recorded(r: &SessionRecord) -> Outcome {
     Outcome {
         action: r.decision.action.to_string(),
+        rule_id: r.decision.rule_id.clone(),
         by: by(r.decision.rule_id.as_deref(), &r.decision.reason),
         reason: r.decision.reason.clone(),
     }
 }
 
-/// The record's request through `config`'s gate.
-pub fn decide(config: &PluginConfig, r: &SessionRecord) -> Outcome {
+/// The record's request through `config`'s gate; `body` replaces the record's masked copy
+/// (the unmasked request from its sealed payload).
+pub fn decide(config: &PluginConfig, r: &SessionRecord, body: Option<&[u8]>) -> Outcome {
     let secrets = Secrets::default();
     let started = vigil_core::time::parse_rfc3339(&r.started_at).unwrap_or(0);
     let clock = move || started;
@@ -71,7 +76,7 @@ pub fn decide(config: &PluginConfig, r: &SessionRecord) -> Outcome {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let body = r.request.body.as_bytes().to_vec();
+    let body = body.unwrap_or(r.request.body.as_bytes()).to_vec();
     let bodyless = r.request.bytes == 0;
     let mut gate = Gate::new();
     let start = RequestStart {
@@ -90,6 +95,7 @@ pub fn decide(config: &PluginConfig, r: &SessionRecord) -> Outcome {
     let d = gate.log().decision();
     Outcome {
         action: d.action.to_string(),
+        rule_id: d.rule_id.clone(),
         by: by(d.rule_id.as_deref(), &d.reason),
         reason: d.reason.clone(),
     }
@@ -115,8 +121,8 @@ fn load_policy(path: &Path) -> Result<PluginConfig, String> {
     })
 }
 
-/// Exit 0 nothing would change, 1 something would (or a record did not verify), 2 unusable
-/// input.
+/// Exit 0 when it ran, whatever would change (the contract in docs/design.md); 2 on unusable
+/// input: an unreadable file or policy, a key that is not the one records were sealed to.
 pub fn run(
     policy: &Path,
     files: &[PathBuf],
@@ -132,7 +138,7 @@ pub fn run(
             return 2;
         }
     };
-    let keys = match keys.load() {
+    let (keys, openers) = match keys.load_all() {
         Ok(k) => k,
         Err(e) => {
             eprintln!("vigil audit replay: {e}");
@@ -159,10 +165,31 @@ pub fn run(
     // change -> rule (after) -> request ids
     let mut grouped: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     let mut records = 0u64;
+    let (mut opened, mut unopened) = (0u64, Vec::new());
     for a in v.verified() {
         records += 1;
         let before = recorded(&a.record);
-        let after = decide(&config, &a.record);
+        let payload = match super::show::open_sealed(&a.record, &openers) {
+            Some(Ok(p)) => {
+                opened += 1;
+                Some(p)
+            }
+            Some(Err(fault @ OpenFault::OtherKey { .. })) => {
+                // The examiner key given is not the one these records were sealed to.
+                eprintln!("vigil audit replay: {}: {fault}", a.at);
+                return 2;
+            }
+            Some(Err(fault)) => {
+                unopened.push(format!("{}: {fault}", a.at));
+                None
+            }
+            None => None,
+        };
+        let after = decide(
+            &config,
+            &a.record,
+            payload.as_ref().map(|p| p.request.body.as_slice()),
+        );
         let Some(name) = change(&before, &after) else {
             continue;
         };
@@ -172,6 +199,7 @@ pub fn run(
                 "{}",
                 serde_json::json!({
                     "request_id": a.record.request_id,
+                    "rule_id": after.rule_id,
                     "at": a.at.to_string(),
                     "started_at": a.record.started_at,
                     "change": name,
@@ -189,10 +217,19 @@ pub fn run(
     }
     let changed: u64 = by_change.values().sum();
     if json {
-        crate::outln!(
-            "{}",
-            serde_json::json!({"records": records, "changed": changed, "by_change": by_change, "problems": v.problems.len(), "limits": LIMITS})
-        );
+        crate::outln!("{}", {
+            // The summary's figures at the top (as the forensics issue reads them) and
+            // under "summary" (the contract in docs/design.md).
+            let figures =
+                serde_json::json!({"records": records, "changed": changed, "by_change": by_change});
+            let mut last = figures.clone();
+            last["summary"] = figures;
+            last["problems"] = v.problems.len().into();
+            last["opened"] = opened.into();
+            last["not_opened"] = unopened.clone().into();
+            last["limits"] = LIMITS.into();
+            last
+        });
     } else {
         crate::outln!(
             "{records} verified record(s) through {}: {changed} would change",
@@ -205,6 +242,14 @@ pub fn run(
                 crate::outln!("  by {rule}: {}", ids.join(", "));
             }
         }
+        if !openers.is_empty() {
+            crate::outln!(
+                "{opened} record(s) replayed on their unmasked request (sealed payload opened)"
+            );
+        }
+        for u in &unopened {
+            crate::outln!("sealed payload not opened, replayed on the masked copy: {u}");
+        }
         if !v.problems.is_empty() {
             crate::outln!(
                 "{} record problem(s): run vigil audit verify; unverified records are not replayed",
@@ -213,5 +258,5 @@ pub fn run(
         }
         crate::outln!("{LIMITS}");
     }
-    u8::from(changed > 0 || !v.problems.is_empty())
+    0
 }

@@ -11,6 +11,7 @@ use super::verify::{verify_files, Options, Verification};
 use super::KeySources;
 use std::fmt::Write;
 use std::path::PathBuf;
+use vigil_core::record::sealed::{self, OpenFault, OpeningKey, Payload};
 use vigil_core::record::SessionRecord;
 
 /// What the investigator reads of one session.
@@ -19,6 +20,22 @@ pub struct Session<'a> {
     pub at: String,
     /// Problems found on this record's line or chain.
     pub problems: Vec<String>,
+    /// The sealed payload opened with the examiner keys given (`None`: no payload or no key).
+    pub opened: Option<Result<Payload, OpenFault>>,
+}
+
+/// A record's sealed payload opened with whichever examiner key it was sealed to; `None`
+/// when the record has none or no examiner key was given.
+pub fn open_sealed(
+    r: &SessionRecord,
+    openers: &[OpeningKey],
+) -> Option<Result<Payload, OpenFault>> {
+    let payload = r.sealed.as_ref()?;
+    if openers.is_empty() {
+        return None;
+    }
+    let aad = sealed::associated_data(&r.vm_id, r.seq, &r.request_id, &r.started_at);
+    Some(sealed::open(payload, openers, &aad))
 }
 
 /// The records a selector names, in file order.
@@ -71,6 +88,7 @@ pub fn session<'a>(v: &'a Verification, a: &'a super::verify::Authentic) -> Sess
         record: &a.record,
         at: a.at.to_string(),
         problems,
+        opened: None,
     }
 }
 
@@ -208,6 +226,9 @@ pub fn text(s: &Session) -> String {
             let _ = writeln!(o, "{}", indent(&r.response.body));
         }
     }
+    if let Some(payload) = &r.sealed {
+        sealed_text(&mut o, payload, s.opened.as_ref());
+    }
     let _ = writeln!(
         o,
         "  chain     {} seq {}, prev {}, hash {}",
@@ -225,6 +246,60 @@ pub fn text(s: &Session) -> String {
         }
     }
     o
+}
+
+/// The sealed payload: where it is sealed to, and once opened, the unmasked bodies.
+fn sealed_text(
+    o: &mut String,
+    payload: &sealed::SealedPayload,
+    opened: Option<&Result<Payload, OpenFault>>,
+) {
+    let cut = |truncated: bool| if truncated { " (copy cut)" } else { "" };
+    match opened {
+        None => {
+            let _ = writeln!(
+                o,
+                "  sealed    unmasked payload sealed to examiner key {} (open with --key-file EXAMINER.key)",
+                payload.to
+            );
+        }
+        Some(Err(fault)) => {
+            let _ = writeln!(o, "  sealed    NOT OPENED: {fault}");
+        }
+        Some(Ok(p)) => {
+            let _ = writeln!(
+                o,
+                "  sealed    opened with examiner key {}: what was actually sent",
+                payload.to
+            );
+            let _ = writeln!(
+                o,
+                "  request, unmasked   {} bytes{}:\n{}",
+                p.request.bytes,
+                cut(p.request.truncated),
+                indent(&p.request.text())
+            );
+            let answer = p.response.text();
+            let _ = writeln!(
+                o,
+                "  answer, unmasked    {} bytes{}:",
+                p.response.bytes,
+                cut(p.response.truncated)
+            );
+            match reassemble(&answer) {
+                Some((text, events)) => {
+                    let _ = writeln!(
+                        o,
+                        "    as the model server sent it ({events} events):\n{}",
+                        indent(&text)
+                    );
+                }
+                None => {
+                    let _ = writeln!(o, "{}", indent(&answer));
+                }
+            }
+        }
+    }
 }
 
 fn indent(s: &str) -> String {
@@ -266,7 +341,7 @@ pub fn run(
     partial: bool,
     html_out: bool,
 ) -> u8 {
-    let keys = match keys.load() {
+    let (keys, openers) = match keys.load_all() {
         Ok(k) => k,
         Err(e) => {
             eprintln!("vigil audit show: {e}");
@@ -291,12 +366,27 @@ pub fn run(
         }
         return 2;
     }
-    let sessions = select(&v, selector);
+    let mut sessions = select(&v, selector);
     if sessions.is_empty() {
         eprintln!("vigil audit show: no verified record matches {selector:?}");
         return 1;
     }
     let mut code = 0;
+    for s in &mut sessions {
+        s.opened = open_sealed(s.record, &openers);
+        match &s.opened {
+            // The key given is not the one: nothing to show of the payload, and said plainly.
+            Some(Err(fault @ OpenFault::OtherKey { .. })) => {
+                eprintln!("vigil audit show: {}: {fault}", s.record.request_id);
+                code = 2;
+            }
+            Some(Err(fault)) => {
+                eprintln!("vigil audit show: {}: {fault}", s.record.request_id);
+                code = code.max(1);
+            }
+            _ => {}
+        }
+    }
     for s in &sessions {
         if html_out {
             crate::out!("{}", html(s));
@@ -304,7 +394,7 @@ pub fn run(
             crate::out!("{}", text(s));
         }
         if !s.problems.is_empty() {
-            code = 1;
+            code = code.max(1);
         }
     }
     code

@@ -486,9 +486,12 @@ mod tests {
         let aad = associated_data("vm", 1, "r1", "2026-11-30T00:00:00.000Z");
         let sealed = seal(&to, &aad, &payload());
         assert_eq!(sealed.error, None);
-        assert_eq!(open(&sealed, &[key.clone()], &aad).unwrap(), payload());
+        assert_eq!(
+            open(&sealed, std::slice::from_ref(&key), &aad).unwrap(),
+            payload()
+        );
         let (_, other) = keys();
-        let fault = open(&sealed, &[other.clone()], &aad).unwrap_err();
+        let fault = open(&sealed, std::slice::from_ref(&other), &aad).unwrap_err();
         assert!(matches!(fault, OpenFault::OtherKey { .. }));
         assert!(fault.to_string().contains(&sealed.to), "{fault}");
         assert!(fault.to_string().contains(other.id()), "{fault}");
@@ -501,7 +504,7 @@ mod tests {
         let sealed = seal(&to, &aad, &payload());
         let moved = associated_data("vm", 2, "r1", "t");
         assert_eq!(
-            open(&sealed, &[key.clone()], &moved),
+            open(&sealed, std::slice::from_ref(&key), &moved),
             Err(OpenFault::Altered)
         );
         let mut ct = STANDARD.decode(&sealed.ct).unwrap();
@@ -511,7 +514,7 @@ mod tests {
             ..sealed.clone()
         };
         assert_eq!(
-            open(&altered, &[key.clone()], &aad),
+            open(&altered, std::slice::from_ref(&key), &aad),
             Err(OpenFault::Altered)
         );
         for bad in ["", "!!", "AAAA"] {
@@ -520,7 +523,7 @@ mod tests {
                 ..sealed.clone()
             };
             assert_eq!(
-                open(&garbled, &[key.clone()], &aad),
+                open(&garbled, std::slice::from_ref(&key), &aad),
                 Err(OpenFault::Altered)
             );
         }
