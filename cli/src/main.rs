@@ -153,6 +153,14 @@ enum AuditCommand {
         /// An HTML page instead of text.
         #[arg(long)]
         html: bool,
+        /// The approval service (http(s)://HOST:PORT): show the history of the record's
+        /// ticket, as the service keeps it.
+        #[arg(long, value_name = "URL")]
+        approvals: Option<String>,
+        /// Environment variable holding a token of one of the ticket's approvers (or its
+        /// requester), for --approvals.
+        #[arg(long, value_name = "VAR", default_value = "VIGIL_APPROVALS_TOKEN")]
+        approvals_token_env: String,
     },
 }
 
@@ -251,6 +259,8 @@ fn audit(command: AuditCommand) -> u8 {
             selector,
             input,
             html,
+            approvals,
+            approvals_token_env,
         } => audit::show::run(
             &selector,
             &input.files,
@@ -258,6 +268,12 @@ fn audit(command: AuditCommand) -> u8 {
             &input.field,
             input.partial,
             html,
+            approvals
+                .map(|url| audit::show::Approvals {
+                    url,
+                    token: std::env::var(&approvals_token_env).ok(),
+                })
+                .as_ref(),
         ),
         AuditCommand::Export(args) => {
             let ExportArgs {

@@ -161,3 +161,146 @@ fn the_examiner_export_has_a_page_per_session_linked_from_the_report_and_in_the_
         .count();
     assert_eq!(listed, 12, "every page is in the manifest with its SHA-256");
 }
+
+/// The approval service, started for real (SQLite), with one ticket opened by the gateway
+/// and decided by a risk officer; returns the child, its address and the ticket.
+fn approval_service(d: &std::path::Path) -> (std::process::Child, String, serde_json::Value) {
+    use std::io::{BufRead, BufReader};
+    const FILTER_KEY: &str = "show-test-filter-key-0123456789";
+    let policy = d.join("policy.json");
+    std::fs::write(&policy, serde_json::json!({"id": "p", "version": "1",
+        "identity": {"providers": [{"name": "bank-idp", "issuer": "https://idp.bank.test", "algorithms": ["HS256"],
+            "jwks": {"keys": [{"kty": "oct", "alg": "HS256", "kid": "t1", "k": APPROVER_KEY_B64}]}}]}}).to_string()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .env("SHOW_TEST_FILTER_KEY", FILTER_KEY)
+        .args([
+            "approvals",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--filter-key-env",
+            "SHOW_TEST_FILTER_KEY",
+            "--policy",
+        ])
+        .arg(&policy)
+        .arg("--db")
+        .arg(d.join("approvals.db"))
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the service ends before listening")
+            .unwrap();
+        if let Some(addr) = line.split("listening on http://").nth(1) {
+            break addr.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let ticket: serde_json::Value = ureq::post(&format!("http://{addr}/v1/tickets"))
+        .set("x-vigil-filter-key", FILTER_KEY)
+        .send_json(
+            serde_json::json!({"request_digest": "ab".repeat(32), "subject": "ana",
+            "email": "ana@bank.test", "issuer": "https://idp.bank.test", "groups": ["analysts"],
+            "model": "llama-3-70b", "rule_id": "wires", "approver_groups": ["risk"],
+            "excerpt": "wire 25,000 to account [ACCOUNT]", "request_id": "req-12",
+            "ttl_s": 600, "approved_ttl_s": 600, "uses": 1}),
+        )
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let id = ticket["id"].as_str().unwrap();
+    ureq::post(&format!("http://{addr}/v1/tickets/{id}/decision"))
+        .set("authorization", &format!("Bearer {}", approver_token("rita", &["risk"])))
+        .send_json(serde_json::json!({"decision": "approve", "reason": "callback verified with the customer"}))
+        .unwrap();
+    (child, format!("http://{addr}"), ticket)
+}
+
+const APPROVER_KEY_B64: &str = "c2hvdy10ZXN0LWFwcHJvdmVyLWtleS1ub3QtYS1zZWNyZXQtMDAwMDAw";
+
+fn approver_token(subject: &str, groups: &[&str]) -> String {
+    use base64::Engine;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"iss": "https://idp.bank.test", "sub": subject,
+        "email": format!("{subject}@bank.test"), "groups": groups, "iat": now - 60, "exp": now + 3600});
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(APPROVER_KEY_B64)
+        .unwrap();
+    vigil_core::testkit::mint_hs256(&key, "t1", &claims)
+}
+
+#[test]
+fn the_approval_history_comes_from_the_service_when_it_is_reachable() {
+    let d = std::env::temp_dir().join(format!("vigil-show-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let (mut service, url, ticket) = approval_service(&d);
+
+    // A record whose approval names the ticket, sealed into a chain of its own.
+    let line: serde_json::Value =
+        serde_json::from_str(&records_through_filter(1, 1, 0, 0)[0]).unwrap();
+    let mut r: vigil_core::record::SessionRecord =
+        serde_json::from_str(line["vigil_record"].as_str().unwrap()).unwrap();
+    r.approval = Some(serde_json::from_value(serde_json::json!({"rule_id": "wires", "mode": "ticket",
+        "request_digest": "ab".repeat(32), "status": "approved", "id": ticket["id"], "approver": "rita@bank.test"})).unwrap());
+    let json = vigil_core::record::RecordChain::default().seal(&mut r, &key());
+    let path = d.join("records.jsonl");
+    std::fs::write(
+        &path,
+        serde_json::json!({"vigil_record": String::from_utf8(json).unwrap()}).to_string() + "\n",
+    )
+    .unwrap();
+    let f = path.to_str().unwrap();
+
+    let show = |token: Option<String>, url: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.env(TEST_RECORD_KEY.0, TEST_RECORD_KEY.1)
+            .env_remove("VIGIL_APPROVALS_TOKEN")
+            .args(["audit", "show", "req-0", f, "--approvals", url]);
+        if let Some(t) = token {
+            cmd.env("VIGIL_APPROVALS_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    // A risk officer's token: the history, opened and decided, with the reason.
+    let (code, out) = show(Some(approver_token("rolf", &["risk"])), &url);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("history   of the ticket, from the approval service:"),
+        "{out}"
+    );
+    assert!(out.contains("opened pending"), "{out}");
+    assert!(
+        out.contains("rita@bank.test  pending -> approved: callback verified with the customer"),
+        "{out}"
+    );
+    // A token the service does not show the ticket to, and no token: said, record still shown.
+    let (code, out) = show(Some(approver_token("tom", &["tellers"])), &url);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("history   not available:") && out.contains("answered 404"),
+        "{out}"
+    );
+    let (_, out) = show(None, &url);
+    assert!(
+        out.contains("answered 401") && out.contains("VIGIL_APPROVALS_TOKEN"),
+        "{out}"
+    );
+    let _ = service.kill();
+    let _ = service.wait();
+    // The service gone: the record is shown, verified, and the history said to be missing.
+    let (code, out) = show(Some(approver_token("rolf", &["risk"])), &url);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("history   not available: ") && out.contains("verified  the record"),
+        "{out}"
+    );
+}

@@ -1,6 +1,7 @@
 //! `vigil audit`: verify record files, export them for examiners, show one session.
 
 pub mod export;
+pub mod history;
 pub mod keygen;
 mod par;
 pub mod read;

@@ -22,6 +22,15 @@ pub struct Session<'a> {
     pub problems: Vec<String>,
     /// The sealed payload opened with the examiner keys given (`None`: no payload or no key).
     pub opened: Option<Result<Payload, OpenFault>>,
+    /// The approval service's history of the record's ticket (`None`: not asked for, or no
+    /// ticket).
+    pub history: Option<Result<Vec<String>, String>>,
+}
+
+/// Where the approval service is, for a ticket's history.
+pub struct Approvals {
+    pub url: String,
+    pub token: Option<String>,
 }
 
 /// A record's sealed payload opened with whichever examiner key it was sealed to; `None`
@@ -89,6 +98,7 @@ pub fn session<'a>(v: &'a Verification, a: &'a super::verify::Authentic) -> Sess
         at: a.at.to_string(),
         problems,
         opened: None,
+        history: None,
     }
 }
 
@@ -173,6 +183,18 @@ pub fn text(s: &Session) -> String {
             "  approval  {}",
             serde_json::to_string(a).unwrap_or_default()
         );
+    }
+    match &s.history {
+        Some(Ok(lines)) => {
+            let _ = writeln!(o, "  history   of the ticket, from the approval service:");
+            for l in lines {
+                let _ = writeln!(o, "    {l}");
+            }
+        }
+        Some(Err(why)) => {
+            let _ = writeln!(o, "  history   not available: {why}");
+        }
+        None => {}
     }
     let _ = writeln!(
         o,
@@ -340,6 +362,7 @@ pub fn run(
     field: &str,
     partial: bool,
     html_out: bool,
+    approvals: Option<&Approvals>,
 ) -> u8 {
     let (keys, openers) = match keys.load_all() {
         Ok(k) => k,
@@ -374,6 +397,10 @@ pub fn run(
     let mut code = 0;
     for s in &mut sessions {
         s.opened = open_sealed(s.record, &openers);
+        let ticket = s.record.approval.as_ref().and_then(|a| a.id.as_deref());
+        if let (Some(a), Some(ticket)) = (approvals, ticket) {
+            s.history = Some(super::history::fetch(&a.url, a.token.as_deref(), ticket));
+        }
         match &s.opened {
             // The key given is not the one: nothing to show of the payload, and said plainly.
             Some(Err(fault @ OpenFault::OtherKey { .. })) => {
