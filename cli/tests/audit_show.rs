@@ -115,6 +115,17 @@ fn a_streamed_answer_is_shown_as_the_client_read_it() {
     assert_eq!(text, "Your card [CREDIT_CARD]");
     assert_eq!(events, 3);
     assert!(vigil_cli::audit::show::reassemble("{\"a\":1}").is_none());
+    // The events themselves, numbered, as they went.
+    let list = vigil_cli::audit::show::event_list(body);
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 3, "{list}");
+    assert!(
+        lines[1].trim_start().starts_with("2  {\"choices\""),
+        "{list}"
+    );
+    assert!(lines[2].ends_with("3  [DONE]"), "{list}");
+    let named = vigil_cli::audit::show::event_list("event: message_stop\ndata: {}\n\n");
+    assert!(named.ends_with("1  message_stop {}"), "{named}");
 }
 
 #[test]

@@ -131,6 +131,31 @@ pub fn reassemble(body: &str) -> Option<(String, usize)> {
     Some((text, events))
 }
 
+/// Each event of an SSE body on a line of its own, numbered, long ones cut at 200
+/// characters: the stream as it went, beside the text it adds up to.
+pub fn event_list(body: &str) -> String {
+    const WIDTH: usize = 200;
+    let mut out = Vec::new();
+    let mut name: Option<&str> = None;
+    for line in body.lines() {
+        if let Some(n) = line.strip_prefix("event:") {
+            name = Some(n.trim());
+            continue;
+        }
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
+        let data = data.trim_start();
+        let mut shown: String = data.chars().take(WIDTH).collect();
+        if data.chars().count() > WIDTH {
+            shown.push_str(" ...");
+        }
+        let label = name.take().map(|n| format!("{n} ")).unwrap_or_default();
+        out.push(format!("      {:>4}  {label}{shown}", out.len() + 1));
+    }
+    out.join("\n")
+}
+
 /// The session as text.
 pub fn text(s: &Session) -> String {
     let r = s.record;
@@ -243,6 +268,7 @@ pub fn text(s: &Session) -> String {
                 "    as the client read it ({events} events):\n{}",
                 indent(&text)
             );
+            let _ = writeln!(o, "    the events:\n{}", event_list(&r.response.body));
         }
         None => {
             let _ = writeln!(o, "{}", indent(&r.response.body));
@@ -315,6 +341,7 @@ fn sealed_text(
                         "    as the model server sent it ({events} events):\n{}",
                         indent(&text)
                     );
+                    let _ = writeln!(o, "    the events:\n{}", event_list(&answer));
                 }
                 None => {
                     let _ = writeln!(o, "{}", indent(&answer));
