@@ -43,7 +43,7 @@ fn an_invalid_policy_lists_every_error_with_path_and_exits_1() {
             "{f}: $.id: must use only letters, digits, '-', '_' and '.', found \"bad id!\"\n\
              {f}: $.version: expected a string, found number 2\n\
              {f}: $.record.request_id_header: must be a lowercase header name, found \"X-Request-Id\"\n\
-             {f}: $.record.colour: unknown field \"colour\" (expected one of: ask_stream_usage, key_env, max_body_bytes, property, request_id_header, seal_to)\n\
+             {f}: $.record.colour: unknown field \"colour\" (expected one of: ask_stream_usage, checkpoint, key_env, max_body_bytes, property, request_id_header, seal_to)\n\
              {f}: invalid: 4 errors\n"
         )
     );

@@ -131,6 +131,22 @@ pub struct RecordSettings {
     /// An examiner's X25519 public key: each record also carries its unmasked request and
     /// answer sealed to it (crate::record::sealed). The private key never reaches Envoy.
     pub seal_to: Option<crate::record::sealed::SealTo>,
+    /// Signed checkpoints in the chain (crate::record::checkpoint).
+    pub checkpoint: Option<CheckpointSettings>,
+}
+
+/// Signed checkpoints: the Ed25519 key (from the VM environment) and how often.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointSettings {
+    /// The VM environment variable holding the signing key (base64 seed).
+    pub key_env: String,
+    /// The fingerprint of its public key, as `vigil audit keygen checkpoint` prints it: the
+    /// filter refuses to start with another key, so the policy says which key signs.
+    pub key_id: String,
+    /// A checkpoint after this many session records.
+    pub every_records: u64,
+    /// And at least this often, in seconds, also when idle.
+    pub every_s: u64,
 }
 
 /// The upstream credential: read from the VM environment (Envoy's
@@ -298,6 +314,9 @@ fn read_record(
     if let Some(ask) = obj.boolean("ask_stream_usage", errors) {
         settings.ask_stream_usage = ask;
     }
+    if let Some(v) = obj.get("checkpoint") {
+        settings.checkpoint = read_checkpoint(&obj.field_path("checkpoint"), v, errors);
+    }
     if let Some(key) = obj.string("seal_to", errors) {
         match crate::record::sealed::SealTo::parse(&key) {
             Ok(to) => settings.seal_to = Some(to),
@@ -306,6 +325,39 @@ fn read_record(
     }
     obj.finish(errors);
     Some(settings)
+}
+
+fn read_checkpoint(
+    path: &str,
+    value: &serde_json::Value,
+    errors: &mut Errors,
+) -> Option<CheckpointSettings> {
+    let mut obj = ObjectReader::new(path, value, errors)?;
+    let key_env = obj.required_env_var("key_env", errors);
+    let key_id = obj.required_string("key_id", errors);
+    if let Some(id) = &key_id {
+        if id.len() != 16
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
+            errors.push(
+                &obj.field_path("key_id"),
+                format!("must be the key's 16 lowercase hex digits (vigil audit keygen checkpoint prints it), found {id:?}"),
+            );
+        }
+    }
+    let every_records = obj
+        .integer("every_records", 1, 1_000_000, errors)
+        .unwrap_or(1000);
+    let every_s = obj.integer("every_s", 1, 86_400, errors).unwrap_or(300);
+    obj.finish(errors);
+    Some(CheckpointSettings {
+        key_env: key_env?,
+        key_id: key_id?,
+        every_records: every_records as u64,
+        every_s: every_s as u64,
+    })
 }
 
 fn read_credential(
@@ -339,6 +391,7 @@ impl Default for RecordSettings {
             key_env: DEFAULT_RECORD_KEY_ENV.into(),
             ask_stream_usage: true,
             seal_to: None,
+            checkpoint: None,
         }
     }
 }
@@ -380,7 +433,7 @@ mod tests {
                 "$: missing required field \"id\"",
                 "$.version: expected a string, found number 3",
                 "$.record.property: must be letters, digits, '_' or '.', found \"\"",
-                "$.record.bogus: unknown field \"bogus\" (expected one of: ask_stream_usage, key_env, max_body_bytes, property, request_id_header, seal_to)",
+                "$.record.bogus: unknown field \"bogus\" (expected one of: ask_stream_usage, checkpoint, key_env, max_body_bytes, property, request_id_header, seal_to)",
                 "$.rulez: unknown field \"rulez\" (expected one of: approval, default_action, description, envoy, id, identity, masking, max_request_body_bytes, models, non_json_body, record, rules, token_id_prompts, upstream_credential, version)",
             ]
         );

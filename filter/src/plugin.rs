@@ -11,9 +11,14 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use vigil_core::gate::{Callers, Cx, Secrets};
 use vigil_core::identity::verifier::Verifier;
+use vigil_core::record::checkpoint::{SigningKey, Trigger};
 use vigil_core::record::RecordChain;
 use vigil_core::record::RecordKey;
 use vigil_core::PluginConfig;
+
+/// Checkpoints kept for the access log while no request comes: at `every_s` 300, over five
+/// hours of idleness; older ones are only in Envoy's log.
+const MAX_PENDING_CHECKPOINTS: usize = 64;
 
 pub struct Plugin {
     pub config: PluginConfig,
@@ -25,6 +30,11 @@ pub struct Plugin {
     pub verifier: RefCell<Verifier>,
     /// The VM's record chain: each record carries the previous one's hash.
     pub records: RefCell<RecordChain>,
+    /// The key checkpoints are signed with (`record.checkpoint`).
+    pub checkpoint_key: Option<SigningKey>,
+    /// Checkpoints not yet written to an access-log line: the next record of this VM carries
+    /// them (Envoy's log has each at once).
+    pub pending_checkpoints: RefCell<Vec<Vec<u8>>>,
     /// Requests held for key sets, the fetches in flight, the calls the root makes for them.
     pub waits: RefCell<Waits>,
     /// Counter ids by name, defined on first use.
@@ -71,6 +81,27 @@ impl Plugin {
                 ))
             }
         };
+        let checkpoint_key = match &config.record.checkpoint {
+            Some(c) => {
+                let text = env_var(
+                    "$.record.checkpoint.key_env",
+                    &c.key_env,
+                    Some("the Ed25519 key checkpoints are signed with"),
+                )?;
+                let key = SigningKey::new(&text)
+                    .map_err(|e| format!("$.record.checkpoint.key_env: {} {e}", c.key_env))?;
+                if key.id() != c.key_id {
+                    return Err(format!(
+                        "$.record.checkpoint.key_id: the key in {} is {}, the policy names {}: put the key's id in the policy when the key changes",
+                        c.key_env,
+                        key.id(),
+                        c.key_id
+                    ));
+                }
+                Some(key)
+            }
+            None => None,
+        };
         let approval_key = match config.approval.as_ref().and_then(|a| a.key_env.as_ref()) {
             Some(env) => Some(env_var(
                 "$.approval.key_env",
@@ -91,6 +122,8 @@ impl Plugin {
             verbose,
             verifier: RefCell::new(verifier),
             records: RefCell::default(),
+            checkpoint_key,
+            pending_checkpoints: RefCell::default(),
             waits: RefCell::default(),
             metrics: RefCell::default(),
         })
@@ -107,6 +140,44 @@ impl Plugin {
             verbose: self.verbose,
         };
         f(&mut cx)
+    }
+
+    /// Writes a checkpoint when one is due (`trigger` forces one: start, shutdown).
+    pub fn checkpoint(&self, context_id: u32, trigger: Option<Trigger>) {
+        let (Some(signer), Some(every)) = (&self.checkpoint_key, &self.config.record.checkpoint)
+        else {
+            return;
+        };
+        let now = now_nanos();
+        let mut chain = self.records.borrow_mut();
+        let Some(trigger) = trigger.or_else(|| chain.checkpoint_due(now, every)) else {
+            return;
+        };
+        let (c, json) = chain.checkpoint(&self.vm_id, now, trigger, &self.record_key, signer);
+        drop(chain);
+        // Envoy's log has it at once, also when no request comes to carry it.
+        crate::logging::ctx_log!(
+            info,
+            context_id,
+            "vigil checkpoint: {}",
+            String::from_utf8_lossy(&json)
+        );
+        let mut pending = self.pending_checkpoints.borrow_mut();
+        if pending.len() >= MAX_PENDING_CHECKPOINTS {
+            pending.remove(0);
+            self.count("vigil.checkpoints.not_carried", 1);
+        }
+        pending.push(json);
+        drop(pending);
+        self.count("vigil.checkpoints", 1);
+        crate::logging::ctx_log!(
+            debug,
+            context_id,
+            "checkpoint seq {} ({:?}) covers seq {}",
+            c.seq,
+            c.trigger,
+            c.covers.seq
+        );
     }
 
     /// Adds `n` to a counter, defining it on first use (Envoy exports it as a custom stat).

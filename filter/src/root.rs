@@ -13,6 +13,7 @@ use proxy_wasm::types::{ContextType, LogLevel};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::rc::Rc;
+use vigil_core::record::checkpoint::Trigger;
 use vigil_core::PluginConfig;
 
 pub struct VigilRoot {
@@ -45,6 +46,15 @@ impl VigilRoot {
 }
 
 impl Context for VigilRoot {
+    /// The plugin is going away (Envoy drains it or shuts down): the chain ends with a
+    /// checkpoint, so its end reads as an end, not as silence.
+    fn on_done(&mut self) -> bool {
+        if let Some(plugin) = &self.plugin {
+            plugin.checkpoint(self.context_id, Some(Trigger::Shutdown));
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -127,10 +137,12 @@ impl RootContext for VigilRoot {
         match Plugin::prepare(config, self.vm_id.clone(), verbose) {
             Ok(plugin) => {
                 ctx_log!(info, self.context_id, "on_configure: {}", summary);
-                if plugin.verifier.borrow().has_remote_keys() {
-                    // Remote key sets load and refresh on the tick, ahead of requests.
+                // Remote key sets load and refresh on the tick, ahead of requests; checkpoints
+                // are due on it also when no request comes.
+                if plugin.verifier.borrow().has_remote_keys() || plugin.checkpoint_key.is_some() {
                     self.set_tick_period(SLOW_TICK);
                 }
+                plugin.checkpoint(self.context_id, Some(Trigger::Start));
                 self.plugin = Some(Rc::new(plugin));
                 true
             }
@@ -158,6 +170,7 @@ impl RootContext for VigilRoot {
         }
         // A fetch the cluster refused leaves held requests to be settled (refused) now.
         keys::settle(&plugin, self.context_id);
+        plugin.checkpoint(self.context_id, None);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

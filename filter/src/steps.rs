@@ -205,6 +205,8 @@ fn seal(plugin: &Plugin, context_id: u32, gate: &SharedGate, complete: bool) {
         return;
     }
     publish_usage(plugin, &sealed.record);
+    plugin.checkpoint(context_id, None);
+    carry_checkpoints(plugin, context_id);
     ctx_log!(
         debug,
         context_id,
@@ -213,6 +215,30 @@ fn seal(plugin: &Plugin, context_id: u32, gate: &SharedGate, complete: bool) {
         sealed.record.hash,
         if complete { "" } else { " (incomplete)" }
     );
+}
+
+/// Writes the checkpoints made since the last record of this VM to this exchange's filter
+/// state (`<record.property>_checkpoints`, a JSON array), for its access-log line.
+fn carry_checkpoints(plugin: &Plugin, context_id: u32) {
+    let pending = std::mem::take(&mut *plugin.pending_checkpoints.borrow_mut());
+    if pending.is_empty() {
+        return;
+    }
+    let mut array = b"[".to_vec();
+    array.extend_from_slice(&pending.join(&b","[..]));
+    array.push(b']');
+    let name = format!("{}_checkpoints", plugin.config.record.property);
+    if let Err(status) = hostcalls::set_property(vec![name.as_str()], Some(&array)) {
+        // They are in Envoy's log already; say that this line does not carry them.
+        plugin.count("vigil.checkpoints.not_carried", pending.len() as i64);
+        ctx_log!(
+            warn,
+            context_id,
+            "{} checkpoint(s) could not be written to filter state ({:?}); Envoy's log has them",
+            pending.len(),
+            status
+        );
+    }
 }
 
 /// What the call consumed: GenAI attributes in filter state for the access log, and token

@@ -31,12 +31,22 @@ pub const TEST_RECORD_KEY: (&str, &str) = (
     "vigil-test-record-key-not-a-secret-0123456789abcdef",
 );
 
+/// A checkpoint signing key for tests: `VIGIL_CHECKPOINT_KEY` as the VM sees it (the base64
+/// of a 32-byte Ed25519 seed). Public test data, never a production key.
+pub const TEST_CHECKPOINT_KEY: (&str, &str) = (
+    "VIGIL_CHECKPOINT_KEY",
+    "dmlnaWwtdGVzdC1jaGVja3BvaW50LXNlZWQtMDAwMDA=",
+);
+
 impl VmOptions {
-    /// Options for vigil.wasm with the test record key in the VM environment, as every
-    /// deployment hands its own key to the VM.
+    /// Options for vigil.wasm with the test record key (and the test checkpoint key) in the VM
+    /// environment, as every deployment hands its own keys to the VM.
     pub fn with_record_key() -> Self {
         Self {
-            env: vec![(TEST_RECORD_KEY.0.into(), TEST_RECORD_KEY.1.into())],
+            env: vec![
+                (TEST_RECORD_KEY.0.into(), TEST_RECORD_KEY.1.into()),
+                (TEST_CHECKPOINT_KEY.0.into(), TEST_CHECKPOINT_KEY.1.into()),
+            ],
             ..Self::default()
         }
     }

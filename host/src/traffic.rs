@@ -8,6 +8,18 @@ pub const POLICY: &str = r#"{"id": "audit-test", "version": "1",
   "rules": [{"id": "no-fine-tuning", "when": {"path": {"prefix": "/v1/fine_tuning/"}},
              "action": {"type": "block", "status": 403, "message": "not through the gateway"}}]}"#;
 
+/// [`POLICY`] with signed checkpoints (the test checkpoint key) every `every_records` records
+/// and every `every_s` seconds.
+pub fn checkpoint_policy(every_records: u64, every_s: u64) -> String {
+    let id = vigil_core::record::checkpoint::SigningKey::new(crate::TEST_CHECKPOINT_KEY.1)
+        .map(|k| k.id().to_string())
+        .unwrap_or_default();
+    let mut policy: serde_json::Value = serde_json::from_str(POLICY).unwrap_or_default();
+    policy["record"] = serde_json::json!({"checkpoint": {"key_env": crate::TEST_CHECKPOINT_KEY.0,
+        "key_id": id, "every_records": every_records, "every_s": every_s}});
+    policy.to_string()
+}
+
 fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     list.iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -25,6 +37,7 @@ fn access_log_line(vm: &Vm, id: u32) -> String {
         "status": s.status(),
         "vigil_record": s.logged("wasm.vigil_record"),
         "vigil_record_late": s.logged("wasm.vigil_record_late"),
+        "vigil_record_checkpoints": s.logged("wasm.vigil_record_checkpoints"),
     })
     .to_string()
 }

@@ -7,8 +7,10 @@
 //! chain (anyone can recompute it); the HMAC proves a key holder wrote the record (a forger
 //! who edits a record and recomputes every hash after it still cannot produce the HMACs).
 
+use super::checkpoint::{Checkpoint, Progress, SigningKey, Trigger};
 use super::SessionRecord;
 use crate::canonical;
+use crate::config::CheckpointSettings;
 use crate::digest::hex;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -143,11 +145,13 @@ pub enum Fault {
     Hmac,
 }
 
-/// The per-VM chain: sequence numbers and the previous record's hash.
+/// The per-VM chain: sequence numbers and the previous entry's hash, and where the chain
+/// stands since its last signed checkpoint.
 #[derive(Debug, Clone)]
 pub struct RecordChain {
     next_seq: u64,
     prev_hash: String,
+    checkpoints: Progress,
 }
 
 impl Default for RecordChain {
@@ -155,6 +159,7 @@ impl Default for RecordChain {
         Self {
             next_seq: 1,
             prev_hash: GENESIS_HASH.into(),
+            checkpoints: Progress::default(),
         }
     }
 }
@@ -186,7 +191,51 @@ impl RecordChain {
         record.hmac = hmac;
         self.next_seq += 1;
         self.prev_hash = record.hash.clone();
+        self.checkpoints.records += 1;
         json
+    }
+
+    /// Whether a checkpoint is due at `now_nanos`, and why: the chain has none yet, or
+    /// `every_records` records came since the last, or `every_s` seconds passed.
+    pub fn checkpoint_due(&self, now_nanos: u64, every: &CheckpointSettings) -> Option<Trigger> {
+        let Some(last) = self.checkpoints.last_at_nanos else {
+            return Some(Trigger::Start);
+        };
+        if self.checkpoints.records >= every.every_records {
+            Some(Trigger::Records)
+        } else if now_nanos.saturating_sub(last) >= every.every_s.saturating_mul(1_000_000_000) {
+            Some(Trigger::Time)
+        } else {
+            None
+        }
+    }
+
+    /// Writes a signed checkpoint at the end of the chain; returns it and its JSON.
+    pub fn checkpoint(
+        &mut self,
+        vm_id: &str,
+        now_nanos: u64,
+        trigger: Trigger,
+        key: &RecordKey,
+        signer: &SigningKey,
+    ) -> (Checkpoint, Vec<u8>) {
+        let mut c = Checkpoint::new(
+            vm_id,
+            self.next_seq,
+            &self.prev_hash,
+            crate::time::format_rfc3339_millis(now_nanos),
+            trigger,
+            &self.checkpoints,
+        );
+        let json = c.sign(key, signer);
+        self.next_seq += 1;
+        self.prev_hash = c.hash.clone();
+        self.checkpoints = Progress {
+            last_hash: c.hash.clone(),
+            records: 0,
+            last_at_nanos: Some(now_nanos),
+        };
+        (c, json)
     }
 }
 

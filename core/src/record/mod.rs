@@ -9,6 +9,7 @@
 pub mod approval;
 pub mod chain;
 pub mod check;
+pub mod checkpoint;
 pub mod sealed;
 
 pub use chain::{RecordChain, RecordKey, GENESIS_HASH};
