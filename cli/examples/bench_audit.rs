@@ -29,6 +29,7 @@ fn main() {
         chains: true,
         partial: false,
         expect_heads: None,
+        checkpoints: Default::default(),
     };
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())

@@ -116,6 +116,22 @@ enum AuditCommand {
         /// Print the result as one JSON object.
         #[arg(long)]
         json: bool,
+        /// A checkpoint public key file (`vigil audit keygen checkpoint` writes FILE.pub);
+        /// repeatable for rotated keys. Checks every checkpoint's signature and reports each
+        /// chain's newest signed position; no record key is needed then.
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_keys: Vec<PathBuf>,
+        /// Report a chain whose checkpoints stop more than this many seconds before the end of
+        /// the period (--to, or the newest entry of its Envoy): a cut tail or a silent worker.
+        #[arg(long, value_name = "SECONDS")]
+        max_gap_s: Option<u64>,
+        /// The end of the period being verified (RFC 3339), for --max-gap-s.
+        #[arg(long, value_name = "TIME", requires = "max_gap_s")]
+        to: Option<String>,
+        /// Envoy's own log (repeatable): the checkpoints the filter logged as it made them,
+        /// also while no request came to carry them.
+        #[arg(long = "envoy-log", value_name = "FILE")]
+        envoy_logs: Vec<PathBuf>,
     },
     /// Verify, select and write records for an examiner: records.jsonl, records.csv,
     /// report.html, a page per session (sessions/) and manifest.json (SHA-256 of each) in --out.
@@ -230,15 +246,40 @@ fn audit(command: AuditCommand) -> u8 {
             expect_heads,
             write_heads,
             json,
-        } => audit::run_verify(
-            &input.files,
-            &input.keys(),
-            input.field.clone(),
-            input.partial,
-            expect_heads,
-            write_heads,
-            json,
-        ),
+            public_keys,
+            max_gap_s,
+            to,
+            envoy_logs,
+        } => {
+            let public_keys = match audit::load_public_keys(&public_keys) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("vigil audit verify: {e}");
+                    return 2;
+                }
+            };
+            if let Some(t) = &to {
+                if let Err(e) = vigil_core::time::parse_rfc3339(t) {
+                    eprintln!("vigil audit verify: --to: {e}");
+                    return 2;
+                }
+            }
+            audit::run_verify(
+                &input.files,
+                &input.keys(),
+                input.field.clone(),
+                input.partial,
+                expect_heads,
+                write_heads,
+                json,
+                audit::verify::CheckpointOptions {
+                    public_keys,
+                    max_gap_s,
+                    period_end: to,
+                    envoy_logs,
+                },
+            )
+        }
         AuditCommand::Replay {
             policy,
             input,
@@ -294,6 +335,7 @@ fn audit(command: AuditCommand) -> u8 {
                 chains: true,
                 partial: input.partial,
                 expect_heads: None,
+                checkpoints: Default::default(),
             };
             audit::export::run(&input.files, &options, &filters, &out)
         }

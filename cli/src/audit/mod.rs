@@ -34,6 +34,16 @@ impl KeySources {
         Ok(self.load_all()?.1)
     }
 
+    /// The record keys given, or VIGIL_RECORD_KEY when it is set; none otherwise (an
+    /// examiner verifying with a checkpoint public key alone).
+    pub fn load_optional(&self) -> Result<Vec<RecordKey>, String> {
+        let default = vigil_core::config::DEFAULT_RECORD_KEY_ENV;
+        if self.envs.is_empty() && self.files.is_empty() && std::env::var(default).is_err() {
+            return Ok(Vec::new());
+        }
+        self.load()
+    }
+
     /// Record keys and examiner keys. A `--key-file` is an examiner key when it holds a
     /// `VIGIL-SEAL-SECRET-KEY-1` line, a record key otherwise; with no record key given,
     /// VIGIL_RECORD_KEY.
@@ -76,7 +86,22 @@ impl KeySources {
     }
 }
 
+/// Checkpoint public keys from their files (`--public-key`).
+pub fn load_public_keys(
+    paths: &[PathBuf],
+) -> Result<Vec<vigil_core::record::checkpoint::PublicKey>, String> {
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            vigil_core::record::checkpoint::PublicKey::parse(&text)
+                .map_err(|e| format!("{}: checkpoint public key {e}", p.display()))
+        })
+        .collect()
+}
+
 /// `vigil audit verify`: prints the summary and every problem; returns the exit status.
+#[allow(clippy::too_many_arguments)]
 pub fn run_verify(
     paths: &[PathBuf],
     keys: &KeySources,
@@ -85,8 +110,16 @@ pub fn run_verify(
     expect_heads: Option<PathBuf>,
     write_heads: Option<PathBuf>,
     json: bool,
+    checkpoints: verify::CheckpointOptions,
 ) -> u8 {
-    let keys = match keys.load() {
+    // With a checkpoint public key, the record key is optional: hashes, links and signatures
+    // need no secret.
+    let keys = if checkpoints.public_keys.is_empty() {
+        keys.load()
+    } else {
+        keys.load_optional()
+    };
+    let keys = match keys {
         Ok(k) => k,
         Err(e) => {
             eprintln!("vigil audit verify: {e}");
@@ -106,6 +139,7 @@ pub fn run_verify(
         chains: true,
         partial,
         expect_heads,
+        checkpoints,
     };
     let v = verify::verify_files(paths, &options);
     if json {
@@ -141,12 +175,40 @@ pub fn summary_text(v: &verify::Verification) -> String {
     for (path, e) in &v.unreadable {
         let _ = writeln!(out, "{path}: unreadable: {e}");
     }
+    if v.hmac_unchecked {
+        let _ = writeln!(
+            out,
+            "HMACs not checked (no record key given): records are checked by hash, chain and the checkpoints' signatures"
+        );
+    }
+    let signatures_checked = v.checkpoints.iter().any(|c| c.signed);
     for (vm, c) in &v.chains {
         let _ = writeln!(
             out,
             "chain {vm}: seq {}..{} ({} records, {} .. {}), head {}",
             c.first_seq, c.last_seq, c.records, c.first_started_at, c.last_started_at, c.last_hash
         );
+        if c.checkpoints > 0 || signatures_checked {
+            let signed = match &c.signed_through {
+                Some(s) => format!(
+                    "signed through seq {} ({}, key {}); {} record(s) after it not yet covered",
+                    s.seq, s.at, s.key_id, c.not_yet_covered
+                ),
+                None if signatures_checked || !v.hmac_unchecked => {
+                    format!(
+                        "{} checkpoint(s), none with a signature checked",
+                        c.checkpoints
+                    )
+                }
+                None => format!("{} checkpoint(s)", c.checkpoints),
+            };
+            let _ = writeln!(
+                out,
+                "  {} checkpoint(s); {signed}{}",
+                c.checkpoints,
+                if c.ended { "; ended (shutdown)" } else { "" }
+            );
+        }
     }
     for p in &v.problems {
         let _ = writeln!(out, "{}: {}", p.at, p.message);
@@ -168,6 +230,8 @@ pub fn summary_json(v: &verify::Verification) -> serde_json::Value {
         "files": v.files,
         "unreadable": v.unreadable.iter().map(|(p, e)| serde_json::json!({"path": p, "error": e})).collect::<Vec<_>>(),
         "records": v.records,
+        "checkpoints": v.checkpoints.len(),
+        "hmac_checked": !v.hmac_unchecked,
         "verified": v.verified().count(),
         "chains": v.chains,
         "problems": v.problems,

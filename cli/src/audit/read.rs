@@ -64,6 +64,7 @@ pub fn read_file(path: &Path, field: &str) -> std::io::Result<FileReading> {
 /// Reads the lines of `bytes` as from the file named `file`.
 pub fn read_bytes(file: &str, bytes: &[u8], field: &str) -> FileReading {
     let late_field = format!("{field}_late");
+    let checkpoints_field = format!("{field}_checkpoints");
     let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     // The newline ending the last line does not start another.
     if bytes.ends_with(b"\n") || bytes.is_empty() {
@@ -78,6 +79,12 @@ pub fn read_bytes(file: &str, bytes: &[u8], field: &str) -> FileReading {
         };
         let mut entries = Vec::new();
         read_line(line, &at, field, &late_field, &mut entries);
+        if let Some(value) = line_value(line) {
+            if let Some(carried) = value.get(&checkpoints_field) {
+                read_checkpoints(carried, &at, &checkpoints_field, &mut entries);
+            }
+        }
+        order_by_seq(&mut entries);
         entries
     });
     let mut reading = FileReading {
@@ -91,6 +98,106 @@ pub fn read_bytes(file: &str, bytes: &[u8], field: &str) -> FileReading {
         reading.entries.extend(entries);
     }
     reading
+}
+
+/// The line as a JSON object, when it is one (checked again by `read_line`, which names what
+/// is wrong with it otherwise).
+fn line_value(line: &[u8]) -> Option<Value> {
+    let value: Value = serde_json::from_slice(line).ok()?;
+    value.is_object().then_some(value)
+}
+
+/// Entries of one line in chain order: a line carries checkpoints made before its record
+/// (while no request came) and one made right after it (every N records).
+fn order_by_seq(entries: &mut [Entry]) {
+    let key = |e: &Entry| match e {
+        Entry::Record { value, .. } => value.get("seq").and_then(Value::as_u64),
+        Entry::Problem { .. } => None,
+    };
+    if entries.iter().all(|e| key(e).is_some()) {
+        entries.sort_by_key(|e| key(e).unwrap_or(0));
+    }
+}
+
+/// The checkpoints an access-log line carries: a JSON array, or a string of one.
+fn read_checkpoints(value: &Value, at: &Location, field: &str, out: &mut Vec<Entry>) {
+    let parsed;
+    let items = match value {
+        Value::Null => return,
+        Value::String(s) if s.is_empty() || s == "-" => return,
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(Value::Array(items)) => {
+                parsed = items;
+                &parsed
+            }
+            Ok(_) => return problem(out, at, format!("{field} is not a JSON array")),
+            Err(e) => return problem(out, at, format!("{field} is not JSON ({e})")),
+        },
+        Value::Array(items) => items,
+        _ => return problem(out, at, format!("{field} is not an array of checkpoints")),
+    };
+    for (i, item) in items.iter().enumerate() {
+        let item_at = Location {
+            item: Some(format!("checkpoint {}", i + 1)),
+            ..at.clone()
+        };
+        match item {
+            Value::Object(_) => out.push(Entry::Record {
+                at: item_at,
+                value: item.clone(),
+            }),
+            _ => problem(out, &item_at, "not a checkpoint object"),
+        }
+    }
+}
+
+/// What the filter writes before a checkpoint in Envoy's log.
+pub const ENVOY_LOG_MARKER: &str = "vigil checkpoint: ";
+
+/// The `item` of an entry read from Envoy's log.
+const FROM_ENVOY_LOG: &str = "Envoy log";
+
+/// Whether an entry was read from Envoy's log (`--envoy-log`).
+pub fn from_envoy_log(at: &Location) -> bool {
+    at.item.as_deref() == Some(FROM_ENVOY_LOG)
+}
+
+/// Reads the checkpoints in one of Envoy's own log files: every line with
+/// `vigil checkpoint: {...}`, whatever Envoy put before it; other lines are Envoy's business.
+pub fn read_envoy_log(path: &Path) -> std::io::Result<FileReading> {
+    let bytes = std::fs::read(path)?;
+    let file = path.display().to_string();
+    let mut reading = FileReading {
+        sha256: vigil_core::digest::sha256_hex(&bytes),
+        bytes: bytes.len() as u64,
+        ..FileReading::default()
+    };
+    for (i, line) in String::from_utf8_lossy(&bytes).lines().enumerate() {
+        reading.lines += 1;
+        let Some((_, json)) = line.split_once(ENVOY_LOG_MARKER) else {
+            reading.lines_without_record += 1;
+            continue;
+        };
+        let at = Location {
+            file: file.clone(),
+            line: i + 1,
+            item: Some(FROM_ENVOY_LOG.into()),
+        };
+        match serde_json::from_str::<Value>(json.trim_end()) {
+            Ok(value @ Value::Object(_)) => reading.entries.push(Entry::Record { at, value }),
+            Ok(_) => problem(
+                &mut reading.entries,
+                &at,
+                "the checkpoint is not a JSON object",
+            ),
+            Err(e) => problem(
+                &mut reading.entries,
+                &at,
+                format!("the checkpoint is not JSON ({e})"),
+            ),
+        }
+    }
+    Ok(reading)
 }
 
 fn problem(entries: &mut Vec<Entry>, at: &Location, message: impl Into<String>) {
@@ -235,6 +342,17 @@ fn read_otlp(resource_logs: &Value, at: &Location, late_field: &str, out: &mut V
             .and_then(|a| a.pointer("/value/stringValue"));
         if let Some(late) = late {
             read_late(late, &item_at, late_field, out);
+        }
+        let checkpoints_field = late_field.replace("_late", "_checkpoints");
+        let carried = log_record
+            .get("attributes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|a| a.get("key").and_then(Value::as_str) == Some(checkpoints_field.as_str()))
+            .and_then(|a| a.pointer("/value/stringValue"));
+        if let Some(carried) = carried {
+            read_checkpoints(carried, &item_at, &checkpoints_field, out);
         }
         if let Some(body) = log_record.pointer("/body/stringValue") {
             read_field(body, &item_at, "body", out);

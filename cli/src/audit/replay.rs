@@ -153,6 +153,7 @@ pub fn run(
             chains: true,
             partial,
             expect_heads: None,
+            checkpoints: Default::default(),
         },
     );
     if !v.unreadable.is_empty() {

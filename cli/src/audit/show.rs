@@ -404,6 +404,7 @@ pub fn run(
         chains: true,
         partial,
         expect_heads: None,
+        checkpoints: Default::default(),
     };
     if selector.trim().is_empty() {
         eprintln!("vigil audit show: the selector is empty (a request id, VM#seq or a time)");

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use vigil_core::record::check::check;
+use vigil_core::record::check::{check, check_unkeyed};
+use vigil_core::record::checkpoint::{self, Checkpoint, PublicKey, Trigger};
 use vigil_core::record::{RecordKey, SessionRecord, GENESIS_HASH};
 
 /// How to verify.
@@ -26,6 +27,22 @@ pub struct Options {
     pub partial: bool,
     /// Each VM's newest record as a previous verification saw it.
     pub expect_heads: Option<Heads>,
+    /// Signed checkpoints: the public keys, and how long a chain may go without one.
+    pub checkpoints: CheckpointOptions,
+}
+
+/// What `--public-key`, `--max-gap-s` and `--to` ask of the checkpoints.
+#[derive(Debug, Clone, Default)]
+pub struct CheckpointOptions {
+    /// Checkpoint public keys (rotation: several); none: signatures are not checked.
+    pub public_keys: Vec<PublicKey>,
+    /// Report a chain whose checkpoints stop more than this many seconds before the end.
+    pub max_gap_s: Option<u64>,
+    /// The end of the period being verified (RFC 3339); default: the newest entry of the
+    /// chain's Envoy (chains sharing its plugin_vm_id) in the input.
+    pub period_end: Option<String>,
+    /// Envoy's own log files (`--envoy-log`): checkpoints logged there as they were made.
+    pub envoy_logs: Vec<PathBuf>,
 }
 
 /// The newest record of each chain: `vm_id` -> seq and hash.
@@ -44,6 +61,17 @@ pub struct Authentic {
     pub pos: usize,
     pub value: Value,
     pub record: SessionRecord,
+}
+
+/// A checkpoint whose hash (and signature, when public keys are given) holds.
+#[derive(Debug)]
+pub struct CheckpointSeen {
+    pub at: Location,
+    pub pos: usize,
+    pub value: Value,
+    pub checkpoint: Checkpoint,
+    /// Its signature was checked with a public key given.
+    pub signed: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +105,24 @@ pub struct ChainSummary {
     pub last_hash: String,
     pub first_started_at: String,
     pub last_started_at: String,
+    /// Checkpoints in the chain.
+    pub checkpoints: usize,
+    /// The newest checkpoint whose signature was verified: every entry up to its seq is fixed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signed_through: Option<Signed>,
+    /// Session records after the newest verified checkpoint: not yet covered by a signature.
+    pub not_yet_covered: usize,
+    /// The chain ends with a shutdown checkpoint.
+    pub ended: bool,
+}
+
+/// The newest signed position of a chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct Signed {
+    pub seq: u64,
+    pub hash: String,
+    pub at: String,
+    pub key_id: String,
 }
 
 /// Everything a verification found.
@@ -88,7 +134,10 @@ pub struct Verification {
     /// Entries that looked like records (whether or not they verified).
     pub records: usize,
     pub authentic: Vec<Authentic>,
+    pub checkpoints: Vec<CheckpointSeen>,
     pub problems: Vec<Problem>,
+    /// Records were checked by hash and chain only: no record key was given.
+    pub hmac_unchecked: bool,
     pub chains: BTreeMap<String, ChainSummary>,
 }
 
@@ -138,7 +187,7 @@ impl Verification {
     }
 }
 
-/// Reads and verifies `paths` in order.
+/// Reads and verifies `paths` in order, then Envoy's logs (`--envoy-log`) for checkpoints.
 pub fn verify_files(paths: &[PathBuf], options: &Options) -> Verification {
     let mut readings = Vec::new();
     let mut unreadable = Vec::new();
@@ -148,14 +197,29 @@ pub fn verify_files(paths: &[PathBuf], options: &Options) -> Verification {
             Err(e) => unreadable.push((path.display().to_string(), e.to_string())),
         }
     }
+    for path in &options.checkpoints.envoy_logs {
+        match super::read::read_envoy_log(path) {
+            Ok(r) => readings.push((path.display().to_string(), r)),
+            Err(e) => unreadable.push((path.display().to_string(), e.to_string())),
+        }
+    }
     let mut v = verify_readings(readings, options);
     v.unreadable = unreadable;
     v
 }
 
+/// What one entry checked out as.
+enum Checked {
+    Record(Result<vigil_core::record::check::Checked, String>),
+    Checkpoint(Result<checkpoint::CheckedCheckpoint, String>),
+}
+
 /// Verifies what was read, files in the given order.
 pub fn verify_readings(readings: Vec<(String, FileReading)>, options: &Options) -> Verification {
-    let mut v = Verification::default();
+    let mut v = Verification {
+        hmac_unchecked: options.keys.is_empty(),
+        ..Verification::default()
+    };
     let mut entries = Vec::new();
     for (path, reading) in readings {
         v.files.push(FileSummary {
@@ -167,16 +231,29 @@ pub fn verify_readings(readings: Vec<(String, FileReading)>, options: &Options) 
         });
         entries.extend(reading.entries);
     }
-    // Hash and HMAC checks are independent per record: spread them over the cores.
+    // Hash, HMAC and signature checks are independent per entry: spread them over the cores.
+    let public = &options.checkpoints.public_keys;
     let checked = super::par::map(&entries, |entry| match entry {
-        Entry::Record { value, .. } => Some(check(value, &options.keys)),
+        Entry::Record { value, .. } if checkpoint::is_checkpoint(value) => {
+            Some(Checked::Checkpoint(
+                checkpoint::check(value, &options.keys, public).map_err(|e| e.to_string()),
+            ))
+        }
+        Entry::Record { value, .. } if options.keys.is_empty() => Some(Checked::Record(
+            check_unkeyed(value).map_err(|e| e.to_string()),
+        )),
+        Entry::Record { value, .. } => Some(Checked::Record(
+            check(value, &options.keys).map_err(|e| e.to_string()),
+        )),
         Entry::Problem { .. } => None,
     });
+    // The same checkpoint arrives twice when Envoy's log is read beside the access log.
+    let mut seen_checkpoints = HashSet::new();
     for (i, (entry, result)) in entries.into_iter().zip(checked).enumerate() {
         let pos = i + 1;
         match (entry, result) {
             (Entry::Problem { at, message }, _) => v.problems.push(Problem { at, pos, message }),
-            (Entry::Record { at, value }, Some(Ok(checked))) => {
+            (Entry::Record { at, value }, Some(Checked::Record(Ok(checked)))) => {
                 v.records += 1;
                 v.authentic.push(Authentic {
                     at,
@@ -185,13 +262,28 @@ pub fn verify_readings(readings: Vec<(String, FileReading)>, options: &Options) 
                     record: checked.record,
                 });
             }
-            (Entry::Record { at, .. }, Some(Err(fault))) => {
+            (Entry::Record { at, value }, Some(Checked::Checkpoint(Ok(c)))) => {
+                let key = (
+                    c.checkpoint.vm_id.clone(),
+                    c.checkpoint.seq,
+                    c.checkpoint.hash.clone(),
+                );
+                if seen_checkpoints.insert(key) {
+                    v.checkpoints.push(CheckpointSeen {
+                        at,
+                        pos,
+                        value,
+                        checkpoint: c.checkpoint,
+                        signed: c.signed,
+                    });
+                }
+            }
+            (Entry::Record { at, .. }, Some(Checked::Record(Err(message)))) => {
                 v.records += 1;
-                v.problems.push(Problem {
-                    at,
-                    pos,
-                    message: fault.to_string(),
-                });
+                v.problems.push(Problem { at, pos, message });
+            }
+            (Entry::Record { at, .. }, Some(Checked::Checkpoint(Err(message)))) => {
+                v.problems.push(Problem { at, pos, message });
             }
             (Entry::Record { at, .. }, None) => v.problems.push(Problem {
                 at,
@@ -207,39 +299,101 @@ pub fn verify_readings(readings: Vec<(String, FileReading)>, options: &Options) 
     v
 }
 
-/// Position in the input and index into `authentic` of one record of a chain.
+/// One entry of a chain, record or checkpoint: where it is and how it links.
 #[derive(Clone, Copy)]
 struct Link {
     pos: usize,
     index: usize,
+    checkpoint: bool,
+}
+
+/// What the chain check reads of an entry.
+struct Node<'a> {
+    at: &'a Location,
+    vm: &'a str,
+    prev_hash: &'a str,
+    hash: &'a str,
+    /// When it was made (a record's start, a checkpoint's time).
+    time: &'a str,
+    /// Read from Envoy's log: its place in the input says nothing of its order.
+    from_envoy_log: bool,
+    /// `record` or `checkpoint`, as messages name it.
+    noun: &'static str,
+}
+
+fn node<'a>(v: &'a Verification, l: &Link) -> Node<'a> {
+    if l.checkpoint {
+        let c = &v.checkpoints[l.index];
+        Node {
+            at: &c.at,
+            vm: &c.checkpoint.vm_id,
+            prev_hash: &c.checkpoint.prev_hash,
+            hash: &c.checkpoint.hash,
+            time: &c.checkpoint.at,
+            from_envoy_log: super::read::from_envoy_log(&c.at),
+            noun: "checkpoint",
+        }
+    } else {
+        let a = &v.authentic[l.index];
+        Node {
+            at: &a.at,
+            vm: &a.record.vm_id,
+            prev_hash: &a.record.prev_hash,
+            hash: &a.record.hash,
+            time: &a.record.started_at,
+            from_envoy_log: false,
+            noun: "record",
+        }
+    }
 }
 
 fn check_chains(v: &mut Verification, options: &Options) {
-    let mut by_vm: BTreeMap<&str, BTreeMap<u64, Vec<Link>>> = BTreeMap::new();
-    for (index, a) in v.authentic.iter().enumerate() {
+    let mut by_vm: BTreeMap<String, BTreeMap<u64, Vec<Link>>> = BTreeMap::new();
+    let records = v.authentic.iter().enumerate().map(|(index, a)| {
+        (
+            a.record.vm_id.clone(),
+            a.record.seq,
+            Link {
+                pos: a.pos,
+                index,
+                checkpoint: false,
+            },
+        )
+    });
+    let checkpoints = v.checkpoints.iter().enumerate().map(|(index, c)| {
+        (
+            c.checkpoint.vm_id.clone(),
+            c.checkpoint.seq,
+            Link {
+                pos: c.pos,
+                index,
+                checkpoint: true,
+            },
+        )
+    });
+    for (vm, seq, link) in records.chain(checkpoints) {
         by_vm
-            .entry(a.record.vm_id.as_str())
+            .entry(vm)
             .or_default()
-            .entry(a.record.seq)
+            .entry(seq)
             .or_default()
-            .push(Link { pos: a.pos, index });
+            .push(link);
     }
     let mut problems = Vec::new();
     let mut chains = BTreeMap::new();
     for (vm, seqs) in &by_vm {
         let chosen = choose_among_duplicates(v, seqs, &mut problems);
-        let at = |link: &Link| &v.authentic[link.index];
         let mut previous: Option<(u64, Link)> = None;
         for (&seq, link) in &chosen {
-            let record = &at(link).record;
+            let here_node = node(v, link);
             let here = |message: String| Problem {
-                at: at(link).at.clone(),
+                at: here_node.at.clone(),
                 pos: link.pos,
                 message,
             };
             match previous {
                 None if seq == 1 => {
-                    if record.prev_hash != GENESIS_HASH {
+                    if here_node.prev_hash != GENESIS_HASH {
                         problems.push(here(format!(
                             "seq 1 of chain {vm} does not start the chain: prev_hash is not the genesis hash"
                         )));
@@ -254,7 +408,7 @@ fn check_chains(v: &mut Verification, options: &Options) {
                     }
                 }
                 Some((prev_seq, prev_link)) => {
-                    let prev = at(&prev_link);
+                    let prev = node(v, &prev_link);
                     if seq > prev_seq + 1 {
                         let missing = if seq == prev_seq + 2 {
                             format!("seq {} is", prev_seq + 1)
@@ -262,16 +416,17 @@ fn check_chains(v: &mut Verification, options: &Options) {
                             format!("seq {}..{} are", prev_seq + 1, seq - 1)
                         };
                         problems.push(here(format!(
-                            "{missing} missing from chain {vm} (the record before is seq {prev_seq} at {})",
-                            prev.at
+                            "{missing} missing from chain {vm} (the {} before is seq {prev_seq} at {})",
+                            prev.noun, prev.at
                         )));
-                    } else if record.prev_hash != prev.record.hash {
+                    } else if here_node.prev_hash != prev.hash {
                         problems.push(here(format!(
                             "does not chain to seq {prev_seq} at {}: prev_hash differs from its hash",
                             prev.at
                         )));
                     }
-                    if prev_link.pos > link.pos {
+                    if prev_link.pos > link.pos && !prev.from_envoy_log && !here_node.from_envoy_log
+                    {
                         problems.push(here(format!(
                             "out of order: seq {seq} of chain {vm} comes before seq {prev_seq} (at {})",
                             prev.at
@@ -281,25 +436,14 @@ fn check_chains(v: &mut Verification, options: &Options) {
             }
             previous = Some((seq, *link));
         }
-        if let (Some((&first_seq, first)), Some((&last_seq, last))) =
-            (chosen.iter().next(), chosen.iter().next_back())
-        {
-            chains.insert(
-                vm.to_string(),
-                ChainSummary {
-                    records: chosen.len(),
-                    first_seq,
-                    last_seq,
-                    last_hash: at(last).record.hash.clone(),
-                    first_started_at: at(first).record.started_at.clone(),
-                    last_started_at: at(last).record.started_at.clone(),
-                },
-            );
+        let summary = summarize(v, &chosen, options.partial, &mut problems);
+        if let Some(summary) = summary {
+            chains.insert(vm.to_string(), summary);
         }
         if let Some(heads) = &options.expect_heads {
-            if let Some(head) = heads.get(*vm) {
+            if let Some(head) = heads.get(vm.as_str()) {
                 let end = end_problem(v, String::new());
-                check_head(vm, head, &chosen, &|l: &Link| at(l), &end, &mut problems);
+                check_head(v, vm, head, &chosen, &end, &mut problems);
             }
         }
     }
@@ -316,8 +460,176 @@ fn check_chains(v: &mut Verification, options: &Options) {
             }
         }
     }
+    if let Some(max_gap_s) = options.checkpoints.max_gap_s {
+        silences(
+            v,
+            &chains,
+            max_gap_s,
+            options.checkpoints.period_end.as_deref(),
+            &mut problems,
+        );
+    }
     v.chains = chains;
     v.problems.extend(problems);
+}
+
+/// A chain's summary, and the checkpoints' own links: each follows the previous checkpoint
+/// and counts the records between them.
+fn summarize(
+    v: &Verification,
+    chosen: &BTreeMap<u64, Link>,
+    partial: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<ChainSummary> {
+    let (&first_seq, first) = chosen.iter().next()?;
+    let (&last_seq, last) = chosen.iter().next_back()?;
+    let mut last_checkpoint: Option<&CheckpointSeen> = None;
+    let mut records_since = 0u64;
+    // Before the first checkpoint of a partial input, the count is unknown.
+    let mut counting = first_seq == 1 || !partial;
+    let mut signed_through = None;
+    let mut checkpoints = 0;
+    let mut records = 0;
+    let mut uncovered = 0;
+    for link in chosen.values() {
+        if !link.checkpoint {
+            records += 1;
+            records_since += 1;
+            uncovered += 1;
+            continue;
+        }
+        checkpoints += 1;
+        let c = &v.checkpoints[link.index];
+        let expected_prev = last_checkpoint.map_or(GENESIS_HASH, |p| p.checkpoint.hash.as_str());
+        let here = |message: String| Problem {
+            at: c.at.clone(),
+            pos: link.pos,
+            message,
+        };
+        if (last_checkpoint.is_some() || counting) && c.checkpoint.prev_checkpoint != expected_prev
+        {
+            problems.push(here(format!(
+                "checkpoint seq {} does not follow the previous checkpoint{}: a checkpoint between them is missing or was replaced",
+                c.checkpoint.seq,
+                last_checkpoint
+                    .map(|p| format!(" (seq {} at {})", p.checkpoint.seq, p.at))
+                    .unwrap_or_default()
+            )));
+        } else if counting && c.checkpoint.records != records_since {
+            problems.push(here(format!(
+                "checkpoint seq {} counts {} record(s) since the previous checkpoint; the chain has {records_since}",
+                c.checkpoint.seq, c.checkpoint.records
+            )));
+        }
+        if c.signed {
+            signed_through = Some(Signed {
+                seq: c.checkpoint.seq,
+                hash: c.checkpoint.hash.clone(),
+                at: c.checkpoint.at.clone(),
+                key_id: c.checkpoint.signing_key_id.clone(),
+            });
+            uncovered = 0;
+        }
+        last_checkpoint = Some(c);
+        records_since = 0;
+        counting = true;
+    }
+    let (first_node, last_node) = (node(v, first), node(v, last));
+    Some(ChainSummary {
+        records,
+        first_seq,
+        last_seq,
+        last_hash: last_node.hash.to_string(),
+        first_started_at: first_node.time.to_string(),
+        last_started_at: last_node.time.to_string(),
+        checkpoints,
+        signed_through,
+        not_yet_covered: uncovered,
+        ended: last_checkpoint
+            .is_some_and(|c| c.checkpoint.trigger == Trigger::Shutdown && last.checkpoint),
+    })
+}
+
+/// Chains whose checkpoints stop more than `max_gap_s` before the end of the period: the end
+/// given (`--to`), or the newest entry among the chains of the same Envoy (the same
+/// plugin_vm_id, the part of vm_id before `#`). A chain that ended with a shutdown checkpoint
+/// is closed, not silent.
+fn silences(
+    v: &Verification,
+    chains: &BTreeMap<String, ChainSummary>,
+    max_gap_s: u64,
+    period_end: Option<&str>,
+    problems: &mut Vec<Problem>,
+) {
+    let nanos = |t: &str| vigil_core::time::parse_rfc3339(t).ok();
+    let envoy = |vm: &str| vm.split('#').next().unwrap_or(vm).to_string();
+    // The newest time each chain shows: its last checkpoint, or a record's end.
+    let mut newest: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut last_checkpoint: BTreeMap<&str, (u64, &CheckpointSeen)> = BTreeMap::new();
+    for a in &v.authentic {
+        let t = nanos(&a.record.ended_at).unwrap_or(0);
+        let e = newest.entry(a.record.vm_id.as_str()).or_default();
+        *e = (*e).max(t);
+    }
+    for c in &v.checkpoints {
+        let t = nanos(&c.checkpoint.at).unwrap_or(0);
+        let e = newest.entry(c.checkpoint.vm_id.as_str()).or_default();
+        *e = (*e).max(t);
+        let l = last_checkpoint
+            .entry(c.checkpoint.vm_id.as_str())
+            .or_insert((t, c));
+        if c.checkpoint.seq > l.1.checkpoint.seq {
+            *l = (t, c);
+        }
+    }
+    let given_end = period_end.and_then(nanos);
+    for (vm, summary) in chains {
+        if summary.ended {
+            continue;
+        }
+        let (end, end_is) = match given_end {
+            Some(t) => (
+                t,
+                format!("the end of the period ({})", period_end.unwrap_or_default()),
+            ),
+            None => {
+                let same: Vec<(&&str, &u64)> = newest
+                    .iter()
+                    .filter(|(other, _)| envoy(other) == envoy(vm))
+                    .collect();
+                match same.iter().max_by_key(|(_, t)| **t) {
+                    Some((other, t)) if *other != vm => (
+                        **t,
+                        format!("the newest entry of chain {other} of the same Envoy"),
+                    ),
+                    Some((_, t)) => (**t, "the chain's own newest record".to_string()),
+                    None => continue,
+                }
+            }
+        };
+        let (since, what) = match last_checkpoint.get(vm.as_str()) {
+            Some((t, c)) => (
+                *t,
+                format!(
+                    "its last checkpoint is seq {} at {} ({})",
+                    c.checkpoint.seq, c.checkpoint.at, c.at
+                ),
+            ),
+            None => (
+                nanos(&summary.first_started_at).unwrap_or(0),
+                format!("it has no checkpoint since {}", summary.first_started_at),
+            ),
+        };
+        let gap_s = end.saturating_sub(since) / 1_000_000_000;
+        if gap_s > max_gap_s {
+            problems.push(end_problem(
+                v,
+                format!(
+                    "chain {vm} has no checkpoint in the last {gap_s} s before {end_is} (--max-gap-s {max_gap_s}): {what}; records were deleted from its tail, or the worker went silent"
+                ),
+            ));
+        }
+    }
 }
 
 /// Picks, for every seq, the copy that belongs in the chain: the one that links to its
@@ -333,18 +645,17 @@ fn choose_among_duplicates(
         let link = if links.len() == 1 {
             links[0]
         } else {
-            let record = |l: &Link| &v.authentic[l.index].record;
             let pred = seq.checked_sub(1).and_then(|s| seqs.get(&s));
             let succ = seqs.get(&(seq + 1));
             let before = pred.map(|l| l[0].pos).unwrap_or(0);
             let after = succ.map(|l| l[0].pos).unwrap_or(usize::MAX);
             let score = |l: &Link| {
-                let r = record(l);
+                let r = node(v, l);
                 let linked_from = pred
-                    .is_some_and(|p| p.iter().any(|p| record(p).hash == r.prev_hash))
+                    .is_some_and(|p| p.iter().any(|p| node(v, p).hash == r.prev_hash))
                     || (seq == 1 && r.prev_hash == GENESIS_HASH);
                 let linked_to =
-                    succ.is_some_and(|s| s.iter().any(|s| record(s).prev_hash == r.hash));
+                    succ.is_some_and(|s| s.iter().any(|s| node(v, s).prev_hash == r.hash));
                 let in_place = l.pos > before && l.pos < after;
                 (linked_from as u8 + linked_to as u8, in_place)
             };
@@ -357,15 +668,15 @@ fn choose_among_duplicates(
                     _ => Some(l),
                 })
                 .unwrap_or(links[0]);
-            let kept = &v.authentic[fits.index];
+            let kept = node(v, &fits);
             for other in links.iter().filter(|l| l.pos != fits.pos) {
-                let a = &v.authentic[other.index];
-                let message = if a.record.hash == kept.record.hash {
-                    format!("duplicate of the record at {} (seq {seq})", kept.at)
+                let a = node(v, other);
+                let message = if a.hash == kept.hash {
+                    format!("duplicate of the {} at {} (seq {seq})", kept.noun, kept.at)
                 } else {
                     format!(
-                        "a second record claims seq {seq} of chain {} (the one that chains is at {})",
-                        a.record.vm_id, kept.at
+                        "a second {} claims seq {seq} of chain {} (the one that chains is at {})",
+                        a.noun, a.vm, kept.at
                     )
                 };
                 problems.push(Problem {
@@ -381,11 +692,11 @@ fn choose_among_duplicates(
     chosen
 }
 
-fn check_head<'a>(
+fn check_head(
+    v: &Verification,
     vm: &str,
     head: &Head,
     chosen: &BTreeMap<u64, Link>,
-    at: &dyn Fn(&Link) -> &'a Authentic,
     end: &Problem,
     problems: &mut Vec<Problem>,
 ) {
@@ -393,11 +704,11 @@ fn check_head<'a>(
         return;
     };
     if last_seq < head.seq {
-        // The hole is at the end of the input, after the chain's newest record.
+        // The hole is at the end of the input, after the chain's newest entry.
         problems.push(Problem {
             message: format!(
                 "chain {vm} ends at seq {last_seq} ({}), but the expected heads reach seq {}: seq {}..{} are missing",
-                at(last).at,
+                node(v, last).at,
                 head.seq,
                 last_seq + 1,
                 head.seq
@@ -405,8 +716,8 @@ fn check_head<'a>(
             ..end.clone()
         });
     } else if let Some(link) = chosen.get(&head.seq) {
-        let a = at(link);
-        if a.record.hash != head.hash {
+        let a = node(v, link);
+        if a.hash != head.hash {
             problems.push(Problem {
                 at: a.at.clone(),
                 pos: link.pos,

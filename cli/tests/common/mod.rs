@@ -48,6 +48,7 @@ pub fn options() -> vigil_cli::audit::verify::Options {
         chains: true,
         partial: false,
         expect_heads: None,
+        checkpoints: Default::default(),
     }
 }
 

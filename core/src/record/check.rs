@@ -79,6 +79,22 @@ pub fn check(value: &Value, keys: &[RecordKey]) -> Result<Checked, RecordFault> 
     }
 }
 
+/// Checks one record's shape and hash without a record key: what an examiner holding only
+/// a checkpoint public key can check (the chain and the signatures do the rest).
+pub fn check_unkeyed(value: &Value) -> Result<Checked, RecordFault> {
+    match value.get("v") {
+        Some(Value::Number(n)) if n.as_u64() == Some(u64::from(RECORD_VERSION)) => {}
+        Some(other) => return Err(RecordFault::UnknownVersion(other.to_string())),
+        None => return Err(RecordFault::UnknownVersion("(missing)".into())),
+    }
+    let record =
+        SessionRecord::deserialize(value).map_err(|e| RecordFault::Shape(e.to_string()))?;
+    if sha256_hex(&super::chain::canonical_bytes(value)) != record.hash {
+        return Err(RecordFault::HashMismatch);
+    }
+    Ok(Checked { record })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
