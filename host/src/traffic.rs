@@ -83,50 +83,75 @@ pub fn records_under_policy(
     for i in 0..n {
         let vm = &mut machines[i % vms];
         vm.advance(7_000_000)?;
-        let id = vm.create_stream()?;
-        let path = if i % 10 == 3 {
-            "/v1/fine_tuning/jobs"
-        } else {
-            "/v1/chat/completions"
-        };
-        let rid = format!("req-{i}");
-        let headers = pairs(&[
-            (":method", "POST"),
-            (":path", path),
-            (":authority", "models.bank.internal"),
-            ("content-type", "application/json"),
-            ("x-request-id", &rid),
-        ]);
-        vm.request_headers(id, &headers, false)?;
-        let body = format!(
-            r#"{{"model":"llama-3-70b","messages":[{{"role":"user","content":"request {i}: customer SSN 123-45-{:04}, mail j{i}@bank.example"}}]}}"#,
-            1000 + i % 9000
-        );
-        vm.request_body(id, body.as_bytes(), true)?;
-        let answered = vm.stream(id).is_some_and(|s| s.request.sent_end);
-        if answered {
-            vm.response_headers(
-                id,
-                &pairs(&[(":status", "200"), ("content-type", "application/json")]),
-                false,
-            )?;
-            let answer = format!(
-                r#"{{"choices":[{{"message":{{"content":"answer {i} for card 4111 1111 1111 1111"}}}}]}}"#
-            );
-            if abort_every > 0 && i % abort_every == abort_every - 1 {
-                vm.response_body(id, &answer.as_bytes()[..20], false)?;
-                vm.abort_stream(id, "downstream_remote_disconnect")?;
-                lines.push(access_log_line(vm, id));
-                vm.remove_stream(id);
-                continue;
-            }
-            vm.response_body(id, answer.as_bytes(), true)?;
-        }
-        vm.complete_stream(id)?;
-        lines.push(access_log_line(vm, id));
-        vm.remove_stream(id);
+        let abort = abort_every > 0 && i % abort_every == abort_every - 1;
+        lines.push(exchange_line(vm, i, abort)?);
     }
     Ok(lines)
+}
+
+/// Exchange number `i` of the synthetic traffic on `vm` (a chat, or every tenth a
+/// fine-tuning request the policy blocks), its client gone mid-answer when `abort`; returns
+/// its access-log line.
+pub fn exchange_line(vm: &mut Vm, i: usize, abort: bool) -> Result<String, HostError> {
+    let id = vm.create_stream()?;
+    let path = if i % 10 == 3 {
+        "/v1/fine_tuning/jobs"
+    } else {
+        "/v1/chat/completions"
+    };
+    let rid = format!("req-{i}");
+    let headers = pairs(&[
+        (":method", "POST"),
+        (":path", path),
+        (":authority", "models.bank.internal"),
+        ("content-type", "application/json"),
+        ("x-request-id", &rid),
+    ]);
+    vm.request_headers(id, &headers, false)?;
+    let body = format!(
+        r#"{{"model":"llama-3-70b","messages":[{{"role":"user","content":"request {i}: customer SSN 123-45-{:04}, mail j{i}@bank.example"}}]}}"#,
+        1000 + i % 9000
+    );
+    vm.request_body(id, body.as_bytes(), true)?;
+    let answered = vm.stream(id).is_some_and(|s| s.request.sent_end);
+    if answered {
+        vm.response_headers(
+            id,
+            &pairs(&[(":status", "200"), ("content-type", "application/json")]),
+            false,
+        )?;
+        let answer = format!(
+            r#"{{"choices":[{{"message":{{"content":"answer {i} for card 4111 1111 1111 1111"}}}}]}}"#
+        );
+        if abort {
+            vm.response_body(id, &answer.as_bytes()[..20], false)?;
+            vm.abort_stream(id, "downstream_remote_disconnect")?;
+            let line = access_log_line(vm, id);
+            vm.remove_stream(id);
+            return Ok(line);
+        }
+        vm.response_body(id, answer.as_bytes(), true)?;
+    }
+    vm.complete_stream(id)?;
+    let line = access_log_line(vm, id);
+    vm.remove_stream(id);
+    Ok(line)
+}
+
+/// The VM's log lines so far as Envoy writes its own log (`[time][level][wasm] wasm log ...:
+/// message`), taken from the VM: the file `vigil audit verify --envoy-log` reads checkpoints
+/// from.
+pub fn envoy_log_lines(vm: &mut Vm) -> Vec<String> {
+    std::mem::take(&mut vm.state_mut().logs)
+        .into_iter()
+        .map(|l| {
+            format!(
+                "[2026-11-30 10:00:00.000][17][{}][wasm] [source/extensions/common/wasm/context.cc:1192] wasm log vigil vigil: {}",
+                format!("{:?}", l.level).to_lowercase(),
+                l.message
+            )
+        })
+        .collect()
 }
 
 /// The same lines as files written before Envoy 1.32 hold them: the access log ran before
