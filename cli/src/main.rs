@@ -150,8 +150,9 @@ enum AuditCommand {
         json: bool,
     },
     /// Make a key pair: `seal` for an examiner (opens sealed payloads; the public key goes in
-    /// the policy's record.seal_to). The private key is written to --out (never overwritten,
-    /// mode 0600); the public key is printed.
+    /// the policy's record.seal_to), `checkpoint` for the filter's signed checkpoints (the
+    /// seed for the VM environment; FILE.pub for examiners). The private key is written to
+    /// --out (never overwritten, mode 0600).
     Keygen {
         #[arg(value_enum)]
         kind: KeyKind,
@@ -184,6 +185,8 @@ enum AuditCommand {
 enum KeyKind {
     /// An examiner's X25519 key pair (HPKE) for sealed payloads.
     Seal,
+    /// The filter's Ed25519 key pair for signed checkpoints (FILE and FILE.pub).
+    Checkpoint,
 }
 
 #[derive(clap::Args)]
@@ -296,6 +299,10 @@ fn audit(command: AuditCommand) -> u8 {
             kind: KeyKind::Seal,
             out,
         } => audit::keygen::seal(&out),
+        AuditCommand::Keygen {
+            kind: KeyKind::Checkpoint,
+            out,
+        } => audit::keygen::checkpoint(&out),
         AuditCommand::Show {
             selector,
             input,

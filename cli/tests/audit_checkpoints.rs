@@ -423,3 +423,64 @@ fn a_rotated_checkpoint_key_verifies_with_both_public_keys() {
         "{out}"
     );
 }
+
+#[test]
+fn keygen_writes_a_key_the_filter_signs_with_and_a_public_key_that_verifies_its_chain() {
+    let d = dir("keygen");
+    let secret = d.join("checkpoint.key");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["audit", "keygen", "checkpoint", "--out"])
+            .arg(&secret)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let id = text
+        .split("\"key_id\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let again = run();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("never overwritten"));
+
+    let seed = std::fs::read_to_string(&secret).unwrap().trim().to_string();
+    let mut policy: Value = serde_json::from_str(&checkpoint_policy(3, 3600)).unwrap();
+    policy["record"]["checkpoint"]["key_id"] = id.into();
+    let mut vm = Vm::start(
+        vigil_plugin(),
+        VmOptions {
+            plugin_config: policy.to_string().into_bytes(),
+            env: vec![
+                (TEST_RECORD_KEY.0.into(), TEST_RECORD_KEY.1.into()),
+                (TEST_CHECKPOINT_KEY.0.into(), seed),
+            ],
+            ..VmOptions::default()
+        },
+    )
+    .unwrap();
+    let lines: Vec<String> = (0..6)
+        .map(|i| exchange_line(&mut vm, i, false).unwrap())
+        .collect();
+    let f = write(&d, "records.jsonl", &lines);
+    let public = d.join("checkpoint.key.pub");
+    let (code, out) = verify(&[
+        "--public-key",
+        public.to_str().unwrap(),
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("signed through seq 9"), "{out}");
+}
