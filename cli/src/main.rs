@@ -198,6 +198,13 @@ struct ExportArgs {
     out: PathBuf,
     #[command(flatten)]
     filters: vigil_cli::audit::export::Filters,
+    /// Checkpoint public key files (repeatable): the report and manifest say per chain what
+    /// a signature covers.
+    #[arg(long = "public-key", value_name = "FILE")]
+    public_keys: Vec<PathBuf>,
+    /// Envoy's own log (repeatable), for the checkpoints logged there.
+    #[arg(long = "envoy-log", value_name = "FILE")]
+    envoy_logs: Vec<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -328,8 +335,22 @@ fn audit(command: AuditCommand) -> u8 {
                 input,
                 out,
                 filters,
+                public_keys,
+                envoy_logs,
             } = *args;
-            let keys = match input.keys().load() {
+            let public_keys = match audit::load_public_keys(&public_keys) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("vigil audit export: {e}");
+                    return 2;
+                }
+            };
+            let keys = if public_keys.is_empty() {
+                input.keys().load()
+            } else {
+                input.keys().load_optional()
+            };
+            let keys = match keys {
                 Ok(k) => k,
                 Err(e) => {
                     eprintln!("vigil audit export: {e}");
@@ -342,7 +363,11 @@ fn audit(command: AuditCommand) -> u8 {
                 chains: true,
                 partial: input.partial,
                 expect_heads: None,
-                checkpoints: Default::default(),
+                checkpoints: audit::verify::CheckpointOptions {
+                    public_keys,
+                    envoy_logs,
+                    ..Default::default()
+                },
             };
             audit::export::run(&input.files, &options, &filters, &out)
         }

@@ -484,3 +484,73 @@ fn keygen_writes_a_key_the_filter_signs_with_and_a_public_key_that_verifies_its_
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("signed through seq 9"), "{out}");
 }
+
+#[test]
+fn the_examiner_export_carries_the_checkpoints_and_says_per_chain_what_a_signature_covers() {
+    let d = dir("export");
+    let key = public_key(&d, TEST_CHECKPOINT_KEY.1);
+    let f = write(&d, "records.jsonl", &traffic());
+    let out_dir = d.join("exam");
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .env_remove(TEST_RECORD_KEY.0)
+        .args([
+            "audit",
+            "export",
+            "--public-key",
+            key.to_str().unwrap(),
+            "--out",
+        ])
+        .arg(&out_dir)
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let public_id = SigningKey::new(TEST_CHECKPOINT_KEY.1)
+        .unwrap()
+        .id()
+        .to_string();
+    assert_eq!(manifest["checkpoints"]["count"], 10);
+    assert_eq!(
+        manifest["checkpoints"]["public_keys"],
+        serde_json::json!([public_id])
+    );
+    assert_eq!(
+        manifest["checkpoints"]["signing_keys"],
+        serde_json::json!([public_id])
+    );
+    for (_, chain) in manifest["checkpoints"]["chains"].as_object().unwrap() {
+        assert_eq!(chain["signed_through"]["seq"], 25);
+        assert_eq!(chain["not_yet_covered"], 0);
+    }
+    let files: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(files.contains(&"checkpoints.jsonl"), "{files:?}");
+    let lines = std::fs::read_to_string(out_dir.join("checkpoints.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 10);
+    let report = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(
+        report.contains("covered by a signature"),
+        "the report's chain table"
+    );
+    assert!(report.contains("seq 1..25 (checkpoint of"), "{report}");
+    // The exported records and checkpoints verify on their own with the public key.
+    let (code, out) = verify(&[
+        "--public-key",
+        key.to_str().unwrap(),
+        out_dir.join("records.jsonl").to_str().unwrap(),
+        out_dir.join("checkpoints.jsonl").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+}

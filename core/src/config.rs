@@ -355,8 +355,8 @@ fn read_checkpoint(
     Some(CheckpointSettings {
         key_env: key_env?,
         key_id: key_id?,
-        every_records: every_records as u64,
-        every_s: every_s as u64,
+        every_records,
+        every_s,
     })
 }
 

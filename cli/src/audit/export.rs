@@ -133,6 +133,7 @@ pub fn export(
     filters: &Filters,
     out: &Path,
     generated_at: &str,
+    public_keys: &[String],
 ) -> Result<Written, String> {
     let selection = Selection::new(filters)?;
     let flagged = v.flagged();
@@ -165,9 +166,21 @@ pub fn export(
         let dir = out.join("sessions");
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
+    // Every checkpoint read, in chain order: with the public key, an examiner checks which
+    // exported records a signature covers.
+    let mut checkpoints: Vec<&super::verify::CheckpointSeen> = v.checkpoints.iter().collect();
+    checkpoints.sort_by(|a, b| {
+        (&a.checkpoint.vm_id, a.checkpoint.seq).cmp(&(&b.checkpoint.vm_id, b.checkpoint.seq))
+    });
+    let mut checkpoint_lines = String::new();
+    for c in &checkpoints {
+        checkpoint_lines.push_str(&serde_json::to_string(&c.value).map_err(|e| e.to_string())?);
+        checkpoint_lines.push('\n');
+    }
     let mut files = Vec::new();
     for (name, bytes) in [
         ("records.jsonl", jsonl.as_bytes()),
+        ("checkpoints.jsonl", checkpoint_lines.as_bytes()),
         ("records.csv", csv.as_slice()),
         ("report.html", html.as_bytes()),
     ]
@@ -190,6 +203,18 @@ pub fn export(
             "clean": v.is_clean(),
         },
         "exported_records": chosen.len(),
+        "checkpoints": {
+            "count": checkpoints.len(),
+            "signatures_checked": checkpoints.iter().any(|c| c.signed),
+            "public_keys": public_keys,
+            "signing_keys": signing_keys(&checkpoints),
+            "chains": v.chains.iter().map(|(vm, c)| (vm.clone(), json!({
+                "checkpoints": c.checkpoints,
+                "signed_through": c.signed_through,
+                "not_yet_covered": c.not_yet_covered,
+                "ended": c.ended,
+            }))).collect::<serde_json::Map<String, serde_json::Value>>(),
+        },
         "files": files.iter().map(|(name, sha, bytes)| json!({"name": name, "bytes": bytes, "sha256": sha})).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&manifest).map_err(|e| e.to_string())? + "\n";
@@ -199,6 +224,17 @@ pub fn export(
         exported: chosen.len(),
         files,
     })
+}
+
+/// The fingerprints of the keys that signed the checkpoints, each once.
+fn signing_keys(checkpoints: &[&super::verify::CheckpointSeen]) -> Vec<String> {
+    let mut ids: Vec<String> = checkpoints
+        .iter()
+        .map(|c| c.checkpoint.signing_key_id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 const CSV_COLUMNS: &[&str] = &[
@@ -317,7 +353,13 @@ pub fn run(paths: &[PathBuf], options: &Options, filters: &Filters, out: &Path) 
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     let generated_at = vigil_core::time::format_rfc3339_millis(now);
-    match export(&v, filters, out, &generated_at) {
+    let public_keys: Vec<String> = options
+        .checkpoints
+        .public_keys
+        .iter()
+        .map(|k| k.id().to_string())
+        .collect();
+    match export(&v, filters, out, &generated_at, &public_keys) {
         Ok(written) => {
             crate::out!("{}", super::summary_text(&v));
             crate::outln!(

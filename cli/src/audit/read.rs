@@ -157,11 +157,6 @@ pub const ENVOY_LOG_MARKER: &str = "vigil checkpoint: ";
 /// The `item` of an entry read from Envoy's log.
 const FROM_ENVOY_LOG: &str = "Envoy log";
 
-/// Whether an entry was read from Envoy's log (`--envoy-log`).
-pub fn from_envoy_log(at: &Location) -> bool {
-    at.item.as_deref() == Some(FROM_ENVOY_LOG)
-}
-
 /// Reads the checkpoints in one of Envoy's own log files: every line with
 /// `vigil checkpoint: {...}`, whatever Envoy put before it; other lines are Envoy's business.
 pub fn read_envoy_log(path: &Path) -> std::io::Result<FileReading> {

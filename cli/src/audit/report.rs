@@ -157,17 +157,35 @@ pub fn render(
         verified,
         v.problems.len()
     );
-    out.push_str("<table><tr><th>chain (VM)</th><th class=n>records</th><th>seq</th><th>first request</th><th>last request</th></tr>");
+    let signatures_checked = v.checkpoints.iter().any(|c| c.signed);
+    out.push_str("<table><tr><th>chain (VM)</th><th class=n>records</th><th>seq</th><th>first request</th><th>last request</th><th class=n>checkpoints</th><th>covered by a signature</th></tr>");
     for (vm, c) in &v.chains {
+        let covered = match &c.signed_through {
+            Some(s) => format!(
+                "seq 1..{} (checkpoint of {}, key {}); {} record(s) after it not yet covered{}",
+                s.seq,
+                s.at,
+                s.key_id,
+                c.not_yet_covered,
+                if c.ended { "; chain ended" } else { "" }
+            ),
+            None if signatures_checked => "nothing: no checkpoint's signature verified".into(),
+            None if c.checkpoints > 0 => {
+                "signatures not checked (no checkpoint public key given)".into()
+            }
+            None => "no checkpoints".into(),
+        };
         let _ = write!(
             out,
-            "<tr><td><code>{}</code></td><td class=n>{}</td><td>{}..{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><code>{}</code></td><td class=n>{}</td><td>{}..{}</td><td>{}</td><td>{}</td><td class=n>{}</td><td>{}</td></tr>",
             esc(vm),
             c.records,
             c.first_seq,
             c.last_seq,
             esc(&c.first_started_at),
-            esc(&c.last_started_at)
+            esc(&c.last_started_at),
+            c.checkpoints,
+            esc(&covered)
         );
     }
     out.push_str("</table>");
