@@ -1,6 +1,6 @@
 //! The access log `vigil serve` writes: one JSON line per exchange, in the shape of the
 //! shipped `envoy/envoy.yaml` (`json_format`: time, request_id, status, flags,
-//! `vigil_record`, `vigil_record_late`, the records as strings, a missing one null), so
+//! `vigil_record`, `vigil_record_late`, `vigil_record_checkpoints`, the records as strings, a missing one null), so
 //! `vigil audit verify` reads it as it reads Envoy's.
 
 use std::fs::File;
@@ -61,6 +61,7 @@ fn line(s: &Stream, request_id: &str, start_time: &str) -> String {
         "flags": flags,
         "vigil_record": s.logged("wasm.vigil_record"),
         "vigil_record_late": s.logged("wasm.vigil_record_late"),
+        "vigil_record_checkpoints": s.logged("wasm.vigil_record_checkpoints"),
     })
     .to_string()
 }

@@ -176,13 +176,17 @@ impl Worker {
         link.done.notify_waiters();
     }
 
-    /// The filter's log lines go to stderr as they come (the host keeps none).
+    /// The filter's warnings and checkpoints go to stderr as they come (the host keeps none).
     fn drain_logs(&self) {
         let Ok(mut vm) = self.vm.try_borrow_mut() else {
             return;
         };
         for line in std::mem::take(&mut vm.state_mut().logs) {
-            if line.level >= vigil_host::abi::LogLevel::Warn {
+            // Warnings, and the signed checkpoints (Envoy's log carries them at info, for
+            // `vigil audit verify --envoy-log`).
+            if line.level >= vigil_host::abi::LogLevel::Warn
+                || line.message.contains("vigil checkpoint: ")
+            {
                 eprintln!(
                     "vigil.wasm[{}] {:?}: {}",
                     self.index, line.level, line.message
