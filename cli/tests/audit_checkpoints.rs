@@ -554,3 +554,79 @@ fn the_examiner_export_carries_the_checkpoints_and_says_per_chain_what_a_signatu
     ]);
     assert_eq!(code, Some(0), "{out}");
 }
+
+/// docs/verify_record.py on `lines`, with the public key; (exit code, stdout + stderr).
+fn python_verify(lines: &[String], key: &Path, with_record_key: bool) -> (Option<i32>, String) {
+    use std::io::Write;
+    let mut cmd = Command::new("python3");
+    cmd.arg(vigil_host::artifacts::workspace_root().join("docs/verify_record.py"))
+        .arg("--public-key")
+        .arg(key)
+        .env_remove(TEST_RECORD_KEY.0);
+    if with_record_key {
+        cmd.env(TEST_RECORD_KEY.0, TEST_RECORD_KEY.1);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all((lines.join("\n") + "\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn the_standard_library_script_verifies_chains_and_with_cryptography_the_signatures() {
+    let d = dir("python");
+    let key = public_key(&d, TEST_CHECKPOINT_KEY.1);
+    let clean = traffic();
+    let (code, out) = python_verify(&clean, &key, true);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("ok 40\n"), "{out}");
+    if out.contains("signatures not checked") {
+        // No `cryptography` package here: hashes, HMACs and chains were still checked.
+        assert!(
+            out.contains("Python cryptography package is not installed"),
+            "{out}"
+        );
+    } else {
+        assert_eq!(
+            out.matches("5 checkpoint(s), signed through seq 25, 0 record(s) after it")
+                .count(),
+            2,
+            "{out}"
+        );
+        // Forged under another key: named.
+        let i = line_with_records_checkpoint(&clean, 0);
+        let mut cps = carried(&clean[i]);
+        let mut forged: vigil_core::record::checkpoint::Checkpoint =
+            serde_json::from_value(cps[0].clone()).unwrap();
+        forged.sign(&key_of_tests(), &SigningKey::from_seed([5; 32]).unwrap());
+        cps[0] = serde_json::to_value(&forged).unwrap();
+        let mut lines = clean.clone();
+        lines[i] = set_carried(&clean[i], &cps);
+        let (code, out) = python_verify(&lines, &key, false);
+        assert_eq!(code, Some(1), "{out}");
+        assert!(
+            out.contains(&format!("line {}: checkpoint signed with key", i + 1)),
+            "{out}"
+        );
+    }
+    // A deleted checkpoint is a gap, whatever is installed.
+    let i = line_with_records_checkpoint(&clean, 0);
+    let mut lines = clean.clone();
+    lines[i] = set_carried(&clean[i], &[]);
+    let (code, out) = python_verify(&lines, &key, false);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("is missing from chain"), "{out}");
+}
