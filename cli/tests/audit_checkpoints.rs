@@ -630,3 +630,32 @@ fn the_standard_library_script_verifies_chains_and_with_cryptography_the_signatu
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("is missing from chain"), "{out}");
 }
+
+#[test]
+fn every_checkpoint_the_filter_writes_validates_under_its_schema() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(vigil_host::artifacts::workspace_root().join("docs/checkpoint.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut all: Vec<Value> = traffic().iter().flat_map(|l| carried(l)).collect();
+    let (_, b_log) = two_workers(60);
+    all.extend(
+        b_log
+            .iter()
+            .filter_map(|l| l.split("vigil checkpoint: ").nth(1))
+            .map(|j| serde_json::from_str::<Value>(j).unwrap()),
+    );
+    for trigger in ["start", "records", "time"] {
+        assert!(all.iter().any(|c| c["trigger"] == trigger), "{trigger}");
+    }
+    for c in &all {
+        let errors: Vec<String> = validator.iter_errors(c).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{errors:#?}\n{c}");
+    }
+    // What the schema refuses, the type refuses too.
+    let mut bad = all[0].clone();
+    bad["trigger"] = "later".into();
+    assert!(!validator.is_valid(&bad));
+    assert!(serde_json::from_value::<vigil_core::record::checkpoint::Checkpoint>(bad).is_err());
+}
