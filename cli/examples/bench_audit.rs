@@ -1,6 +1,7 @@
 //! `vigil audit verify` throughput on 100,000 records written by vigil.wasm in the host (two
 //! VMs, clients going away now and then), against a baseline in the same run: parsing the
-//! same lines as JSON and nothing else.
+//! same lines as JSON and nothing else. Then the same traffic with signed checkpoints,
+//! verified with the record key, with the checkpoint public key alone, and with both.
 //!
 //! Usage: cargo run --release -p vigil-cli --example bench_audit [RECORDS]
 
@@ -81,4 +82,69 @@ fn main() {
         n as f64 / best_parse,
         best_verify / best_parse
     );
+    public_key_verification(&plugin, n, best_verify);
+}
+
+/// The same traffic with a signed checkpoint every 1000 records, verified three ways: with
+/// the record key (HMAC, as above), with the checkpoint public key alone (hashes, links,
+/// signatures), and with both; against today's HMAC verification of the plain traffic.
+fn public_key_verification(plugin: &Plugin, n: usize, hmac_plain: f64) {
+    let lines = vigil_host::traffic::records_under_policy(
+        plugin,
+        &vigil_host::traffic::checkpoint_policy(1000, 86_400),
+        n,
+        2,
+        97,
+        0,
+    )
+    .expect("traffic runs");
+    let mut text = lines.join("\n");
+    text.push('\n');
+    let bytes = text.as_bytes();
+    let record_key = vigil_core::record::RecordKey::new(TEST_RECORD_KEY.1.as_bytes()).expect("key");
+    let public = vigil_core::record::checkpoint::SigningKey::new(vigil_host::TEST_CHECKPOINT_KEY.1)
+        .expect("key")
+        .public_key();
+    let options = |keys: Vec<vigil_core::record::RecordKey>, public_keys| verify::Options {
+        keys,
+        field: "vigil_record".into(),
+        chains: true,
+        partial: false,
+        expect_heads: None,
+        checkpoints: verify::CheckpointOptions {
+            public_keys,
+            ..Default::default()
+        },
+    };
+    let ways = [
+        (
+            "record key (HMAC)",
+            options(vec![record_key.clone()], vec![]),
+        ),
+        ("public key alone", options(vec![], vec![public.clone()])),
+        ("both", options(vec![record_key], vec![public])),
+    ];
+    let mut best = [f64::MAX; 3];
+    let mut checkpoints = 0;
+    for _ in 0..3 {
+        for (i, (_, o)) in ways.iter().enumerate() {
+            let t = Instant::now();
+            let reading = read::read_bytes("bench.jsonl", bytes, "vigil_record");
+            let v = verify::verify_readings(vec![("bench.jsonl".into(), reading)], o);
+            best[i] = best[i].min(t.elapsed().as_secs_f64());
+            assert!(v.is_clean(), "{:?}", v.problems.first());
+            assert_eq!(v.records, n);
+            checkpoints = v.checkpoints.len();
+        }
+    }
+    println!(
+        "  with a signed checkpoint every 1000 records ({checkpoints} checkpoints), best of 3:"
+    );
+    for (i, (name, _)) in ways.iter().enumerate() {
+        println!(
+            "    {name:<18} {:>8.0} records/s, {:.2}x today's HMAC verification",
+            n as f64 / best[i],
+            best[i] / hmac_plain
+        );
+    }
 }

@@ -634,7 +634,10 @@ fn the_standard_library_script_verifies_chains_and_with_cryptography_the_signatu
 #[test]
 fn every_checkpoint_the_filter_writes_validates_under_its_schema() {
     let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(vigil_host::artifacts::workspace_root().join("docs/checkpoint.schema.json")).unwrap(),
+        &std::fs::read_to_string(
+            vigil_host::artifacts::workspace_root().join("docs/checkpoint.schema.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
@@ -650,7 +653,10 @@ fn every_checkpoint_the_filter_writes_validates_under_its_schema() {
         assert!(all.iter().any(|c| c["trigger"] == trigger), "{trigger}");
     }
     for c in &all {
-        let errors: Vec<String> = validator.iter_errors(c).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(c)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
         assert!(errors.is_empty(), "{errors:#?}\n{c}");
     }
     // What the schema refuses, the type refuses too.

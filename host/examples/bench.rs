@@ -10,7 +10,9 @@
 //!   (record.max_body_bytes 0), and the record's whole construction (observations, canonical
 //!   form, SHA-256, HMAC, JSON) natively, against the pass-through request;
 //! - sealed payloads (`record.seal_to`): the record's cost with and without its payload
-//!   sealed, natively, and vigil.wasm's size (against the baseline's when one is given).
+//!   sealed, natively, and vigil.wasm's size (against the baseline's when one is given);
+//! - signed checkpoints (`record.checkpoint`): a checkpoint's cost in vigil.wasm (a checkpoint
+//!   due after every record against none due), amortised at every_records 1000, natively.
 //!
 //! - with VIGIL_BASELINE_WASM set to another build of vigil.wasm (scripts/bench-baseline REV),
 //!   the same scenarios through both builds, interleaved, and the ratios this / baseline.
@@ -536,6 +538,81 @@ fn main() {
         record / native
     );
     sealed_payloads(&vigil, &start, requests, pass_through);
+    checkpoints(&vigil, requests, record);
+}
+
+/// The cost of a signed checkpoint in vigil.wasm: the record's last body call with a
+/// checkpoint due after every record (`every_records` 1) against the same call with none due,
+/// interleaved in 8 rounds; amortised at the default N = 1000.
+fn checkpoints(vigil: &Plugin, requests: usize, record: f64) {
+    let start = |every_records: u64| {
+        let mut policy: Value = serde_json::from_str(&vigil_host::traffic::checkpoint_policy(
+            every_records,
+            86_400,
+        ))
+        .expect("policy");
+        policy["masking"] = json!({"entities": {}});
+        policy["rules"] = json!([]);
+        Vm::start(
+            vigil,
+            VmOptions {
+                log_level: LogLevel::Info,
+                plugin_config: policy.to_string().into_bytes(),
+                ..VmOptions::with_record_key()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (mut every, mut never) = (start(1), start(1_000_000));
+    let rounds = (requests / 32).max(50);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..8 {
+        let (a, b) = sealing_call(&mut every, &request(None), rounds);
+        with.push(a - b);
+        let (a, b) = sealing_call(&mut never, &request(None), rounds);
+        without.push(a - b);
+        // The checkpoints logged are Envoy's business; keep the host's memory flat.
+        every.state_mut().logs.clear();
+        never.state_mut().logs.clear();
+    }
+    with.sort_by(f64::total_cmp);
+    without.sort_by(f64::total_cmp);
+    let checkpoint = with[4] - without[4];
+    let key = vigil_core::record::checkpoint::SigningKey::new(vigil_host::TEST_CHECKPOINT_KEY.1)
+        .expect("key");
+    let record_key =
+        vigil_core::record::RecordKey::new(vigil_host::TEST_RECORD_KEY.1.as_bytes()).expect("key");
+    let mut chain = vigil_core::record::RecordChain::default();
+    let mut times: Vec<Duration> = (0..2000)
+        .map(|i| {
+            let t = Instant::now();
+            std::hint::black_box(chain.checkpoint(
+                "vm#1",
+                i,
+                vigil_core::record::checkpoint::Trigger::Records,
+                &record_key,
+                &key,
+            ));
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    let native = micros(times[times.len() / 2]);
+    println!("signed checkpoint (record.checkpoint: Ed25519 signature, HMAC, JSON, Envoy log line, filter state):");
+    println!(
+        "  in vigil.wasm: record call with a checkpoint {:.2} us, without {:.2} us: +{checkpoint:.2} us per checkpoint",
+        with[4], without[4]
+    );
+    println!(
+        "  amortised at every_records 1000: {:.3} us per record ({:.4}x the record's own {record:.2} us)",
+        checkpoint / 1000.0,
+        checkpoint / 1000.0 / record
+    );
+    println!(
+        "  natively (vigil-core): {native:.2} us per checkpoint; wasm / native {:.2}x",
+        checkpoint / native
+    );
+    println!("  vigil.wasm size: checkpoints' share, measured at d61f114 against 6ca0611: +42 KiB (Ed25519 signing, its tables)");
 }
 
 /// The cost of `record.seal_to`: the pass-through exchange's record with and without its
