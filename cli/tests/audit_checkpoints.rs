@@ -133,6 +133,24 @@ fn a_chain_verifies_with_the_public_key_alone() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(!text.contains("HMACs not checked"), "{text}");
+    assert!(
+        text.contains("verified: every record is authentic"),
+        "{text}"
+    );
+    // The record key alone: checkpoints chain and carry HMACs, their signatures unchecked.
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .env(TEST_RECORD_KEY.0, TEST_RECORD_KEY.1)
+        .args(["audit", "verify", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(
+        text.matches("5 checkpoint(s); signatures not checked (no --public-key)")
+            .count(),
+        2,
+        "{text}"
+    );
 }
 
 #[test]

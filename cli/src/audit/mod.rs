@@ -181,34 +181,31 @@ pub fn summary_text(v: &verify::Verification) -> String {
             "HMACs not checked (no record key given): records are checked by hash, chain and the checkpoints' signatures"
         );
     }
-    let signatures_checked = v.checkpoints.iter().any(|c| c.signed);
     for (vm, c) in &v.chains {
         let _ = writeln!(
             out,
             "chain {vm}: seq {}..{} ({} records, {} .. {}), head {}",
             c.first_seq, c.last_seq, c.records, c.first_started_at, c.last_started_at, c.last_hash
         );
-        if c.checkpoints > 0 || signatures_checked {
-            let signed = match &c.signed_through {
-                Some(s) => format!(
-                    "signed through seq {} ({}, key {}); {} record(s) after it not yet covered",
-                    s.seq, s.at, s.key_id, c.not_yet_covered
-                ),
-                None if signatures_checked || !v.hmac_unchecked => {
-                    format!(
-                        "{} checkpoint(s), none with a signature checked",
-                        c.checkpoints
-                    )
-                }
-                None => format!("{} checkpoint(s)", c.checkpoints),
-            };
-            let _ = writeln!(
-                out,
-                "  {} checkpoint(s); {signed}{}",
-                c.checkpoints,
-                if c.ended { "; ended (shutdown)" } else { "" }
-            );
+        if c.checkpoints == 0 && !v.signatures_checked {
+            continue;
         }
+        let signed = match &c.signed_through {
+            Some(s) => format!(
+                "signed through seq {} ({}, key {}); {} record(s) after it not yet covered",
+                s.seq, s.at, s.key_id, c.not_yet_covered
+            ),
+            None if v.signatures_checked => {
+                "no signature verified: every record is not yet covered".to_string()
+            }
+            None => "signatures not checked (no --public-key)".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "  {} checkpoint(s); {signed}{}",
+            c.checkpoints,
+            if c.ended { "; ended (shutdown)" } else { "" }
+        );
     }
     for p in &v.problems {
         let _ = writeln!(out, "{}: {}", p.at, p.message);
@@ -216,10 +213,13 @@ pub fn summary_text(v: &verify::Verification) -> String {
     let _ = writeln!(
         out,
         "{}",
-        if v.is_clean() {
-            "verified: every record is authentic and every chain is whole"
-        } else {
+        if !v.is_clean() {
             "NOT VERIFIED"
+        } else if v.hmac_unchecked {
+            // Without the record key, only what a signature covers is proven the filter's.
+            "verified: every chain is whole, and what a checkpoint signature covers is as the filter wrote it"
+        } else {
+            "verified: every record is authentic and every chain is whole"
         }
     );
     out

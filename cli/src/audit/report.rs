@@ -157,7 +157,7 @@ pub fn render(
         verified,
         v.problems.len()
     );
-    let signatures_checked = v.checkpoints.iter().any(|c| c.signed);
+    let signatures_checked = v.signatures_checked;
     out.push_str("<table><tr><th>chain (VM)</th><th class=n>records</th><th>seq</th><th>first request</th><th>last request</th><th class=n>checkpoints</th><th>covered by a signature</th></tr>");
     for (vm, c) in &v.chains {
         let covered = match &c.signed_through {

@@ -138,6 +138,8 @@ pub struct Verification {
     pub problems: Vec<Problem>,
     /// Records were checked by hash and chain only: no record key was given.
     pub hmac_unchecked: bool,
+    /// Checkpoint signatures were checked: public keys were given.
+    pub signatures_checked: bool,
     pub chains: BTreeMap<String, ChainSummary>,
 }
 
@@ -220,6 +222,7 @@ enum Checked {
 pub fn verify_readings(readings: Vec<(String, FileReading)>, options: &Options) -> Verification {
     let mut v = Verification {
         hmac_unchecked: options.keys.is_empty(),
+        signatures_checked: !options.checkpoints.public_keys.is_empty(),
         ..Verification::default()
     };
     let mut entries = Vec::new();
