@@ -119,38 +119,6 @@ fn order_by_seq(entries: &mut [Entry]) {
     }
 }
 
-/// The checkpoints an access-log line carries: a JSON array, or a string of one.
-fn read_checkpoints(value: &Value, at: &Location, field: &str, out: &mut Vec<Entry>) {
-    let parsed;
-    let items = match value {
-        Value::Null => return,
-        Value::String(s) if s.is_empty() || s == "-" => return,
-        Value::String(s) => match serde_json::from_str::<Value>(s) {
-            Ok(Value::Array(items)) => {
-                parsed = items;
-                &parsed
-            }
-            Ok(_) => return problem(out, at, format!("{field} is not a JSON array")),
-            Err(e) => return problem(out, at, format!("{field} is not JSON ({e})")),
-        },
-        Value::Array(items) => items,
-        _ => return problem(out, at, format!("{field} is not an array of checkpoints")),
-    };
-    for (i, item) in items.iter().enumerate() {
-        let item_at = Location {
-            item: Some(format!("checkpoint {}", i + 1)),
-            ..at.clone()
-        };
-        match item {
-            Value::Object(_) => out.push(Entry::Record {
-                at: item_at,
-                value: item.clone(),
-            }),
-            _ => problem(out, &item_at, "not a checkpoint object"),
-        }
-    }
-}
-
 /// What the filter writes before a checkpoint in Envoy's log.
 pub const ENVOY_LOG_MARKER: &str = "vigil checkpoint: ";
 
@@ -269,8 +237,19 @@ fn read_field(value: &Value, at: &Location, field: &str, out: &mut Vec<Entry>) {
     }
 }
 
-/// A field holding the records carried late: a JSON array, or a string of one.
+/// A field holding records carried late: a JSON array, or a string of one.
 fn read_late(value: &Value, at: &Location, field: &str, out: &mut Vec<Entry>) {
+    read_array(value, at, field, "late record", out);
+}
+
+/// The checkpoints an access-log line carries: a JSON array, or a string of one.
+fn read_checkpoints(value: &Value, at: &Location, field: &str, out: &mut Vec<Entry>) {
+    read_array(value, at, field, "checkpoint", out);
+}
+
+/// A field holding entries (each an object, named `<what> N` on its line): a JSON array, a
+/// string of one, or Envoy's `-`/null for none.
+fn read_array(value: &Value, at: &Location, field: &str, what: &str, out: &mut Vec<Entry>) {
     let parsed;
     let items = match value {
         Value::Null => return,
@@ -284,12 +263,12 @@ fn read_late(value: &Value, at: &Location, field: &str, out: &mut Vec<Entry>) {
             Err(e) => return problem(out, at, format!("{field} is not JSON ({e})")),
         },
         Value::Array(items) => items,
-        _ => return problem(out, at, format!("{field} is not an array of records")),
+        _ => return problem(out, at, format!("{field} is not an array of {what}s")),
     };
     for (i, item) in items.iter().enumerate() {
         let name = match &at.item {
-            Some(outer) => format!("{outer}, late record {}", i + 1),
-            None => format!("late record {}", i + 1),
+            Some(outer) => format!("{outer}, {what} {}", i + 1),
+            None => format!("{what} {}", i + 1),
         };
         let item_at = Location {
             item: Some(name),
@@ -300,7 +279,7 @@ fn read_late(value: &Value, at: &Location, field: &str, out: &mut Vec<Entry>) {
                 at: item_at,
                 value: item.clone(),
             }),
-            _ => problem(out, &item_at, "not a record object"),
+            _ => problem(out, &item_at, format!("not a {what} object")),
         }
     }
 }

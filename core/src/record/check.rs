@@ -54,15 +54,19 @@ pub struct Checked {
     pub record: SessionRecord,
 }
 
-/// Checks one record given as parsed JSON against the keys the verifier holds.
-pub fn check(value: &Value, keys: &[RecordKey]) -> Result<Checked, RecordFault> {
+/// The record a parsed entry holds, when it is one of this version.
+fn read(value: &Value) -> Result<SessionRecord, RecordFault> {
     match value.get("v") {
         Some(Value::Number(n)) if n.as_u64() == Some(u64::from(RECORD_VERSION)) => {}
         Some(other) => return Err(RecordFault::UnknownVersion(other.to_string())),
         None => return Err(RecordFault::UnknownVersion("(missing)".into())),
     }
-    let record =
-        SessionRecord::deserialize(value).map_err(|e| RecordFault::Shape(e.to_string()))?;
+    SessionRecord::deserialize(value).map_err(|e| RecordFault::Shape(e.to_string()))
+}
+
+/// Checks one record given as parsed JSON against the keys the verifier holds.
+pub fn check(value: &Value, keys: &[RecordKey]) -> Result<Checked, RecordFault> {
+    let record = read(value)?;
     let bytes = super::chain::canonical_bytes(value);
     let key = keys.iter().find(|k| k.id() == record.key_id);
     let Some(key) = key else {
@@ -82,13 +86,7 @@ pub fn check(value: &Value, keys: &[RecordKey]) -> Result<Checked, RecordFault> 
 /// Checks one record's shape and hash without a record key: what an examiner holding only
 /// a checkpoint public key can check (the chain and the signatures do the rest).
 pub fn check_unkeyed(value: &Value) -> Result<Checked, RecordFault> {
-    match value.get("v") {
-        Some(Value::Number(n)) if n.as_u64() == Some(u64::from(RECORD_VERSION)) => {}
-        Some(other) => return Err(RecordFault::UnknownVersion(other.to_string())),
-        None => return Err(RecordFault::UnknownVersion("(missing)".into())),
-    }
-    let record =
-        SessionRecord::deserialize(value).map_err(|e| RecordFault::Shape(e.to_string()))?;
+    let record = read(value)?;
     if sha256_hex(&super::chain::canonical_bytes(value)) != record.hash {
         return Err(RecordFault::HashMismatch);
     }
