@@ -284,6 +284,51 @@ fn a_stop_lets_the_exchanges_in_flight_finish_and_writes_their_records() {
 }
 
 #[test]
+fn checkpoints_are_signed_on_real_sockets_and_a_stopped_server_ends_its_chains() {
+    let dir = scratch("checkpoints");
+    let (var, seed) = vigil_host::TEST_CHECKPOINT_KEY;
+    let serve = Serve::start_with(
+        &dir,
+        &format!("http://127.0.0.1:{}", model_server(0)),
+        &vigil_host::traffic::checkpoint_policy(3, 3600),
+        &["--env".to_string(), format!("{var}={seed}")],
+    );
+    for _ in 0..8 {
+        assert_eq!(serve.post("/v1/chat/completions", CHAT).0, 200);
+    }
+    let log = serve.log.clone();
+    let stderr = serve.stop();
+    // stderr stands for Envoy's log: the checkpoints as they were made, shutdown included.
+    let envoy_log = dir.join("envoy.log");
+    std::fs::write(&envoy_log, &stderr).unwrap();
+    assert_eq!(
+        stderr.matches("\"trigger\":\"shutdown\"").count(),
+        2,
+        "{stderr}"
+    );
+    let public = dir.join("checkpoint.pub");
+    let key = vigil_core::record::checkpoint::SigningKey::new(seed).unwrap();
+    std::fs::write(&public, key.public_key().file_text()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["audit", "verify", "--public-key"])
+        .arg(&public)
+        .args(["--max-gap-s", "60", "--envoy-log"])
+        .arg(&envoy_log)
+        .arg(&log)
+        .env_remove("VIGIL_RECORD_KEY")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text.matches("; ended (shutdown)").count(), 2, "{text}");
+    assert_eq!(
+        text.matches("0 record(s) after it not yet covered").count(),
+        2,
+        "{text}"
+    );
+}
+
+#[test]
 fn a_model_server_that_cannot_be_reached_gets_envoys_503() {
     let dir = scratch("down");
     let serve = Serve::start(&dir, &format!("http://127.0.0.1:{}", free_port()));

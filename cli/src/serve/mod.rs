@@ -254,7 +254,10 @@ fn run_worker(
         while !worker.links.borrow().is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // The plugin's end: its chain closes with a shutdown checkpoint (record.checkpoint),
+        // which goes to stderr as Envoy's log would have it.
         let _ = worker.vm.borrow_mut().shutdown();
+        worker.drain_logs();
         Ok(())
     })
 }

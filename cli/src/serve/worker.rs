@@ -177,7 +177,7 @@ impl Worker {
     }
 
     /// The filter's warnings and checkpoints go to stderr as they come (the host keeps none).
-    fn drain_logs(&self) {
+    pub(super) fn drain_logs(&self) {
         let Ok(mut vm) = self.vm.try_borrow_mut() else {
             return;
         };
