@@ -5,7 +5,7 @@
 use crate::config::PluginConfig;
 use crate::digest::StreamDigest;
 use crate::identity::Identity;
-use crate::record::sealed::{associated_data, Payload};
+use crate::record::sealed::{associated_data, Payload, RawBody};
 use crate::record::{
     BodySummary, Decision, DecisionAction, Outcome, PolicyRef, RecordChain, RecordKey,
     ResponseSummary, Route, SessionRecord, RECORD_VERSION,
@@ -21,9 +21,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 #[derive(Clone, Default)]
 struct BodyCopy {
     digest: StreamDigest,
-    copy: Vec<u8>,
+    kept: RawBody,
     cap: usize,
-    truncated: bool,
     /// The body passes unmasked (unreadable, by policy): only its digest and length are
     /// kept, and `truncated` says the copy is not the body.
     withheld: bool,
@@ -40,26 +39,25 @@ impl BodyCopy {
     fn update(&mut self, chunk: &[u8]) {
         self.digest.update(chunk);
         if self.withheld {
-            self.truncated |= !chunk.is_empty();
+            self.kept.truncated |= !chunk.is_empty();
             return;
         }
-        let room = self.cap.saturating_sub(self.copy.len());
-        self.copy.extend_from_slice(&chunk[..room.min(chunk.len())]);
-        self.truncated |= chunk.len() > room;
+        self.kept.feed(chunk, self.cap);
     }
+}
 
-    /// The copy as text, cut back to a whole character; a UTF-16 or UTF-32 body decoded.
-    fn text(&self) -> String {
-        if let Some(text) = crate::masking::wide::decode_copy(&self.copy) {
-            return text;
+/// The first bytes of a body as text, cut back to a whole character; a UTF-16 or UTF-32
+/// body decoded.
+pub fn copy_text(copy: &[u8]) -> String {
+    if let Some(text) = crate::masking::wide::decode_copy(copy) {
+        return text;
+    }
+    match std::str::from_utf8(copy) {
+        Ok(s) => s.to_string(),
+        Err(e) if e.error_len().is_none() => {
+            String::from_utf8_lossy(&copy[..e.valid_up_to()]).into_owned()
         }
-        match std::str::from_utf8(&self.copy) {
-            Ok(s) => s.to_string(),
-            Err(e) if e.error_len().is_none() => {
-                String::from_utf8_lossy(&self.copy[..e.valid_up_to()]).into_owned()
-            }
-            Err(_) => String::from_utf8_lossy(&self.copy).into_owned(),
-        }
+        Err(_) => String::from_utf8_lossy(copy).into_owned(),
     }
 }
 
@@ -262,7 +260,7 @@ impl ExchangeLog {
     /// the policy): the record keeps its digest and length, never a copy.
     pub fn withhold_response_body(&mut self) {
         self.response_body.withheld = true;
-        self.response_body.copy.clear();
+        self.response_body.kept.body.clear();
     }
 
     /// Values masked, per entity name (added to what earlier calls reported).
@@ -320,15 +318,15 @@ impl ExchangeLog {
             request: BodySummary {
                 bytes: self.request_body.digest.bytes(),
                 sha256: self.request_body.digest.hex(),
-                body: self.request_body.text(),
-                truncated: self.request_body.truncated,
+                body: copy_text(&self.request_body.kept.body),
+                truncated: self.request_body.kept.truncated,
             },
             response: ResponseSummary {
                 status: self.status,
                 bytes: self.response_body.digest.bytes(),
                 sha256: self.response_body.digest.hex(),
-                body: self.response_body.text(),
-                truncated: self.response_body.truncated,
+                body: copy_text(&self.response_body.kept.body),
+                truncated: self.response_body.kept.truncated,
                 details: self.details.clone(),
             },
             sealed: None,

@@ -23,15 +23,10 @@ pub struct KeySources {
 }
 
 impl KeySources {
-    /// The record keys; examiner key files among `--key-file` are left for [`Self::openers`].
+    /// The record keys; examiner key files among `--key-file` are left out ([`Self::load_all`]
+    /// has both).
     pub fn load(&self) -> Result<Vec<RecordKey>, String> {
         Ok(self.load_all()?.0)
-    }
-
-    /// The examiner keys (`vigil audit keygen seal`) among `--key-file`: they open sealed
-    /// payloads.
-    pub fn openers(&self) -> Result<Vec<OpeningKey>, String> {
-        Ok(self.load_all()?.1)
     }
 
     /// The record keys given, or VIGIL_RECORD_KEY when it is set; none otherwise (an
@@ -84,6 +79,38 @@ impl KeySources {
         }
         Ok((keys, openers))
     }
+}
+
+/// The record files verified with the keys given, and the examiner keys among them, for a
+/// command that reads sessions (`show`, `replay`). `Err` is the exit status (2): keys or a file
+/// could not be read, and `command` has said which on stderr.
+pub fn verified_sessions(
+    command: &str,
+    files: &[PathBuf],
+    keys: &KeySources,
+    field: &str,
+    partial: bool,
+) -> Result<(verify::Verification, Vec<OpeningKey>), u8> {
+    let (keys, openers) = keys.load_all().map_err(|e| {
+        eprintln!("vigil audit {command}: {e}");
+        2u8
+    })?;
+    let options = verify::Options {
+        keys,
+        field: field.to_string(),
+        chains: true,
+        partial,
+        expect_heads: None,
+        checkpoints: Default::default(),
+    };
+    let v = verify::verify_files(files, &options);
+    if !v.unreadable.is_empty() {
+        for (p, e) in &v.unreadable {
+            eprintln!("vigil audit {command}: {p}: {e}");
+        }
+        return Err(2);
+    }
+    Ok((v, openers))
 }
 
 /// Checkpoint public keys from their files (`--public-key`).

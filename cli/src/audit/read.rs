@@ -63,8 +63,7 @@ pub fn read_file(path: &Path, field: &str) -> std::io::Result<FileReading> {
 
 /// Reads the lines of `bytes` as from the file named `file`.
 pub fn read_bytes(file: &str, bytes: &[u8], field: &str) -> FileReading {
-    let late_field = format!("{field}_late");
-    let checkpoints_field = format!("{field}_checkpoints");
+    let fields = Fields::named(field);
     let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
     // The newline ending the last line does not start another.
     if bytes.ends_with(b"\n") || bytes.is_empty() {
@@ -78,12 +77,7 @@ pub fn read_bytes(file: &str, bytes: &[u8], field: &str) -> FileReading {
             item: None,
         };
         let mut entries = Vec::new();
-        read_line(line, &at, field, &late_field, &mut entries);
-        if let Some(value) = line_value(line) {
-            if let Some(carried) = value.get(&checkpoints_field) {
-                read_checkpoints(carried, &at, &checkpoints_field, &mut entries);
-            }
-        }
+        read_line(line, &at, &fields, &mut entries);
         order_by_seq(&mut entries);
         entries
     });
@@ -100,11 +94,22 @@ pub fn read_bytes(file: &str, bytes: &[u8], field: &str) -> FileReading {
     reading
 }
 
-/// The line as a JSON object, when it is one (checked again by `read_line`, which names what
-/// is wrong with it otherwise).
-fn line_value(line: &[u8]) -> Option<Value> {
-    let value: Value = serde_json::from_slice(line).ok()?;
-    value.is_object().then_some(value)
+/// The access-log fields a line carries Vigil's entries in: the record (`--field`), the late
+/// records (`<field>_late`) and the checkpoints (`<field>_checkpoints`).
+struct Fields<'a> {
+    record: &'a str,
+    late: String,
+    checkpoints: String,
+}
+
+impl<'a> Fields<'a> {
+    fn named(record: &'a str) -> Self {
+        Self {
+            record,
+            late: format!("{record}_late"),
+            checkpoints: format!("{record}_checkpoints"),
+        }
+    }
 }
 
 /// Entries of one line in chain order: a line carries checkpoints made before its record
@@ -170,7 +175,7 @@ fn problem(entries: &mut Vec<Entry>, at: &Location, message: impl Into<String>) 
     });
 }
 
-fn read_line(line: &[u8], at: &Location, field: &str, late_field: &str, out: &mut Vec<Entry>) {
+fn read_line(line: &[u8], at: &Location, fields: &Fields, out: &mut Vec<Entry>) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.iter().all(u8::is_ascii_whitespace) {
         return problem(out, at, "empty line");
@@ -201,13 +206,16 @@ fn read_line(line: &[u8], at: &Location, field: &str, late_field: &str, out: &mu
         return;
     }
     if let Some(resource_logs) = map.get("resourceLogs") {
-        return read_otlp(resource_logs, at, late_field, out);
+        return read_otlp(resource_logs, at, fields, out);
     }
-    if let Some(late) = map.get(late_field) {
-        read_late(late, at, late_field, out);
+    if let Some(late) = map.get(&fields.late) {
+        read_late(late, at, &fields.late, out);
     }
-    if let Some(record) = map.get(field) {
-        read_field(record, at, field, out);
+    if let Some(record) = map.get(fields.record) {
+        read_field(record, at, fields.record, out);
+    }
+    if let Some(carried) = map.get(&fields.checkpoints) {
+        read_checkpoints(carried, at, &fields.checkpoints, out);
     }
 }
 
@@ -285,7 +293,7 @@ fn read_array(value: &Value, at: &Location, field: &str, what: &str, out: &mut V
 }
 
 /// OTLP/JSON: resourceLogs[].scopeLogs[].logRecords[] with the record in `body.stringValue`.
-fn read_otlp(resource_logs: &Value, at: &Location, late_field: &str, out: &mut Vec<Entry>) {
+fn read_otlp(resource_logs: &Value, at: &Location, fields: &Fields, out: &mut Vec<Entry>) {
     let records = resource_logs
         .as_array()
         .into_iter()
@@ -307,26 +315,20 @@ fn read_otlp(resource_logs: &Value, at: &Location, late_field: &str, out: &mut V
             item: Some(format!("log record {}", i + 1)),
             ..at.clone()
         };
-        let late = log_record
-            .get("attributes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|a| a.get("key").and_then(Value::as_str) == Some(late_field))
-            .and_then(|a| a.pointer("/value/stringValue"));
-        if let Some(late) = late {
-            read_late(late, &item_at, late_field, out);
+        let attribute = |key: &str| {
+            log_record
+                .get("attributes")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|a| a.get("key").and_then(Value::as_str) == Some(key))
+                .and_then(|a| a.pointer("/value/stringValue"))
+        };
+        if let Some(late) = attribute(&fields.late) {
+            read_late(late, &item_at, &fields.late, out);
         }
-        let checkpoints_field = late_field.replace("_late", "_checkpoints");
-        let carried = log_record
-            .get("attributes")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|a| a.get("key").and_then(Value::as_str) == Some(checkpoints_field.as_str()))
-            .and_then(|a| a.pointer("/value/stringValue"));
-        if let Some(carried) = carried {
-            read_checkpoints(carried, &item_at, &checkpoints_field, out);
+        if let Some(carried) = attribute(&fields.checkpoints) {
+            read_checkpoints(carried, &item_at, &fields.checkpoints, out);
         }
         if let Some(body) = log_record.pointer("/body/stringValue") {
             read_field(body, &item_at, "body", out);

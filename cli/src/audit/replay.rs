@@ -9,7 +9,6 @@
 //! not recorded, so rules on headers see none (a model read from a header is the recorded
 //! model).
 
-use super::verify::{verify_files, Options};
 use super::KeySources;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -138,30 +137,10 @@ pub fn run(
             return 2;
         }
     };
-    let (keys, openers) = match keys.load_all() {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("vigil audit replay: {e}");
-            return 2;
-        }
+    let (v, openers) = match super::verified_sessions("replay", files, keys, field, partial) {
+        Ok(read) => read,
+        Err(code) => return code,
     };
-    let v = verify_files(
-        files,
-        &Options {
-            keys,
-            field: field.to_string(),
-            chains: true,
-            partial,
-            expect_heads: None,
-            checkpoints: Default::default(),
-        },
-    );
-    if !v.unreadable.is_empty() {
-        for (p, e) in &v.unreadable {
-            eprintln!("vigil audit replay: {p}: {e}");
-        }
-        return 2;
-    }
     let mut by_change: BTreeMap<String, u64> = BTreeMap::new();
     // change -> rule (after) -> request ids
     let mut grouped: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();

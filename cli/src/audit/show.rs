@@ -7,7 +7,7 @@
 //! A selector is a request id, `VM#seq` (the record's `vm_id`, `#`, its `seq`), or a time
 //! (RFC 3339: the session that was open then, the latest started if several).
 
-use super::verify::{verify_files, Options, Verification};
+use super::verify::Verification;
 use super::KeySources;
 use std::fmt::Write;
 use std::path::PathBuf;
@@ -261,19 +261,7 @@ pub fn text(s: &Session) -> String {
             ""
         }
     );
-    match reassemble(&r.response.body) {
-        Some((text, events)) => {
-            let _ = writeln!(
-                o,
-                "    as the client read it ({events} events):\n{}",
-                indent(&text)
-            );
-            let _ = writeln!(o, "    the events:\n{}", event_list(&r.response.body));
-        }
-        None => {
-            let _ = writeln!(o, "{}", indent(&r.response.body));
-        }
-    }
+    answer_text(&mut o, &r.response.body, "as the client read it");
     if let Some(payload) = &r.sealed {
         sealed_text(&mut o, payload, s.opened.as_ref());
     }
@@ -334,19 +322,21 @@ fn sealed_text(
                 p.response.bytes,
                 cut(p.response.truncated)
             );
-            match reassemble(&answer) {
-                Some((text, events)) => {
-                    let _ = writeln!(
-                        o,
-                        "    as the model server sent it ({events} events):\n{}",
-                        indent(&text)
-                    );
-                    let _ = writeln!(o, "    the events:\n{}", event_list(&answer));
-                }
-                None => {
-                    let _ = writeln!(o, "{}", indent(&answer));
-                }
-            }
+            answer_text(o, &answer, "as the model server sent it");
+        }
+    }
+}
+
+/// An answer's body: an SSE stream as the text it adds up to (`read_as`) and its events
+/// listed, anything else as it is.
+fn answer_text(o: &mut String, body: &str, read_as: &str) {
+    match reassemble(body) {
+        Some((text, events)) => {
+            let _ = writeln!(o, "    {read_as} ({events} events):\n{}", indent(&text));
+            let _ = writeln!(o, "    the events:\n{}", event_list(body));
+        }
+        None => {
+            let _ = writeln!(o, "{}", indent(body));
         }
     }
 }
@@ -391,32 +381,14 @@ pub fn run(
     html_out: bool,
     approvals: Option<&Approvals>,
 ) -> u8 {
-    let (keys, openers) = match keys.load_all() {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("vigil audit show: {e}");
-            return 2;
-        }
-    };
-    let options = Options {
-        keys,
-        field: field.to_string(),
-        chains: true,
-        partial,
-        expect_heads: None,
-        checkpoints: Default::default(),
-    };
     if selector.trim().is_empty() {
         eprintln!("vigil audit show: the selector is empty (a request id, VM#seq or a time)");
         return 2;
     }
-    let v = verify_files(files, &options);
-    if !v.unreadable.is_empty() {
-        for (p, e) in &v.unreadable {
-            eprintln!("vigil audit show: {p}: {e}");
-        }
-        return 2;
-    }
+    let (v, openers) = match super::verified_sessions("show", files, keys, field, partial) {
+        Ok(read) => read,
+        Err(code) => return code,
+    };
     let mut sessions = select(&v, selector);
     if sessions.is_empty() {
         eprintln!("vigil audit show: no verified record matches {selector:?}");

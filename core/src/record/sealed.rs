@@ -133,10 +133,10 @@ impl RawBody {
         self.truncated |= chunk.len() > room;
     }
 
-    /// The kept bytes as text (lossy for bytes that are not UTF-8; a wide body decoded).
+    /// The kept bytes as text (a cut character dropped, other bytes that are not UTF-8
+    /// replaced; a wide body decoded).
     pub fn text(&self) -> String {
-        crate::masking::wide::decode_copy(&self.body)
-            .unwrap_or_else(|| String::from_utf8_lossy(&self.body).into_owned())
+        crate::exchange::copy_text(&self.body)
     }
 }
 
